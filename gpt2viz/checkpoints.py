@@ -1,0 +1,195 @@
+"""Weights in and out: a local Hugging Face GPT-2 folder, our own checkpoints
+(safetensors + JSON, written atomically), and MHA -> GQA conversion by mean-pooling.
+
+Nothing here ever unpickles arbitrary objects: .bin files go through
+torch.load(weights_only=True).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+from .model import GPT2
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot become the model it claims to be; the message says why."""
+
+
+# ---------------------------------------------------------------- Hugging Face GPT-2 folders
+def load_hf_gpt2(folder) -> GPT2:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a folder; give the folder that holds "
+                              f"config.json and model.safetensors.")
+    config = hf_config_to_ours(_read_json(folder / "config.json"))
+    hf_state = _read_hf_weights(folder)
+    state = _hf_state_to_ours(hf_state, config)
+    model = GPT2(config)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path.name} is missing from {path.parent}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON: {err}.") from None
+
+
+def hf_config_to_ours(hf: dict) -> ModelConfig:
+    if hf.get("model_type") != "gpt2":
+        raise CheckpointError(f"config.json describes model_type={hf.get('model_type')!r}; "
+                              f"only GPT-2 checkpoints (model_type 'gpt2') load here.")
+    activation = hf.get("activation_function", "gelu_new")
+    if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise CheckpointError(f"activation_function={activation!r}: this GPT-2 uses tanh GELU "
+                              f"('gelu_new') only.")
+    if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("scale_attn_weights") is False:
+        raise CheckpointError("config.json changes GPT-2's attention scaling "
+                              "(scale_attn_by_inverse_layer_idx / scale_attn_weights); "
+                              "those variants are not supported.")
+    try:
+        return ModelConfig(vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
+                           n_head=hf["n_head"], d_model=hf["n_embd"],
+                           max_seq_len=hf["n_positions"], position="learned",
+                           layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5))
+    except KeyError as err:
+        raise CheckpointError(f"config.json has no {err.args[0]!r}.") from None
+    except ValueError as err:
+        raise CheckpointError(f"config.json: {err}") from None
+
+
+def _read_hf_weights(folder: Path) -> dict:
+    safetensors_path, bin_path = folder / "model.safetensors", folder / "pytorch_model.bin"
+    try:
+        if safetensors_path.is_file():
+            return load_file(str(safetensors_path))
+        if bin_path.is_file():
+            return torch.load(bin_path, map_location="cpu", weights_only=True)
+    except (SafetensorError, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        name = safetensors_path.name if safetensors_path.is_file() else bin_path.name
+        raise CheckpointError(f"{name} in {folder} cannot be read ({err}); "
+                              f"the file is damaged or not a weights file.") from None
+    raise CheckpointError(f"{folder} has no model.safetensors (or pytorch_model.bin).")
+
+
+def _hf_state_to_ours(hf_state: dict, config: ModelConfig) -> dict:
+    """HF's Conv1D stores (in, out); nn.Linear wants (out, in). c_attn splits into q, k, v."""
+    prefix = "transformer." if any(k.startswith("transformer.") for k in hf_state) else ""
+    d = config.d_model
+
+    def get(name, shape):
+        key = prefix + name
+        if key not in hf_state:
+            raise CheckpointError(f"weight {key!r} is missing: this is not a complete GPT-2 "
+                                  f"checkpoint for n_layer={config.n_layer}.")
+        tensor = hf_state[key]
+        if tuple(tensor.shape) != shape:
+            raise CheckpointError(f"weight {key!r} has shape {tuple(tensor.shape)}, but "
+                                  f"config.json implies {shape}.")
+        return tensor.float()
+
+    state = {"wte.weight": get("wte.weight", (config.vocab_size, d)),
+             "wpe.weight": get("wpe.weight", (config.max_seq_len, d)),
+             "ln_f.weight": get("ln_f.weight", (d,)), "ln_f.bias": get("ln_f.bias", (d,))}
+    state["lm_head.weight"] = state["wte.weight"]
+    for i in range(config.n_layer):
+        hf, ours = f"h.{i}.", f"blocks.{i}."
+        for ln in ("ln_1", "ln_2"):
+            state[ours + ln + ".weight"] = get(hf + ln + ".weight", (d,))
+            state[ours + ln + ".bias"] = get(hf + ln + ".bias", (d,))
+        qkv_w = get(hf + "attn.c_attn.weight", (d, 3 * d)).t()
+        qkv_b = get(hf + "attn.c_attn.bias", (3 * d,))
+        for part, w, b in zip(("q", "k", "v"), qkv_w.split(d, 0), qkv_b.split(d, 0)):
+            state[ours + f"attn.{part}_proj.weight"] = w.contiguous()
+            state[ours + f"attn.{part}_proj.bias"] = b
+        state[ours + "attn.out_proj.weight"] = get(hf + "attn.c_proj.weight", (d, d)).t().contiguous()
+        state[ours + "attn.out_proj.bias"] = get(hf + "attn.c_proj.bias", (d,))
+        state[ours + "mlp.c_fc.weight"] = get(hf + "mlp.c_fc.weight", (d, 4 * d)).t().contiguous()
+        state[ours + "mlp.c_fc.bias"] = get(hf + "mlp.c_fc.bias", (4 * d,))
+        state[ours + "mlp.c_proj.weight"] = get(hf + "mlp.c_proj.weight", (4 * d, d)).t().contiguous()
+        state[ours + "mlp.c_proj.bias"] = get(hf + "mlp.c_proj.bias", (d,))
+    return state
+
+
+# ---------------------------------------------------------------- MHA -> GQA by mean-pooling
+def to_gqa(model: GPT2, n_kv_head: int) -> GPT2:
+    """A new model whose each key/value head is the mean of the heads in its group
+    (Ainslie et al. 2023, section 2.1). Works from MHA or from GQA with more kv heads."""
+    old = model.config
+    if n_kv_head < 1 or old.n_kv_head % n_kv_head:
+        valid = [k for k in range(1, old.n_kv_head + 1) if old.n_kv_head % k == 0]
+        raise ValueError(f"cannot pool {old.n_kv_head} key/value heads into {n_kv_head}: "
+                         f"choose n_kv_head from {valid}.")
+    merged = old.n_kv_head // n_kv_head
+    new_model = GPT2(old.replace(n_kv_head=n_kv_head)).to(model.wte.weight)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if ".k_proj." in name or ".v_proj." in name:  # (n_kv_head * hd, ...) -> pooled heads
+            heads = tensor.reshape(n_kv_head, merged, old.head_dim, *tensor.shape[1:])
+            tensor = heads.mean(dim=1).reshape(n_kv_head * old.head_dim, *tensor.shape[1:])
+        state[name] = tensor
+    new_model.load_state_dict(state, strict=True)
+    return new_model.train(model.training)
+
+
+# ---------------------------------------------------------------- our own checkpoints
+def save_checkpoint(folder, model: GPT2, meta: dict) -> Path:
+    """model.safetensors + meta.json (config and whatever the caller adds), written to a
+    temporary folder and renamed into place: a crash leaves no half-written checkpoint."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        weights = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(weights, str(staging / "model.safetensors"))
+        (staging / "meta.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}))
+        os.replace(staging, folder)
+    except BaseException:
+        for f in staging.glob("*"):
+            f.unlink()
+        staging.rmdir()
+        raise
+    return folder
+
+
+def load_checkpoint(folder) -> tuple[GPT2, dict]:
+    folder = Path(folder)
+    meta = _read_json(folder / "meta.json")
+    try:
+        config = ModelConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / 'meta.json'} has no valid config: {err}") from None
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"model.safetensors is missing from {folder}.")
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} cannot be read ({err}).") from None
+    model = GPT2(config)
+    weights["lm_head.weight"] = weights.get("wte.weight")
+    expected = model.state_dict()
+    for name, tensor in expected.items():
+        got = weights.get(name)
+        if got is None or got.shape != tensor.shape:
+            raise CheckpointError(f"{path}: weight {name!r} is "
+                                  f"{'missing' if got is None else tuple(got.shape)}, the config "
+                                  f"needs {tuple(tensor.shape)}.")
+    unexpected = sorted(set(weights) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{path} holds weights this config does not have: "
+                              f"{', '.join(unexpected[:5])}.")
+    model.load_state_dict(weights, strict=True)
+    return model.eval(), meta

@@ -1,0 +1,128 @@
+"""ModelConfig: one frozen, validated description of every variant, and the named presets.
+
+Frozen so a config can key a cache (st.cache_resource, the checkpoint folder) and so a
+model built from it can never drift from what its config says it is.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+POSITIONS = ("learned", "sinusoidal", "rope", "none")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 50257
+    n_layer: int = 4
+    n_head: int = 8
+    n_kv_head: int | None = None  # None = n_head (multi-head attention)
+    d_model: int = 128
+    max_seq_len: int = 256
+    position: str = "learned"  # "learned" | "sinusoidal" | "rope" | "none"
+    rope_base: float = 10000.0
+    window: int | None = None  # None = full causal attention; w = keys i-w < j <= i
+    dropout: float = 0.0
+    bias: bool = True
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.n_kv_head is None:
+            object.__setattr__(self, "n_kv_head", self.n_head)
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("Invalid ModelConfig: " + " ".join(problems))
+
+    def _problems(self):
+        for name in ("vocab_size", "n_layer", "n_head", "n_kv_head", "d_model", "max_seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                yield f"{name}={value!r} must be a positive integer."
+                return
+        if self.position not in POSITIONS:
+            yield f"position={self.position!r} is unknown; choose one of {', '.join(POSITIONS)}."
+        if self.d_model % self.n_head:
+            divisors = [h for h in range(1, self.d_model + 1) if self.d_model % h == 0 and h <= 64]
+            yield (f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
+                   f"pick n_head from {divisors} or change d_model to a multiple of {self.n_head}.")
+            return
+        if self.n_head % self.n_kv_head:
+            valid = [k for k in range(1, self.n_head + 1) if self.n_head % k == 0]
+            yield (f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}; "
+                   f"query heads share key/value heads in equal groups, so n_kv_head must be "
+                   f"one of {valid}.")
+        if self.n_kv_head > self.n_head:
+            yield f"n_kv_head={self.n_kv_head} cannot exceed n_head={self.n_head}."
+        if self.position == "rope" and self.head_dim % 2:
+            yield (f"position='rope' rotates pairs of dimensions, but head_dim = d_model/n_head = "
+                   f"{self.head_dim} is odd; make d_model/n_head even.")
+        if not self.rope_base > 1.0:
+            yield f"rope_base={self.rope_base} must be greater than 1 (10000 is the usual value)."
+        if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
+            yield (f"window={self.window!r} must be None (full attention) or an integer >= 1 "
+                   f"(the number of keys each query sees, itself included).")
+        if not 0.0 <= self.dropout < 1.0:
+            yield f"dropout={self.dropout} must be in [0, 1)."
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per key/value head: query head h reads kv head h // group_size."""
+        return self.n_head // self.n_kv_head
+
+    @property
+    def attention_kind(self) -> str:
+        if self.n_kv_head == self.n_head:
+            return "MHA"
+        return "MQA" if self.n_kv_head == 1 else "GQA"
+
+    def kv_cache_bytes_per_token(self, dtype_bytes: int = 4) -> int:
+        """K and V for one token over all layers: 2 * n_layer * n_kv_head * head_dim values."""
+        return 2 * self.n_layer * self.n_kv_head * self.head_dim * dtype_bytes
+
+    def kv_cache_bytes(self, seq_len: int, batch: int = 1, dtype_bytes: int = 4) -> int:
+        """A window caps the cache at `window` slots (rolling buffer)."""
+        slots = seq_len if self.window is None else min(seq_len, self.window)
+        return batch * slots * self.kv_cache_bytes_per_token(dtype_bytes)
+
+    def check_seq_len(self, seq_len: int) -> None:
+        if self.position == "learned" and seq_len > self.max_seq_len:
+            raise ValueError(
+                f"sequence of {seq_len} tokens is longer than max_seq_len={self.max_seq_len}, "
+                f"and learned positions have no embedding past it; shorten the input or use "
+                f"position='rope', 'sinusoidal' or 'none'.")
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The seed report's variants on one small GPT-2 body (4 layers, d=128, 8 heads of 16): small
+# enough to train on two CPU cores in under a minute, large enough to learn real structure.
+_BASE = ModelConfig()
+PRESETS: dict[str, ModelConfig] = {
+    "gpt2": _BASE,
+    "rope": _BASE.replace(position="rope"),
+    "gqa": _BASE.replace(n_kv_head=2),
+    "swa": _BASE.replace(window=16),
+    "rope+gqa+swa": _BASE.replace(position="rope", n_kv_head=2, window=16),
+}
+
+PRESET_DESCRIPTIONS = {
+    "gpt2": "Baseline GPT-2: learned absolute positions, multi-head attention, full causal.",
+    "rope": "Rotary position embeddings (RoFormer) on q and k; no absolute position added.",
+    "gqa": "Grouped-query attention: 8 query heads share 2 key/value heads (groups of 4).",
+    "swa": "Sliding-window attention: each token sees itself and the 15 tokens before it.",
+    "rope+gqa+swa": "All three together, as in Mistral-style attention on a GPT-2 body.",
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(PRESETS)}.")
+    return PRESETS[name].replace(**overrides)

@@ -1,0 +1,231 @@
+"""GPT-2 with every variant: positions (learned / sinusoidal / rope / none), grouped-query
+attention and sliding windows, all chosen by one ModelConfig.
+
+The vanilla config is GPT-2 exactly (pre-LN, tanh GELU, tied embeddings): tests load Hugging
+Face's weights and compare logits. `trace` returns the internals the dashboard draws.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import attention, eager_attention
+from .cache import KVCache
+from .config import ModelConfig
+from .positions import apply_rope, positions_from_mask, rope_cos_sin, sinusoidal_table
+from .resources import ensure_fits
+
+
+@dataclass
+class Trace:
+    """Everything one forward pass computed that the pages draw, per layer."""
+    logits: torch.Tensor  # (B, T, vocab_size)
+    attn: list = field(default_factory=list)  # (B, n_head, T, T) probabilities
+    q: list = field(default_factory=list)  # (B, n_head, T, head_dim), after rotation
+    k: list = field(default_factory=list)  # (B, n_kv_head, T, head_dim), after rotation
+    v: list = field(default_factory=list)  # (B, n_kv_head, T, head_dim)
+    positions: torch.Tensor | None = None  # (B, T) position of each token (real tokens only)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.config, self.layer = config, layer
+        kv_width = config.n_kv_head * config.head_dim
+        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.k_proj = nn.Linear(config.d_model, kv_width, bias=config.bias)
+        self.v_proj = nn.Linear(config.d_model, kv_width, bias=config.bias)
+        self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, rope, key_mask, cache: KVCache | None, trace: Trace | None):
+        cfg = self.config
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, cfg.n_head, cfg.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = self.k_proj(x).view(b, t, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = self.v_proj(x).view(b, t, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            cache.store(self.layer, k, v)
+        if cache is not None and cache.decoding:
+            k_all, v_all, cached_mask = cache.keys_values(self.layer)  # all within the window
+            y = attention(q, k_all, v_all, key_mask=cached_mask)
+        elif trace is not None:
+            y, probs = eager_attention(q, k, v, cfg.window, key_mask)
+            trace.attn.append(probs)
+            trace.q.append(q)
+            trace.k.append(k)
+            trace.v.append(v)
+        elif self.training and cfg.dropout > 0:
+            y = self._dropout_attention(q, k, v, key_mask)
+        else:
+            y = attention(q, k, v, cfg.window, key_mask=key_mask)
+        y = y.transpose(1, 2).reshape(b, t, cfg.d_model)  # (B, T, d_model)
+        return self.resid_dropout(self.out_proj(y))
+
+    def _dropout_attention(self, q, k, v, key_mask):
+        """Training with attention dropout: the reference path, probabilities dropped."""
+        _, probs = eager_attention(q, k, v, self.config.window, key_mask)
+        probs = F.dropout(probs, self.config.dropout, training=True)
+        b, hq, t, _ = probs.shape
+        hkv = k.shape[1]
+        out = probs.view(b, hkv, hq // hkv, t, t) @ v.unsqueeze(2)
+        return out.reshape(b, hq, t, -1)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.attn = SelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rope, key_mask, cache, trace):
+        x = x + self.attn(self.ln_1(x), rope, key_mask, cache, trace)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.wpe = nn.Embedding(config.max_seq_len, config.d_model) if config.position == "learned" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
+            if name.endswith(("out_proj.weight", "c_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @classmethod
+    def from_hf_gpt2(cls, folder) -> "GPT2":
+        from .checkpoints import load_hf_gpt2
+
+        return load_hf_gpt2(folder)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, padding_mask=None):
+        """idx (B, T) token ids -> logits (B, T, vocab_size)."""
+        return self._run(idx, padding_mask)
+
+    def trace(self, idx, padding_mask=None) -> Trace:
+        """Logits plus per-layer q, k, v and attention probabilities (eager kernel)."""
+        trace = Trace(logits=None)
+        trace.logits = self._run(idx, padding_mask, trace=trace)
+        return trace
+
+    def _run(self, idx, padding_mask=None, cache: KVCache | None = None, trace=None,
+             last_only=False):
+        cfg = self.config
+        b, t = idx.shape
+        if padding_mask is not None:
+            if tuple(padding_mask.shape) != (b, t):
+                raise ValueError(f"padding_mask must be (B, T) = ({b}, {t}); "
+                                 f"got {tuple(padding_mask.shape)}.")
+            padding_mask = padding_mask.to(device=idx.device, dtype=torch.bool)
+            if bool(padding_mask.all()):
+                padding_mask = None
+        offset = 0 if cache is None else cache.begin(t, padding_mask)
+        positions = positions_from_mask(padding_mask, b, t, idx.device, offset)  # (B, T)
+        cfg.check_seq_len(int(positions.max()) + 1)
+        x = self.wte(idx)  # (B, T, d_model)
+        if cfg.position == "learned":
+            x = x + self.wpe(positions)
+        elif cfg.position == "sinusoidal":
+            x = x + sinusoidal_table(positions, cfg.d_model, x.dtype)
+        rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, x.dtype) if cfg.position == "rope" else None
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, rope, padding_mask, cache, trace)
+        if trace is not None:
+            trace.positions = positions
+        x = self.ln_f(x)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(x)
+
+    @torch.inference_mode()
+    def generate(self, idx, max_new_tokens=50, temperature=1.0, top_k=None, seed=None,
+                 use_cache=True, padding_mask=None):
+        """Prompt (B, T), left-padded if its rows differ in length, -> (B, T + max_new_tokens).
+
+        temperature=0.0 is greedy. Without the cache every step reruns the whole sequence
+        but computes logits for the last position only (the fair uncached baseline).
+        """
+        if max_new_tokens < 0 or temperature < 0:
+            raise ValueError("max_new_tokens and temperature must be >= 0.")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k={top_k} must be None or >= 1.")
+        b, t = idx.shape
+        total = t + max_new_tokens
+        self.config.check_seq_len(total)
+        ensure_fits(self.generate_bytes(b, total), f"generating {max_new_tokens} tokens for a "
+                    f"batch of {b} after a {t}-token prompt")
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=idx.device).manual_seed(seed)
+        cache = KVCache(self.config, b, total, idx.device, self.wte.weight.dtype) if use_cache else None
+        out, mask = idx, padding_mask
+        step_input = idx
+        for _ in range(max_new_tokens):
+            if cache is not None:
+                logits = self._run(step_input, mask if cache.length == 0 else None, cache, last_only=True)
+            else:
+                logits = self._run(out, mask, last_only=True)
+            next_token = sample(logits[:, -1], temperature, top_k, generator)  # (B, 1)
+            out = torch.cat([out, next_token], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(next_token, dtype=torch.bool)], dim=1)
+            step_input = next_token
+        return out
+
+    def generate_bytes(self, batch: int, total_tokens: int) -> int:
+        """Up-front estimate: KV cache + one full-length activation pass + logits."""
+        cfg = self.config
+        itemsize = self.wte.weight.element_size()
+        activations = batch * total_tokens * cfg.d_model * 8 * itemsize
+        return cfg.kv_cache_bytes(total_tokens, batch, itemsize) + activations + batch * cfg.vocab_size * itemsize
+
+
+def sample(logits, temperature, top_k, generator):
+    """logits (B, V) -> next token ids (B, 1)."""
+    if temperature == 0.0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)

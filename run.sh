@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One entry point that sets itself up: ./run.sh app | test | bench [...] | train [...]
+# Creates .venv on first use and reinstalls only when a requirements file changes.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+setup() {  # $1: requirements file
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  local stamp=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$1"
+  if [ ! -f "$stamp" ]; then
+    echo "Installing $1 into .venv (first run only, about a minute)..." >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1" 2>&1 \
+      | grep -v "^WARNING: Location" >&2 || true
+    .venv/bin/python -c "import torch, streamlit, tiktoken" >/dev/null
+    touch "$stamp"
+  fi
+}
+
+ensure_chromium() {  # the browser tests drive Debian's Chromium; install it where we can
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Chromium for the browser tests (apt-get)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 \
+      || echo "Chromium could not be installed: browser tests will be skipped." >&2
+  else
+    echo "No chromium and no root to install it: browser tests will be skipped." >&2
+  fi
+}
+
+cmd="${1:-app}"; shift || true
+case "$cmd" in
+  app)
+    setup requirements.txt
+    exec .venv/bin/python -m streamlit run app.py --browser.gatherUsageStats false "$@" ;;
+  test)
+    setup requirements-dev.txt
+    ensure_chromium
+    exec .venv/bin/python -m pytest "$@" ;;
+  bench|train)
+    setup requirements.txt
+    exec .venv/bin/python -m gpt2viz "$cmd" "$@" ;;
+  *) echo "usage: ./run.sh app | test | bench [...] | train [...]" >&2; exit 2 ;;
+esac

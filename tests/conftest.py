@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from gpt2viz import GPT2, ModelConfig
+
+# Every variant the dashboard can build, small enough for property tests in float64.
+VARIANTS = {
+    "learned": dict(position="learned"),
+    "sinusoidal": dict(position="sinusoidal"),
+    "rope": dict(position="rope"),
+    "none": dict(position="none"),
+    "gqa": dict(position="learned", n_kv_head=2),
+    "mqa": dict(position="rope", n_kv_head=1),
+    "swa": dict(position="learned", window=4),
+    "rope+gqa+swa": dict(position="rope", n_kv_head=2, window=4),
+}
+
+
+def tiny_model(seed=0, dtype=torch.float64, **overrides) -> GPT2:
+    """A random model with a bigger-than-default init so every influence is far above
+    float64 round-off (a change that should not matter must change nothing at all)."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(**{**dict(vocab_size=97, n_layer=2, n_head=4, d_model=32, max_seq_len=64),
+                         **overrides})
+    model = GPT2(cfg).to(dtype).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3) if p.dim() > 1 else p.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
+def variant(request):
+    return request.param, VARIANTS[request.param]

@@ -1,0 +1,150 @@
+"""Properties every variant must have: causality, window reach, relative positions under
+RoPE, grouped kv heads, padding that changes nothing, and a trace that tells the truth."""
+import pytest
+import torch
+
+from conftest import VARIANTS, tiny_model
+from gpt2viz import GPT2
+from gpt2viz.checkpoints import to_gqa
+
+
+def logit_change(model, idx, j):
+    """|change| of the logits at every position when token j is replaced."""
+    changed = idx.clone()
+    changed[:, j] = (changed[:, j] + 1) % model.config.vocab_size
+    with torch.no_grad():
+        return (model(changed) - model(idx)).abs().amax(dim=(0, 2))  # (T,)
+
+
+def test_causality(variant):
+    _, fields = variant
+    model = tiny_model(**fields)
+    idx = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(0))
+    for j in (0, 7, 19):
+        change = logit_change(model, idx, j)
+        assert (change[:j] == 0).all(), "a token changed logits before it"
+        assert change[j] > 1e-6
+
+
+@pytest.mark.parametrize("fields", [VARIANTS["swa"], VARIANTS["rope+gqa+swa"],
+                                    dict(position="none", window=3, n_layer=3)])
+def test_window_reach_is_exactly_layers_times_window_minus_one(fields):
+    model = tiny_model(**fields)
+    reach = model.config.n_layer * (model.config.window - 1)
+    idx = torch.randint(0, 97, (1, 30), generator=torch.Generator().manual_seed(1))
+    j = 4
+    change = logit_change(model, idx, j)
+    for i in range(30):
+        influenced = bool(change[i] > 1e-12)
+        assert influenced == (0 <= i - j <= reach), f"i={i}, j={j}, reach={reach}"
+    assert change[j + reach] > 1e-12 and change[j + reach + 1] == 0  # both sides of the edge
+
+
+def test_rope_with_window_sees_relative_positions_only():
+    """Same last L*(w-1)+1 tokens at different absolute positions: same last logits under
+    RoPE, different under learned positions."""
+    gen = torch.Generator().manual_seed(2)
+    for fields, same in [(VARIANTS["rope+gqa+swa"], True), (VARIANTS["swa"], False)]:
+        model = tiny_model(**fields)
+        suffix = torch.randint(0, 97, (1, model.config.n_layer * (model.config.window - 1) + 1),
+                               generator=gen)
+        a = torch.cat([torch.randint(0, 97, (1, 3), generator=gen), suffix], 1)
+        b = torch.cat([torch.randint(0, 97, (1, 21), generator=gen), suffix], 1)
+        with torch.no_grad():
+            gap = (model(a)[:, -1] - model(b)[:, -1]).abs().max()
+        assert (gap < 1e-10) if same else (gap > 1e-4)
+
+
+def test_rope_model_scores_depend_on_distance_only():
+    model = tiny_model(position="rope")
+    idx = torch.full((1, 24), 11)  # one token repeated: only position differs
+    tr = model.trace(idx)
+    q, k = tr.q[0][0, 0], tr.k[0][0, 0]  # layer 0, head 0: (T, hd)
+    scores = q @ k.T
+    torch.testing.assert_close(scores[1:, 1:], scores[:-1, :-1], rtol=0, atol=1e-10)
+
+
+def test_padding_left_or_right_equals_each_prompt_alone(variant):
+    _, fields = variant
+    model = tiny_model(**fields)
+    gen = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(0, 97, (n,), generator=gen) for n in (5, 11, 2)]
+    t = 11
+    for side in ("left", "right"):
+        idx = torch.zeros(3, t, dtype=torch.long)
+        mask = torch.zeros(3, t, dtype=torch.bool)
+        for row, p in enumerate(prompts):
+            span = slice(t - len(p), t) if side == "left" else slice(0, len(p))
+            idx[row, span], mask[row, span] = p, True
+        with torch.no_grad():
+            batched = model(idx, padding_mask=mask)
+            tr = model.trace(idx, padding_mask=mask)
+            for row, p in enumerate(prompts):
+                alone = model(p[None])[0]
+                torch.testing.assert_close(batched[row][mask[row]], alone, rtol=0, atol=1e-10)
+        for probs in tr.attn:  # real queries put no mass on padded keys
+            real_rows = probs.transpose(1, 2)[mask]  # (real tokens, n_head, T)
+            keys_padded = (~mask).repeat_interleave(mask.sum(1), 0)[:, None, :]
+            assert (real_rows * keys_padded).abs().max() == 0
+
+
+def test_trace_is_a_distribution_inside_the_window_and_matches_forward(variant):
+    name, fields = variant
+    model = tiny_model(**fields)
+    idx = torch.randint(0, 97, (2, 17), generator=torch.Generator().manual_seed(4))
+    tr = model.trace(idx)
+    cfg = model.config
+    i, j = torch.arange(17)[:, None], torch.arange(17)[None, :]
+    outside = (j > i) | ((i - j >= cfg.window) if cfg.window else torch.zeros_like(j > i))
+    assert len(tr.attn) == len(tr.q) == len(tr.k) == len(tr.v) == cfg.n_layer
+    for probs, q, k, v in zip(tr.attn, tr.q, tr.k, tr.v):
+        assert probs.shape == (2, cfg.n_head, 17, 17)
+        assert q.shape == (2, cfg.n_head, 17, cfg.head_dim)
+        assert k.shape == v.shape == (2, cfg.n_kv_head, 17, cfg.head_dim)
+        torch.testing.assert_close(probs.sum(-1), torch.ones(2, cfg.n_head, 17).double())
+        assert (probs[..., outside] == 0).all()
+    with torch.no_grad():
+        torch.testing.assert_close(tr.logits, model(idx), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("fields", [dict(window=40), dict(window=40, n_kv_head=2, position="rope")])
+def test_trace_eager_equals_banded_fast_path_on_long_inputs(fields):
+    model = tiny_model(dtype=torch.float32, max_seq_len=700, **fields)
+    idx = torch.randint(0, 97, (1, 601), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert (model.trace(idx).logits - model(idx)).abs().max() <= 1e-5
+
+
+def test_gqa_parameters_and_equivalence_to_mha_with_shared_heads():
+    gqa = tiny_model(n_kv_head=2)
+    cfg = gqa.config
+    attn = gqa.blocks[0].attn
+    kv_weights = attn.k_proj.weight.numel() + attn.v_proj.weight.numel()
+    assert kv_weights == 2 * cfg.d_model * cfg.n_kv_head * cfg.head_dim
+    # MHA whose k/v heads repeat each GQA head for its group computes the same function
+    mha = GPT2(cfg.replace(n_kv_head=cfg.n_head)).double().eval()
+    state = gqa.state_dict()
+    for name, tensor in list(state.items()):
+        if ".k_proj." in name or ".v_proj." in name:
+            heads = tensor.reshape(cfg.n_kv_head, cfg.head_dim, *tensor.shape[1:])
+            state[name] = heads.repeat_interleave(cfg.group_size, 0).reshape(cfg.d_model, *tensor.shape[1:])
+    mha.load_state_dict(state)
+    idx = torch.randint(0, 97, (2, 15))
+    with torch.no_grad():
+        torch.testing.assert_close(mha(idx), gqa(idx), rtol=0, atol=1e-10)
+
+
+def test_to_gqa_identity_and_mean_pool():
+    mha = tiny_model()
+    idx = torch.randint(0, 97, (2, 15))
+    same = to_gqa(mha, mha.config.n_head)
+    with torch.no_grad():
+        assert torch.equal(same(idx), mha(idx))
+    pooled = to_gqa(mha, 2)
+    assert pooled.config.n_kv_head == 2
+    hd = mha.config.head_dim
+    w = mha.blocks[1].attn.v_proj.weight
+    expected = (w[2 * hd:3 * hd] + w[3 * hd:4 * hd]) / 2  # kv head 1 = mean of heads 2 and 3
+    torch.testing.assert_close(pooled.blocks[1].attn.v_proj.weight[hd:], expected)
+    with pytest.raises(ValueError, match="choose n_kv_head from"):
+        to_gqa(mha, 3)
