@@ -21,7 +21,7 @@ import torch.nn.functional as F
 IMPLS = ("auto", "eager", "sdpa", "banded", "flex")
 
 # Below this many keys a window costs more to cut into bands than it saves (bench: see README).
-BANDED_MIN_KEYS = 512
+BANDED_MIN_KEYS = 2048
 
 
 def attention(q, k, v, window=None, impl="auto", key_mask=None):

@@ -1,0 +1,71 @@
+"""Command line: python -m gpt2viz train ... | bench ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import PRESETS, preset
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpt2viz")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_cmd = commands.add_parser("train", help="train one variant on a corpus")
+    train_cmd.add_argument("--variant", required=True, choices=list(PRESETS))
+    train_cmd.add_argument("--steps", type=int, help="optimizer steps (default 240)")
+    train_cmd.add_argument("--seconds", type=float, help="stop after this many seconds")
+    train_cmd.add_argument("--corpus", help="a UTF-8 text file (default: pydoc_data.topics)")
+    train_cmd.add_argument("--seed", type=int, default=0)
+    train_cmd.add_argument("--no-cache", action="store_true", help="train even if cached")
+
+    from .bench import add_bench_arguments
+    add_bench_arguments(commands.add_parser("bench", help="measure attention and models"))
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return run_train(args)
+        from .bench import run_bench
+        return run_bench(args)
+    except (ValueError, MemoryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was saved.", file=sys.stderr)
+        return 130
+
+
+def run_train(args) -> int:
+    from dataclasses import replace
+
+    from .corpus import Corpus, read_text
+    from .train import TrainSettings, train
+
+    corpus = Corpus.from_text(read_text(args.corpus), args.corpus) if args.corpus else Corpus.default()
+    settings = TrainSettings()
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    if args.seconds is not None:
+        settings = replace(settings, max_seconds=args.seconds)
+
+    def report(p):
+        if p.step % 10 == 0 or p.step == p.steps or p.val_loss is not None:
+            val = f" val {p.val_loss:.3f}" if p.val_loss is not None else ""
+            print(f"step {p.step}/{p.steps} loss {p.loss:.3f}{val} {p.tokens_per_second:,.0f} tok/s "
+                  f"~{p.seconds_left:.0f}s left", file=sys.stderr, flush=True)
+
+    result = train(preset(args.variant), corpus, settings, seed=args.seed, callback=report,
+                   use_cache=not args.no_cache)
+    h = result.history
+    print(json.dumps({"variant": args.variant, "params": result.model.num_params(),
+                      "seconds": round(h.seconds, 2), "steps": h.steps[-1] if h.steps else 0,
+                      "val_loss": round(result.val_loss, 4), "unigram_loss": round(h.unigram_loss, 4),
+                      "from_cache": result.from_cache, "stopped_early": h.stopped_early,
+                      "corpus": result.corpus_name}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

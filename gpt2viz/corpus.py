@@ -1,0 +1,103 @@
+"""Text to train on: the embedded default (no download) or any UTF-8 text a user gives.
+
+Default: the standard library's `pydoc_data.topics` — 79 documents of English prose about
+Python that every CPython ships (about 139k GPT-2 tokens, 5,170 distinct ids).
+
+Split: the token stream is cut into blocks of SPLIT_BLOCK tokens; every tenth block
+(index % 10 == 9) is validation, the rest is training. Interleaving keeps both splits drawn
+from every part of the text, and no validation token is ever trained on.
+
+Vocabulary: a model trained here only embeds the GPT-2 ids that occur in the training split
+(5k rows instead of 50k: each step several times faster), plus one "unknown" id for every
+other GPT-2 id. `Vocabulary` maps both ways and is saved with each checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .tokenizer import EOT, get_tokenizer
+
+SPLIT_BLOCK = 1024
+MIN_TOKENS = 4096  # below this there is not enough text for a training and a validation split
+
+
+class CorpusError(ValueError):
+    """Text that cannot be trained on; the message says why and what to do."""
+
+
+def default_text() -> str:
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[name] for name in sorted(topics))
+
+
+def read_text(path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path} is not a file.")
+    return decode_text(path.read_bytes(), str(path))
+
+
+def decode_text(data: bytes, name: str = "the text") -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{name} is not UTF-8 text (byte {err.start} is invalid); "
+                          f"save it as UTF-8 and try again.") from None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    train: torch.Tensor  # (N_train,) compact ids
+    val: torch.Tensor  # (N_val,) compact ids
+    vocab: "Vocabulary"
+    sha256: str
+
+    @classmethod
+    def from_text(cls, text: str, name: str = "text") -> "Corpus":
+        ids = get_tokenizer().encode(text)
+        if len(ids) < MIN_TOKENS:
+            raise CorpusError(f"{name} has {len(ids)} GPT-2 tokens; training needs at least "
+                              f"{MIN_TOKENS} (about {MIN_TOKENS * 4 // 1000} KB of English). "
+                              f"Give a longer text.")
+        blocks = torch.tensor(ids).split(SPLIT_BLOCK)
+        val_ids = torch.cat([b for i, b in enumerate(blocks) if i % 10 == 9])
+        train_ids = torch.cat([b for i, b in enumerate(blocks) if i % 10 != 9])
+        vocab = Vocabulary(sorted(set(train_ids.tolist())))
+        return cls(name=name, train=vocab.to_compact(train_ids), val=vocab.to_compact(val_ids),
+                   vocab=vocab, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+    @classmethod
+    def default(cls) -> "Corpus":
+        return cls.from_text(default_text(), "pydoc_data.topics")
+
+    def unigram_loss(self) -> float:
+        """Cross-entropy (nats) of the validation tokens under the training split's token
+        frequencies, add-one smoothed: what a model that ignores context would score."""
+        counts = torch.bincount(self.train, minlength=self.vocab.size).double() + 1.0
+        log_probs = (counts / counts.sum()).log()
+        return float(-log_probs[self.val].mean())
+
+
+class Vocabulary:
+    """GPT-2 ids <-> compact ids 0..n-1, and n = the unknown id for every other GPT-2 id."""
+
+    def __init__(self, gpt2_ids: list[int]):
+        self.gpt2_ids = list(gpt2_ids)
+        self.unknown = len(self.gpt2_ids)
+        self.size = self.unknown + 1
+        self._to_compact = torch.full((50257,), self.unknown, dtype=torch.long)
+        self._to_compact[torch.tensor(self.gpt2_ids, dtype=torch.long)] = torch.arange(self.unknown)
+        self._to_gpt2 = torch.tensor(self.gpt2_ids + [EOT], dtype=torch.long)
+
+    def to_compact(self, gpt2_ids) -> torch.Tensor:
+        return self._to_compact[torch.as_tensor(gpt2_ids, dtype=torch.long)]
+
+    def to_gpt2(self, compact_ids) -> torch.Tensor:
+        """Unknown maps to <|endoftext|>; callers that show tokens mark it via `unknown`."""
+        return self._to_gpt2[torch.as_tensor(compact_ids, dtype=torch.long)]

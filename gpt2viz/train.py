@@ -1,0 +1,207 @@
+"""Training on demand: AdamW, linear warm-up then cosine decay, gradient clipping, seeded.
+
+Fair comparison: every variant trained with the same TrainSettings and seed sees the same
+batches in the same order (the batch sampler has its own generator, untouched by model init).
+Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .config import ModelConfig
+from .corpus import Corpus, Vocabulary
+from .model import GPT2
+from .resources import ensure_fits
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 240
+    batch_size: int = 16
+    block_size: int = 128
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 40
+    max_seconds: float | None = None  # stop early (the history says so) if time runs out
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "block_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0.")
+
+
+@dataclass
+class Progress:
+    """What the callback gets after every step."""
+    step: int
+    steps: int
+    loss: float
+    tokens_per_second: float
+    seconds_left: float
+    val_loss: float | None = None  # set on evaluation steps
+
+
+@dataclass
+class History:
+    steps: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    eval_steps: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    unigram_loss: float = float("nan")
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+@dataclass
+class TrainedModel:
+    model: GPT2
+    vocab: Vocabulary
+    history: History
+    corpus_name: str
+    from_cache: bool = False
+
+    @property
+    def val_loss(self) -> float:
+        return self.history.val_loss[-1]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GPT2VIZ_CACHE", Path.home() / ".cache" / "gpt2viz"))
+
+
+def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> str:
+    payload = json.dumps([config.to_dict(), corpus.sha256, asdict(settings), seed], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
+          seed: int = 0, callback: Callable[[Progress], None] | None = None,
+          use_cache: bool = True) -> TrainedModel:
+    """Train config (its vocab_size is replaced by the corpus vocabulary's) or load it from
+    the checkpoint cache."""
+    config = config.replace(vocab_size=corpus.vocab.size)
+    config.check_seq_len(settings.block_size)
+    for split, ids in (("training", corpus.train), ("validation", corpus.val)):
+        if len(ids) <= settings.block_size:
+            raise ValueError(f"the {split} split has {len(ids)} tokens, fewer than one block of "
+                             f"{settings.block_size}; give a longer text or a smaller block.")
+    ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
+                f"{settings.block_size} tokens")
+    folder = cache_dir() / cache_key(config, corpus, settings, seed)
+    if use_cache and folder.is_dir():
+        try:
+            model, meta = load_checkpoint(folder)
+            return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
+                                corpus.name, from_cache=True)
+        except (CheckpointError, KeyError, TypeError):
+            pass  # an unreadable cache entry is retrained and replaced below
+
+    torch.manual_seed(seed)
+    model = GPT2(config)
+    history = _optimize(model, corpus, settings, seed, callback)
+    model.eval()
+    if use_cache:
+        save_checkpoint(folder, model, {"vocab": corpus.vocab.gpt2_ids, "history": asdict(history),
+                                        "corpus": corpus.name, "settings": asdict(settings),
+                                        "seed": seed})
+    return TrainedModel(model, corpus.vocab, history, corpus.name)
+
+
+def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:
+    """Rough peak: weights + AdamW state + activations kept for backward + logits."""
+    params = param_count(config)
+    tokens = settings.batch_size * settings.block_size
+    activations = tokens * config.d_model * config.n_layer * 34 * 4
+    attention = settings.batch_size * config.n_head * settings.block_size ** 2 * config.n_layer * 4
+    logits = tokens * config.vocab_size * 4 * 3
+    return params * 4 * 4 + activations + attention + logits
+
+
+def param_count(config: ModelConfig) -> int:
+    """Parameters of GPT2(config), counted on the meta device: no memory, no init time."""
+    with torch.device("meta"):
+        return GPT2(config).num_params()
+
+
+def _optimize(model, corpus, settings, seed, callback) -> History:
+    history = History(unigram_loss=corpus.unigram_loss())
+    batches = torch.Generator().manual_seed(seed)  # the data order: same for every variant
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=settings.lr, betas=(0.9, 0.95))
+    tokens_per_step = settings.batch_size * settings.block_size
+    start = time.perf_counter()
+    model.train()
+    for step in range(1, settings.steps + 1):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings)
+        x, y = sample_batch(corpus.train, settings, batches)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        elapsed = time.perf_counter() - start
+        history.steps.append(step)
+        history.train_loss.append(loss.item())
+        out_of_time = settings.max_seconds is not None and elapsed >= settings.max_seconds
+        val = None
+        if step % settings.eval_every == 0 or step == settings.steps or out_of_time:
+            val = evaluate(model, corpus.val, settings.block_size)
+            history.eval_steps.append(step)
+            history.val_loss.append(val)
+        if callback is not None:
+            callback(Progress(step, settings.steps, history.train_loss[-1], step * tokens_per_step / elapsed,
+                              elapsed / step * (settings.steps - step), val))
+        if out_of_time:
+            history.stopped_early = step < settings.steps
+            break
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def learning_rate(step: int, s: TrainSettings) -> float:
+    if step <= s.warmup_steps:
+        return s.lr * step / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, s.steps - s.warmup_steps)
+    return s.lr * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def sample_batch(ids: torch.Tensor, s: TrainSettings, generator: torch.Generator):
+    starts = torch.randint(0, len(ids) - s.block_size - 1, (s.batch_size,), generator=generator)
+    rows = starts[:, None] + torch.arange(s.block_size + 1)
+    window = ids[rows]  # (B, block + 1)
+    return window[:, :-1], window[:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model: GPT2, ids: torch.Tensor, block_size: int) -> float:
+    """Mean next-token loss (nats) over every token of `ids`, in non-overlapping blocks."""
+    was_training = model.training
+    model.eval()
+    n_blocks = (len(ids) - 1) // block_size
+    x = ids[: n_blocks * block_size].view(n_blocks, block_size)
+    y = ids[1: n_blocks * block_size + 1].view(n_blocks, block_size)
+    total = 0.0
+    for xb, yb in zip(x.split(64), y.split(64)):
+        total += float(F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum"))
+    model.train(was_training)
+    return total / y.numel()

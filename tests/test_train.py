@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gpt2viz import ModelConfig
+from gpt2viz.corpus import Corpus, CorpusError, decode_text, default_text
+from gpt2viz.train import TrainSettings, cache_key, sample_batch, train
+
+SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
+QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return Corpus.default()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_default_corpus_split_and_vocabulary(corpus):
+    assert len(corpus.train) > 100_000 and 10_000 < len(corpus.val) < 20_000
+    assert corpus.vocab.size == len(corpus.vocab.gpt2_ids) + 1
+    assert int(corpus.train.max()) < corpus.vocab.unknown  # every training id is known
+    gpt2_ids = torch.tensor(corpus.vocab.gpt2_ids[:50])
+    assert torch.equal(corpus.vocab.to_gpt2(corpus.vocab.to_compact(gpt2_ids)), gpt2_ids)
+    assert int(corpus.vocab.to_compact([50255 if 50255 not in corpus.vocab.gpt2_ids else 0])[0]) \
+        in (corpus.vocab.unknown, 0)
+
+
+def test_unigram_baseline_is_the_cross_entropy_of_training_frequencies(corpus):
+    counts = torch.bincount(corpus.train, minlength=corpus.vocab.size).double() + 1
+    expected = -(counts / counts.sum()).log()[corpus.val].mean()
+    assert abs(corpus.unigram_loss() - float(expected)) < 1e-9
+    assert 4.5 < corpus.unigram_loss() < 6.5
+
+
+def test_every_variant_sees_the_same_batches():
+    ids = torch.arange(1000)
+    a = [sample_batch(ids, QUICK, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert torch.equal(a[0][0], a[1][0]) and torch.equal(a[0][1], a[0][0] + 1)
+
+
+def test_training_learns_and_is_cached(corpus, private_cache):
+    seen = []
+    result = train(SMALL, corpus, QUICK, seed=1, callback=seen.append)
+    h = result.history
+    assert len(seen) == 30 and seen[-1].step == 30 and seen[0].tokens_per_second > 0
+    assert h.val_loss[-1] < h.val_loss[0] and h.train_loss[-1] < h.train_loss[0] - 1.0
+    assert result.model.config.vocab_size == corpus.vocab.size
+    again = train(SMALL, corpus, QUICK, seed=1)
+    assert again.from_cache and again.history.val_loss == h.val_loss
+    for a, b in zip(again.model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert cache_key(SMALL, corpus, QUICK, 1) != cache_key(SMALL, corpus, QUICK, 2)
+
+
+def test_interrupted_training_leaves_no_checkpoint(corpus, private_cache):
+    def interrupt(progress):
+        if progress.step == 5:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(SMALL, corpus, QUICK, seed=9, callback=interrupt)
+    assert not private_cache.exists() or not any(private_cache.iterdir())
+
+
+@pytest.mark.parametrize("text, fragment", [("", "at least"), ("short text " * 50, "at least")])
+def test_too_short_corpora_are_refused(text, fragment):
+    with pytest.raises(CorpusError, match=fragment):
+        Corpus.from_text(text)
+
+
+def test_non_utf8_is_refused_with_the_fix():
+    with pytest.raises(CorpusError, match="not UTF-8"):
+        decode_text("café".encode("latin-1") * 10, "notes.txt")
+
+
+def test_cli_trains_and_prints_json_last(tmp_path, private_cache):
+    text = tmp_path / "corpus.txt"
+    text.write_text(default_text()[:60_000], encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "gpt2viz", "train", "--variant", "gqa",
+                          "--steps", "3", "--corpus", str(text)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["variant"] == "gqa" and result["params"] > 0
+    assert result["unigram_loss"] > 0 and result["val_loss"] > 0
+    assert "step 3/3" in run.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe" * 100)
+    run = subprocess.run([sys.executable, "-m", "gpt2viz", "train", "--variant", "gpt2",
+                          "--corpus", str(bad)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "not UTF-8" in run.stderr and "Traceback" not in run.stderr
