@@ -1,0 +1,1 @@
+"""Pure figure builders: plain tensors / lists in, plotly Figures out (no Streamlit)."""

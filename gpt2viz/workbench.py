@@ -1,0 +1,98 @@
+"""What the dashboard works with, without Streamlit: a built variant (model + how text maps
+to its ids) and the computations the pages show, each a plain function of tensors."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .corpus import Vocabulary
+from .model import GPT2, Trace
+from .tokenizer import get_tokenizer
+from .train import History
+
+MAX_PROMPT_TOKENS = 128  # a heatmap past this is unreadable; longer prompts keep their end
+
+
+@dataclass
+class Variant:
+    name: str
+    model: GPT2  # eval mode, never trained further once built
+    vocab: Vocabulary | None  # None: the model reads GPT-2 ids directly
+    source: str  # "trained", "random init", or the checkpoint folder
+    history: History | None = None
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+@dataclass
+class Prompt:
+    gpt2_ids: list[int]
+    labels: list[str]
+    truncated_from: int | None = None  # original length when the start was cut
+
+
+def tokenize_prompt(text: str, max_tokens: int = MAX_PROMPT_TOKENS) -> Prompt:
+    if not text.strip():
+        raise ValueError("The prompt is empty: type some text to run through the models.")
+    tok = get_tokenizer()
+    ids = tok.encode(text)
+    truncated = len(ids) if len(ids) > max_tokens else None
+    ids = ids[-max_tokens:]
+    return Prompt(ids, tok.token_labels(ids), truncated)
+
+
+def model_ids(variant: Variant, prompt: Prompt) -> torch.Tensor:
+    """(1, T) ids in the variant's vocabulary."""
+    ids = torch.tensor(prompt.gpt2_ids)
+    return (ids if variant.vocab is None else variant.vocab.to_compact(ids))[None]
+
+
+def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
+    if variant.vocab is None:
+        return []
+    return (model_ids(variant, prompt)[0] == variant.vocab.unknown).nonzero().flatten().tolist()
+
+
+@torch.inference_mode()
+def run_trace(variant: Variant, prompt: Prompt) -> Trace:
+    return variant.model.trace(model_ids(variant, prompt))
+
+
+def prompt_loss(variant: Variant, trace: Trace, prompt: Prompt) -> float:
+    """Mean next-token loss (nats) over the prompt; perplexity is exp of it."""
+    ids = model_ids(variant, prompt)[0]
+    if len(ids) < 2:
+        return float("nan")
+    return float(F.cross_entropy(trace.logits[0, :-1], ids[1:]))
+
+
+def next_token_top_k(variant: Variant, trace: Trace, k: int = 10) -> tuple[list[str], list[float]]:
+    probs = trace.logits[0, -1].softmax(-1)
+    top = torch.topk(probs, min(k, probs.numel()))
+    ids = top.indices
+    labels = get_tokenizer().token_labels(ids if variant.vocab is None else variant.vocab.to_gpt2(ids))
+    if variant.vocab is not None:
+        labels = ["⟨unknown⟩" if int(i) == variant.vocab.unknown else lab for i, lab in zip(ids, labels)]
+    return labels, top.values.tolist()
+
+
+def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature: float,
+                 top_k: int | None, seed: int) -> str:
+    ids = model_ids(variant, prompt)
+    cfg = variant.config
+    if cfg.position == "learned":
+        new_tokens = min(new_tokens, cfg.max_seq_len - ids.shape[1])
+    out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    new = out[0, ids.shape[1]:]
+    gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
+    return get_tokenizer().decode(gpt2.tolist())
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss == loss else float("nan")

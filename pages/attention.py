@@ -1,0 +1,58 @@
+"""Attention: what each variant attends to, on the same prompt and the same colour scale."""
+import numpy as np
+import streamlit as st
+
+import ui
+from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
+
+selection = ui.selection()
+st.title("Attention")
+st.caption("Rows are queries, columns the keys they attend to. Grey cells can never be attended: "
+           "the future (causal triangle) and, with a sliding window, everything older than the "
+           "window (the band).")
+built = ui.variants(selection)
+prompt = ui.prompt_input() if built else None
+if built and prompt:
+    ui.unknown_note(built, prompt)
+    traces = {name: ui.trace(v, prompt) for name, v in built.items()}
+    shown = st.multiselect("Show variants", list(built), default=list(built))
+    c1, c2, c3, c4 = st.columns(4)
+    view = c1.radio("View", ["One head", "All layers × heads", "Difference"], horizontal=False)
+    max_layer = max(v.config.n_layer for v in built.values()) - 1
+    layer = c2.slider("Layer", 0, max_layer, 0) if max_layer > 0 else 0
+    head_choice = c3.selectbox("Head", ["mean over heads"] + list(range(max(v.config.n_head for v in built.values()))))
+    scale = c4.radio("Colour scale", ["shared (0 to 1)", "per variant (0 to max)"])
+    zmax = 1.0 if scale.startswith("shared") else None
+
+    def head_probs(name):
+        cfg = built[name].config
+        probs = traces[name].attn[min(layer, cfg.n_layer - 1)][0]  # (n_head, T, T)
+        if head_choice == "mean over heads":
+            return probs.mean(0).numpy(), "mean"
+        return probs[min(int(head_choice), cfg.n_head - 1)].numpy(), f"head {min(int(head_choice), cfg.n_head - 1)}"
+
+    if not shown:
+        st.info("Pick at least one variant to show.")
+    elif view == "One head":
+        for col, name in zip(st.columns(len(shown)), shown):
+            probs, which = head_probs(name)
+            col.plotly_chart(attention_heatmap(probs, prompt.labels, f"{name} · layer {layer} · {which}",
+                                               built[name].config.window, zmax),
+                             width="stretch")
+    elif view == "All layers × heads":
+        for name in shown:
+            attn = [a[0].numpy() for a in traces[name].attn]
+            st.plotly_chart(attention_grid(attn, prompt.labels, f"{name}: every layer and head",
+                                           built[name].config.window, zmax),
+                            width="stretch")
+    elif len(shown) < 2:
+        st.info("The difference view needs two variants: pick another in 'Show variants'.")
+    else:
+        a, b = st.columns(2)
+        name_a = a.selectbox("Variant A", shown, index=0)
+        name_b = b.selectbox("Variant B", shown, index=1)
+        (pa, which), (pb, _) = head_probs(name_a), head_probs(name_b)
+        st.plotly_chart(attention_difference(pa, pb, prompt.labels, name_a, name_b,
+                                             built[name_a].config.window, built[name_b].config.window),
+                        width="stretch")
+        st.caption(f"Layer {layer}, {which}. Largest absolute difference: {np.abs(pa - pb).max():.3f}.")

@@ -1,0 +1,39 @@
+"""Compare & generate: next-token predictions, continuations, loss and cost side by side."""
+import pandas as pd
+import streamlit as st
+
+import ui
+from gpt2viz.resources import format_bytes
+from gpt2viz.viz.charts import next_token_bars
+from gpt2viz.workbench import continuation, next_token_top_k, perplexity, prompt_loss
+
+selection = ui.selection()
+st.title("Compare & generate")
+built = ui.variants(selection)
+prompt = ui.prompt_input() if built else None
+if built and prompt:
+    ui.unknown_note(built, prompt)
+    traces = {name: ui.trace(v, prompt) for name, v in built.items()}
+    k = st.slider("Top k next tokens", 3, 20, 8)
+    st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
+                    width="stretch")
+    rows = []
+    for name, v in built.items():
+        loss = prompt_loss(v, traces[name], prompt)
+        rows.append({"variant": name, "loss on prompt (nats)": round(loss, 3),
+                     "perplexity": round(perplexity(loss), 1), "params": v.model.num_params(),
+                     "KV cache / token": format_bytes(v.config.kv_cache_bytes_per_token()),
+                     f"KV cache at {len(prompt.gpt2_ids)} tokens":
+                         format_bytes(v.config.kv_cache_bytes(len(prompt.gpt2_ids)))})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+    st.subheader("Continuations")
+    c1, c2, c3, c4 = st.columns(4)
+    temperature = c1.slider("Temperature (0 = greedy)", 0.0, 2.0, 0.8, 0.1)
+    top_k = c2.number_input("Top-k (0 = all)", 0, 1000, 40)
+    new_tokens = c3.slider("New tokens", 1, 100, 40)
+    seed = c4.number_input("Sampling seed", 0, 2**31 - 1, 0)
+    for col, (name, v) in zip(st.columns(len(built)), built.items()):
+        text = continuation(v, prompt, new_tokens, temperature, int(top_k) or None, int(seed))
+        col.markdown(f"**{name}**")
+        col.code(text or "(no room left: the prompt fills the context)", language=None, wrap_lines=True)

@@ -1,0 +1,113 @@
+"""Every page through Streamlit's AppTest: no exception, the expected charts and tables."""
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def quick_training(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
+
+
+def app(page=None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at):
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def array(value):
+    """Plotly sends numpy arrays as base64 typed arrays; lists stay lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.array(value, dtype=float)
+
+
+def test_build_page_trains_and_reports(tmp_path):
+    at = app()
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["gpt2", "rope+gqa+swa"]
+    assert (table["params"] > 0).all() and table["val loss"].notna().all()
+    (loss,) = figures(at)
+    assert len(loss["data"]) == 4  # train + validation per variant
+    assert any("unigram" in str(a.get("text")) for a in loss["layout"]["annotations"])
+
+
+def test_attention_page_views():
+    at = app("attention", weights="random")
+    heatmaps = figures(at)
+    assert len(heatmaps) == 2 and all(f["data"][0]["type"] == "heatmap" for f in heatmaps)
+    z = array(heatmaps[1]["data"][0]["z"])  # rope+gqa+swa: window 16 blocks the far past
+    t = z.shape[0]
+    assert t > 20 and z.shape == (t, t) and len(heatmaps[1]["data"][0]["x"]) == t
+    assert np.isnan(z[t - 1, 0]) and not np.isnan(z[t - 1, t - 16]) and np.isnan(z[t - 1, t - 17])
+    assert np.isnan(z[0, 1]) and np.allclose(np.nansum(z, axis=1), 1.0, atol=1e-5)
+    at.radio[0].set_value("All layers × heads").run()
+    grids = figures(at)
+    assert len(grids) == 2 and len(grids[0]["data"]) == 4 * 8
+    at.radio[0].set_value("Difference").run()
+    (diff,) = figures(at)
+    assert diff["data"][0]["colorscale"][0][1] != heatmaps[0]["data"][0]["colorscale"][0][1]
+
+
+def test_view_only_controls_do_not_rerun_the_model(monkeypatch):
+    at = app("attention", weights="random")
+    import gpt2viz.workbench as workbench
+    calls = []
+    original = workbench.GPT2.trace
+    monkeypatch.setattr(workbench.GPT2, "trace", lambda *a, **k: calls.append(1) or original(*a, **k))
+    at.radio[1].set_value("per variant (0 to max)").run()
+    at.radio[0].set_value("All layers × heads").run()
+    assert not at.exception and calls == []
+
+
+def test_compare_page_bars_table_and_continuations():
+    at = app("compare", weights="random", variants=["gpt2", "gqa", "swa"])
+    (bars,) = figures(at)
+    assert [d["type"] for d in bars["data"]] == ["bar"] * 3
+    assert len(bars["data"][0]["y"]) == 8
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["gpt2", "gqa", "swa"] and (table["perplexity"] > 1).all()
+    assert len(at.code) == 3 and all(c.value for c in at.code)
+
+
+def test_bad_inputs_are_explained_not_raised(tmp_path):
+    at = app("attention", weights="random")
+    at.text_area[0].set_value("   ").run()
+    assert not at.exception and "empty" in at.warning[0].value
+    at.text_area[0].set_value("word " * 400).run()
+    assert not at.exception and any("only its last" in i.value for i in at.info)
+    at = app("compare", weights="checkpoint", checkpoint=str(tmp_path))
+    assert any("does not load" in e.value for e in at.error)
+    at = app(variants=["custom"], weights="random", n_head="3", d_model="128")
+    assert any("not divisible by n_head=3" in e.value for e in at.error)
+
+
+def test_url_reproduces_the_view_and_choices_survive_page_switches():
+    at = app(weights="random", variants=["swa", "rope"], seed="7")
+    assert at.multiselect[0].value == ["swa", "rope"]
+    assert at.session_state["sb_seed"] == 7
+    at.switch_page("pages/attention.py")
+    at.run()
+    assert not at.exception
+    assert at.session_state["sidebar_values"]["variants"] == ["swa", "rope"]
+    assert at.session_state["sidebar_values"]["seed"] == 7
+    assert [f["layout"]["title"]["text"].split(" ")[0] for f in figures(at)] == ["swa", "rope"]

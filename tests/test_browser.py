@@ -1,0 +1,69 @@
+"""The real dashboard in a real headless Chromium: every page renders charts with no
+exception, and moving a control changes what is drawn. Screenshots go to test-artifacts/."""
+import pytest
+
+from browser import PAGES, ROOT, browser_page, chromium_path, open_page, serve_app, wait_idle
+
+pytestmark = pytest.mark.browser
+
+if chromium_path() is None:
+    pytest.skip("no Chromium on this machine (./run.sh test installs it where it can, as root)",
+                allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    with serve_app(env) as url:
+        with browser_page() as page:
+            yield url, page
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_charts_without_exceptions(dashboard, name):
+    url, page = dashboard
+    open_page(page, url, name)
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stPlotlyChart']").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def chart_titles(page):
+    return page.locator("[data-testid='stPlotlyChart'] .gtitle").evaluate_all("els => els.map(e => e.textContent)")
+
+
+def test_moving_the_layer_slider_redraws_the_heatmaps(dashboard):
+    url, page = dashboard
+    open_page(page, url, "attention")
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg")
+    before = chart_titles(page)
+    assert before and all("layer 0" in t for t in before)
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart'] .gtitle\")]"
+        ".some(e => e.textContent.includes('layer 1'))", timeout=30_000)
+    after = chart_titles(page)
+    assert after != before and all("layer 1" in t for t in after)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_shared_deep_link_works_on_a_fresh_server(tmp_path):
+    """A fresh server whose first request is /compare?... must route through app.py."""
+    env = {"GPT2VIZ_CACHE": str(tmp_path)}
+    with serve_app(env) as url, browser_page() as page:
+        open_page(page, url, "compare", "weights=random&variants=swa&variants=gqa")
+        page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert page.get_by_role("heading", name="Compare & generate").count() == 1
+        assert page.locator("[data-testid='stSidebarNav']").inner_text().count("Attention") == 1
+        titles = page.locator("[data-testid='stPlotlyChart'] .gtitle, "
+                              "[data-testid='stPlotlyChart'] .annotation-text").evaluate_all(
+            "els => els.map(e => e.textContent)")
+        assert "swa" in titles and "gqa" in titles and "gpt2" not in titles
