@@ -54,10 +54,10 @@ def test_moving_the_layer_slider_redraws_the_heatmaps(dashboard):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
-def test_a_shared_deep_link_works_on_a_fresh_server(tmp_path):
+def test_a_shared_deep_link_works_on_a_fresh_server(dashboard, tmp_path):
     """A fresh server whose first request is /compare?... must route through app.py."""
-    env = {"GPT2VIZ_CACHE": str(tmp_path)}
-    with serve_app(env) as url, browser_page() as page:
+    _, page = dashboard
+    with serve_app({"GPT2VIZ_CACHE": str(tmp_path)}) as url:
         open_page(page, url, "compare", "weights=random&variants=swa&variants=gqa")
         page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
         assert page.locator("[data-testid='stException']").count() == 0
