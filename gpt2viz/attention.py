@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 IMPLS = ("auto", "eager", "sdpa", "banded", "flex")
 
-# Below this many keys a window costs more to cut into bands than it saves (bench: see README).
-BANDED_MIN_KEYS = 2048
+# From 512 keys on, banded beats masked SDPA at every window measured (README, bench).
+BANDED_MIN_KEYS = 512
 
 
 def attention(q, k, v, window=None, impl="auto", key_mask=None):
@@ -37,7 +37,8 @@ def attention(q, k, v, window=None, impl="auto", key_mask=None):
     if window is not None and window >= k.shape[2]:
         window = None  # a window that covers every key is full causal attention
     if impl == "auto":
-        impl = choose_impl(q.shape[2], k.shape[2], window)
+        impl = choose_impl(q.shape[2], k.shape[2], window, q.device.type,
+                           torch.is_grad_enabled() and q.requires_grad)
     if impl == "eager":
         return eager_attention(q, k, v, window, key_mask)[0]
     if impl == "sdpa" or window is None:
@@ -45,17 +46,20 @@ def attention(q, k, v, window=None, impl="auto", key_mask=None):
     if q.shape[2] != k.shape[2]:
         raise ValueError(f"impl={impl!r} is the sliding-window path for self-attention and needs "
                          f"Tq == Tk; got q {tuple(q.shape)}, k {tuple(k.shape)}.")
+    if key_mask is not None or (impl == "banded" and q.device.type != "cpu"):
+        return sdpa_attention(q, k, v, window, key_mask)  # padding or no CPU flash kernel: masked
     if impl == "banded":
-        return banded_attention(q, k, v, window, key_mask)
-    if key_mask is not None:
-        raise ValueError("impl='flex' has no padding support; use impl='banded' or 'auto'.")
+        return banded_attention(q, k, v, window)
     return flex_attention(q, k, v, window)
 
 
-def choose_impl(tq: int, tk: int, window: int | None) -> str:
-    """The one place that picks a kernel. Never picks "flex": its compile takes seconds per
-    new shape (NOTES.md), which an interactive page cannot pay; bench measures it apart."""
-    if window is None or tq != tk or tk < BANDED_MIN_KEYS:
+def choose_impl(tq: int, tk: int, window: int | None, device_type: str = "cpu",
+                needs_grad: bool = False) -> str:
+    """The one place that picks a kernel. "banded" for long windowed self-attention on the
+    CPU at inference; "sdpa" (fused, masked where it must be) otherwise. Never "flex": its
+    compile takes seconds per new shape, which an interactive page cannot pay."""
+    if (window is None or tq != tk or tk < BANDED_MIN_KEYS or device_type != "cpu"
+            or needs_grad):
         return "sdpa"
     return "banded"
 
@@ -115,44 +119,46 @@ def sdpa_attention(q, k, v, window=None, key_mask=None):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 
 
-def banded_attention(q, k, v, window, key_mask=None, chunk=None):
-    """Sliding window in O(T * window) time and memory.
+def banded_attention(q, k, v, window):
+    """Sliding window in O(T * window) time and memory, with no mask and no compile.
 
-    Queries are cut into chunks of c; chunk b sees only keys [b*c - window + 1, b*c + c - 1],
-    c + window - 1 of them, gathered with a strided view. One SDPA call over all chunks
-    with one (c, c + window - 1) band mask does the rest.
+    Cut the sequence into chunks of c = window. A query at row r of chunk n attends keys
+    j <= r of its own chunk (causal inside the chunk) and keys j > r of chunk n-1, exactly
+    the window. Both halves are plain causal flash attention over c x c blocks (the second
+    after flipping chunk n's queries and chunk n-1's keys end to end, which turns "j > r"
+    into "j <= r"), and the two partial softmaxes are merged by their log-sum-exps.
     """
     b, hq, t, d = q.shape
-    hkv = k.shape[1]
-    c = chunk or max(64, min(window, 256))
+    hkv, c = k.shape[1], window
     n_chunks = -(-t // c)
-    span = c + window - 1
-    tail = n_chunks * c - t
-    q_chunks = F.pad(q, (0, 0, 0, tail)).view(b, hq, n_chunks, c, d).transpose(1, 2)
-    k_chunks = _chunk_keys(k, window, tail, c, span)  # (B, n_chunks, Hkv, span, D)
-    v_chunks = _chunk_keys(v, window, tail, c, span)
-    # key slot s of chunk n holds position n*c - window + 1 + s; query row r is n*c + r
-    rows = torch.arange(c, device=q.device)[:, None]
-    slots = torch.arange(span, device=q.device)[None, :]
-    band = (slots >= rows) & (slots <= rows + window - 1)  # (c, span)
-    key_pos = torch.arange(n_chunks, device=q.device)[:, None] * c - window + 1 + slots
-    key_ok = key_pos >= 0  # (n_chunks, span)
-    if key_mask is not None:
-        padded = F.pad(key_mask, (window - 1, tail), value=False)  # (B, window - 1 + T + tail)
-        key_ok = key_ok & padded.unfold(1, span, c)  # (B, n_chunks, span)
-        mask = (band & key_ok[..., None, :]) | (slots == rows + window - 1)
-        mask = mask[:, :, None]  # (B, n_chunks, 1, c, span)
-    else:
-        mask = ((band & key_ok[:, None, :]) | (slots == rows + window - 1))[None, :, None]
-    out = F.scaled_dot_product_attention(q_chunks, k_chunks, v_chunks, attn_mask=mask,
-                                         enable_gqa=hq != hkv)  # (B, n_chunks, Hq, c, D)
+    tail = n_chunks * c - t  # padding at the end: no real query ever sees it (causal)
+
+    def chunked(x):  # (B, H, T, D) -> (B, n_chunks, H, c, D)
+        return F.pad(x, (0, 0, 0, tail)).view(b, x.shape[1], n_chunks, c, d).transpose(1, 2)
+
+    q_chunks, k_chunks, v_chunks = chunked(q), chunked(k), chunked(v)
+    out, lse = _flash_with_lse(q_chunks, k_chunks, v_chunks)  # own chunk: (B, n, Hq, c, D), (B, n, Hq, c)
+    if n_chunks > 1 and c > 1:
+        # rows r = c-2 .. 0 of chunks 1.. against keys j = c-1 .. 1 of chunks ..-1
+        prev_out, prev_lse = _flash_with_lse(q_chunks[:, 1:, :, : c - 1].flip(-2),
+                                             k_chunks[:, :-1, :, 1:].flip(-2),
+                                             v_chunks[:, :-1, :, 1:].flip(-2))
+        own_out, own_lse = out[:, 1:, :, : c - 1], lse[:, 1:, :, : c - 1]
+        prev_out, prev_lse = prev_out.flip(-2), prev_lse.flip(-1)
+        top = torch.maximum(own_lse, prev_lse)
+        own_w, prev_w = (own_lse - top).exp()[..., None], (prev_lse - top).exp()[..., None]
+        out[:, 1:, :, : c - 1] = (own_out * own_w + prev_out * prev_w) / (own_w + prev_w)
     return out.transpose(1, 2).reshape(b, hq, n_chunks * c, d)[:, :, :t]
 
 
-def _chunk_keys(x, window, tail, c, span):
-    """(B, H, T, D) -> (B, n_chunks, H, span, D): overlapping key spans, one per query chunk."""
-    padded = F.pad(x, (0, 0, window - 1, tail))  # (B, H, window - 1 + T + tail, D)
-    return padded.unfold(2, span, c).permute(0, 2, 1, 4, 3)
+def _flash_with_lse(q, k, v):
+    """Causal flash attention over (B, n, H, L, D) blocks -> output and log-sum-exp (B, n, H, L)."""
+    b, n, hq, length, d = q.shape
+    hkv = k.shape[2]
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q.reshape(b * n, hq, length, d), k.reshape(b * n, hkv, length, d),
+        v.reshape(b * n, hkv, length, d), 0.0, True)[:2]
+    return out.view(b, n, hq, length, d), lse.view(b, n, hq, length)
 
 
 # FlexAttention: fastest for long sequences once compiled, but each new (T, window) compiles

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.attention import attention, eager_attention
+from gpt2viz.attention import BANDED_MIN_KEYS, attention, choose_impl, eager_attention
 
 
 def qkv(b, hq, hkv, t, d=16, seed=0, dtype=torch.float32):
@@ -91,3 +91,13 @@ def test_mismatched_shapes_name_the_shapes(shapes, fragment):
     with pytest.raises(ValueError, match=fragment) as err:
         attention(q, k, v)
     assert str(tuple(shapes[1])) in str(err.value) or str(tuple(shapes[0])) in str(err.value)
+
+
+def test_auto_picks_banded_only_for_long_windowed_inference_on_cpu():
+    long = BANDED_MIN_KEYS
+    assert choose_impl(long, long, 64) == "banded"
+    assert choose_impl(long - 1, long - 1, 64) == "sdpa"
+    assert choose_impl(long, long, None) == "sdpa"
+    assert choose_impl(1, long, 64) == "sdpa"  # decoding from a cache
+    assert choose_impl(long, long, 64, needs_grad=True) == "sdpa"
+    assert choose_impl(long, long, 64, device_type="cuda") == "sdpa"
