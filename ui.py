@@ -21,7 +21,8 @@ from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.resources import format_bytes
 from gpt2viz.train import TrainSettings, train
 from gpt2viz.viz.charts import loss_curves
-from gpt2viz.workbench import Prompt, Variant, run_trace, tokenize_prompt, unknown_positions
+from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
+                               unknown_positions)
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder"}
@@ -62,7 +63,10 @@ def _store() -> dict:
 # ------------------------------------------------------------------------------- routing
 PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
          ("pages/attention.py", "Attention", ":material/grid_on:"),
-         ("pages/compare.py", "Compare & generate", ":material/compare_arrows:")]
+         ("pages/compare.py", "Compare & generate", ":material/compare_arrows:"),
+         ("pages/rope.py", "RoPE geometry", ":material/rotate_right:"),
+         ("pages/gqa.py", "GQA sharing", ":material/hub:"),
+         ("pages/performance.py", "Latency & memory", ":material/speed:")]
 
 
 def run_app():
@@ -309,3 +313,12 @@ def unknown_note(built: dict, prompt: Prompt):
             words = ", ".join(prompt.labels[i] for i in unknown[:8])
             st.caption(f"{name}: {len(unknown)} token(s) never seen in training map to the unknown "
                        f"id ({words}).")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating every mean-pooled group count...")
+def _pooled_losses(_variant: Variant, model_id: int):
+    return pooled_losses(_variant.model, corpus().val)
+
+
+def cached_pooled_losses(variant: Variant) -> list[dict]:
+    return _pooled_losses(variant, id(variant.model))

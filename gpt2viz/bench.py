@@ -20,6 +20,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -95,6 +96,23 @@ def measure(fn, repeats=5, device=torch.device("cpu"), track_memory=True) -> Mea
 
 
 # ------------------------------------------------------------------ analytic costs
+def fit_slope(xs, ys) -> float:
+    """Exponent p of y ~ x^p, least squares on log-log: ~2 for dense attention in n,
+    ~1 for a sliding window."""
+    return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float)), 1)[0])
+
+
+# Conservative rates for the up-front estimate (2 CPU cores; README has the measured ones).
+ESTIMATE_RATE = {"eager": 4e9, "sdpa": 30e9, "banded": 30e9, "flex": 30e9}
+
+
+def estimate_seconds(plan, n_head=12, head_dim=64, repeats=5) -> float:
+    """Before a run: warm-up + repeats + one memory pass per row."""
+    return sum(attention_flops(n, w, n_head, head_dim) * (repeats + 2) / ESTIMATE_RATE[impl.split()[0]]
+               for n, w, _, impl in plan)
+
+
+
 def attended_pairs(n: int, window: int | None) -> int:
     """Query-key pairs a causal (windowed) attention must score: sum over i of min(i+1, w)."""
     if window is None or window >= n:
@@ -122,17 +140,24 @@ def attention_memory_estimate(impl, n, window, n_head, n_kv_head, head_dim, batc
 
 
 # ------------------------------------------------------------------ attention kernels
+def attention_plan(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1):
+    """The rows a run will measure, dense causal SDPA first at each n, checked up front:
+    a plan that would not fit in memory is refused before anything runs."""
+    plan = [(n, None, n_head, "sdpa (dense causal)") for n in seq_lens]
+    plan += [(n, w, kv, impl) for n in seq_lens for w in windows for kv in kv_heads for impl in impls]
+    for n, w, kv, impl in plan:
+        if kv < 1 or n_head % kv:
+            raise ValueError(f"n_kv_head={kv} does not divide n_head={n_head}.")
+        ensure_fits(attention_memory_estimate(impl.split()[0], n, w, n_head, kv, head_dim, batch),
+                    f"attention impl={impl} at n={n}, window={w}")
+    return plan
+
+
 def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
                     repeats=5, device="cpu", progress=None) -> list[dict]:
     """One row per (n, window, kv heads, impl), plus dense causal SDPA at each n."""
     device = torch.device(device)
-    plan = [(n, None, n_head, "sdpa (dense causal)") for n in seq_lens]
-    plan += [(n, w, kv, impl) for n in seq_lens for w in windows for kv in kv_heads for impl in impls]
-    for n, w, kv, impl in plan:
-        if n_head % kv:
-            raise ValueError(f"n_kv_head={kv} does not divide n_head={n_head}.")
-        ensure_fits(attention_memory_estimate(impl.split()[0], n, w, n_head, kv, head_dim, batch),
-                    f"attention impl={impl} at n={n}, window={w}")
+    plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head, head_dim, batch)
     rows, dense_time = [], {}
     for i, (n, w, kv, impl) in enumerate(plan):
         if progress:

@@ -96,3 +96,29 @@ def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature:
 
 def perplexity(loss: float) -> float:
     return math.exp(loss) if loss == loss else float("nan")
+
+
+def divisors(n: int) -> list[int]:
+    return [k for k in range(n, 0, -1) if n % k == 0]
+
+
+def kv_cost_rows(config: ModelConfig, context: int) -> list[dict]:
+    """KV-cache bytes and parameters for every valid n_kv_head, MHA first, MQA last."""
+    from .train import param_count
+
+    rows = []
+    for kv in divisors(config.n_head):
+        cfg = config.replace(n_kv_head=kv)
+        rows.append({"n_kv_head": kv, "kind": cfg.attention_kind,
+                     "kv_bytes_per_token": cfg.kv_cache_bytes_per_token(),
+                     "kv_bytes_context": cfg.kv_cache_bytes(context), "params": param_count(cfg)})
+    return rows
+
+
+def pooled_losses(model: GPT2, val_ids: torch.Tensor, block_size: int = 128) -> list[dict]:
+    """Validation loss of to_gqa(model, k) for every valid k: what sharing costs untrained."""
+    from .checkpoints import to_gqa
+    from .train import evaluate
+
+    return [{"n_kv_head": kv, "val_loss": evaluate(to_gqa(model, kv).eval(), val_ids, block_size)}
+            for kv in divisors(model.config.n_kv_head)]

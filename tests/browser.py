@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-PAGES = {"build": "", "attention": "attention", "compare": "compare"}
+PAGES = {"build": "", "attention": "attention", "compare": "compare", "rope": "rope", "gqa": "gqa",
+         "performance": "performance"}
 
 
 def chromium_path() -> str | None:

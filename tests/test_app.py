@@ -111,3 +111,44 @@ def test_url_reproduces_the_view_and_choices_survive_page_switches():
     assert at.session_state["sidebar_values"]["variants"] == ["swa", "rope"]
     assert at.session_state["sidebar_values"]["seed"] == 7
     assert [f["layout"]["title"]["text"].split(" ")[0] for f in figures(at)] == ["swa", "rope"]
+
+
+def test_rope_page_real_and_synthetic():
+    at = app("rope", weights="random")
+    rotation, wavelengths, decay = figures(at)
+    panels = [t for t in rotation["data"] if t.get("name") == "q rotated to each position"]
+    assert len(panels) == 8 and any(t.get("name") == "real k" for t in rotation["data"])
+    assert len(array(wavelengths["data"][0]["x"])) == 8
+    assert len(decay["data"]) == 4  # two RoPE curves, sinusoidal, learned positions of gpt2
+    at.select_slider[1].set_value(64).run()  # head size: only the explanatory figures change
+    assert len(array(figures(at)[1]["data"][0]["x"])) == 32
+    at = app("rope", weights="random", variants=["gpt2"])
+    assert any("No RoPE model" in i.value for i in at.info) and len(figures(at)) == 3
+
+
+def test_gqa_page_draws_sharing_costs_groups_and_conversion():
+    at = app("gqa")  # trained weights (quick budget): the conversion section runs
+    diagram, costs, grid, similarity, conversion = figures(at)
+    assert sum(1 for t in diagram["data"] if t["mode"] == "lines") == 8
+    assert [len(t["x"]) for t in costs["data"]] == [4, 4, 4]  # n_kv_head 8, 4, 2, 1
+    assert len(grid["data"]) == 8 and len(array(similarity["data"][0]["z"])) == 8
+    assert conversion["data"][0]["x"] == ["8", "4", "2", "1"]  # the MHA baseline, pooled
+    at.select_slider[0].set_value(1).run()
+    assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
+
+
+def test_performance_page_measures_on_demand():
+    at = app("performance", weights="random")
+    assert not figures(at) and "Nothing measured" in at.caption[-1].value
+    at.select_slider[1].set_value(1024).run()  # longest sequence
+    at.button[0].click().run()
+    (fig,) = figures(at)
+    names = [t.get("name", "") for t in fig["data"]]
+    assert any(n.startswith("sdpa (dense causal)") and "slope" in n for n in names)
+    assert any(n.startswith("banded") for n in names)
+    assert at.get("download_button")
+    at.multiselect[1].set_value(["eager"]).run()
+    at.select_slider[1].set_value(8192)
+    at.select_slider[2].set_value(0).run()  # full causal: eager materializes 8192 x 8192
+    estimate = [i.value for i in at.info if "measurements, about" in i.value][0]
+    assert int(estimate.split("about ")[1].split(" s")[0]) > 30  # eager at 8192 is slow: said up front

@@ -44,12 +44,15 @@ def attention_heatmap(probs, labels, title, window=None, zmax=None) -> go.Figure
     return _square_axes(fig)
 
 
-def attention_grid(attn, labels, title, window=None, zmax=None) -> go.Figure:
-    """attn: list over layers of (n_head, T, T) -> one small heatmap per layer and head."""
+def attention_grid(attn, labels, title, window=None, zmax=None, row_titles=None,
+                   cell_titles=None) -> go.Figure:
+    """attn: list over rows (layers, or kv groups) of (heads, T, T) -> a grid of small heatmaps.
+    Rows default to layers L0.., columns to heads H0..; cell_titles names each cell instead."""
     n_layer, n_head = len(attn), attn[0].shape[0]
-    fig = make_subplots(rows=n_layer, cols=n_head, horizontal_spacing=0.01, vertical_spacing=0.02,
-                        row_titles=[f"L{l}" for l in range(n_layer)],
-                        column_titles=[f"H{h}" for h in range(n_head)])
+    fig = make_subplots(rows=n_layer, cols=n_head, horizontal_spacing=0.01, vertical_spacing=0.04,
+                        row_titles=row_titles or [f"L{l}" for l in range(n_layer)],
+                        column_titles=None if cell_titles else [f"H{h}" for h in range(n_head)],
+                        subplot_titles=cell_titles)
     for layer in range(n_layer):
         for head in range(n_head):
             fig.add_trace(_heatmap(_masked(attn[layer][head], window), labels, zmax,

@@ -1,0 +1,48 @@
+"""Latency and memory scaling, measured next to the analytic cost, on log-log axes."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..bench import fit_slope
+
+
+def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> go.Figure:
+    """rows: bench rows; x: "n" or "window"; series: the keys that name one line.
+    Left: median latency, with the analytic FLOPs as a dashed line through the same mean
+    rate (what constant-efficiency scaling would give). Right: peak memory."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["median latency", "peak memory"])
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(" · ".join(str(row[k]) for k in series), []).append(row)
+    for i, (name, group) in enumerate(groups.items()):
+        group = sorted(group, key=lambda r: r[x])
+        xs = np.array([r[x] for r in group], float)
+        times = np.array([r["median_s"] for r in group])
+        colour = f"hsl({(i * 67) % 360},65%,45%)"
+        slope = fit_slope(xs, times) if len(xs) > 1 else float("nan")
+        fig.add_trace(go.Scatter(x=xs, y=times * 1e3, mode="lines+markers", legendgroup=name,
+                                 name=f"{name} (slope {slope:.2f})", line=dict(color=colour),
+                                 hovertemplate=f"{x}=%{{x}}: %{{y:.2f}} ms<extra>{name}</extra>"),
+                      row=1, col=1)
+        flops = np.array([r.get("flops") or r.get("attention_flops") or np.nan for r in group], float)
+        if np.isfinite(flops).all():
+            rate = np.exp(np.mean(np.log(flops / times)))
+            fig.add_trace(go.Scatter(x=xs, y=flops / rate * 1e3, mode="lines", legendgroup=name,
+                                     name=f"{name}: FLOPs at {rate / 1e9:.0f} GFLOP/s",
+                                     line=dict(color=colour, dash="dash", width=1), showlegend=False,
+                                     hovertemplate="analytic: %{y:.2f} ms<extra></extra>"),
+                          row=1, col=1)
+        peaks = [r["peak_bytes"] for r in group]
+        if all(p is not None for p in peaks):
+            fig.add_trace(go.Scatter(x=xs, y=np.array(peaks) / 2**20, mode="lines+markers",
+                                     legendgroup=name, showlegend=False, line=dict(color=colour),
+                                     hovertemplate=f"{x}=%{{x}}: %{{y:.1f}} MiB<extra>{name}</extra>"),
+                          row=1, col=2)
+    fig.update_xaxes(type="log", title_text=x)
+    fig.update_yaxes(type="log", title_text="ms", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="MiB", row=1, col=2)
+    fig.update_layout(title=title, height=460, margin=dict(t=70, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

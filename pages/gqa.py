@@ -1,0 +1,69 @@
+"""GQA: which query heads share which key/value head, what that saves, how alike sharing
+heads attend, and what mean-pooling a trained MHA model into GQA costs."""
+import pandas as pd
+import streamlit as st
+
+import ui
+from gpt2viz import PRESETS
+from gpt2viz.resources import format_bytes
+from gpt2viz.viz.attention import attention_grid
+from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, sharing_diagram,
+                             similarity_heatmap, within_vs_across)
+from gpt2viz.workbench import divisors, kv_cost_rows, pooled_losses
+
+selection = ui.selection()
+st.title("GQA: sharing key/value heads")
+base_cfg = next(iter(selection.configs.values()), PRESETS["gpt2"])
+c1, c2 = st.columns(2)
+kv_options = divisors(base_cfg.n_head)
+n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=kv_options[len(kv_options) // 2])
+context = c2.select_slider("Context length for the cache", [256, 1024, 4096, 32768, 131072], value=4096)
+st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch")
+
+rows = kv_cost_rows(base_cfg, context)
+st.plotly_chart(cost_bars(rows, context), width="stretch")
+st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "kind": r["kind"],
+                            "KV cache / token": format_bytes(r["kv_bytes_per_token"]),
+                            f"KV cache at {context}": format_bytes(r["kv_bytes_context"]),
+                            "params": r["params"]} for r in rows]), hide_index=True, width="stretch")
+st.caption(f"Shape of {next(iter(selection.configs), 'gpt2')}: {base_cfg.n_layer} layers, "
+           f"{base_cfg.n_head} heads of {base_cfg.head_dim}, fp32. Bytes = 2 (K and V) × layers × "
+           f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies.")
+
+built = ui.variants(selection)
+grouped = {n: v for n, v in built.items() if v.config.n_kv_head < v.config.n_head}
+st.subheader("Attention maps grouped by shared key/value head")
+prompt = ui.prompt_input() if built else None
+if prompt and not grouped:
+    st.info("No GQA/MQA model is selected: add 'gqa' or 'rope+gqa+swa' in the sidebar.")
+if prompt and grouped:
+    name = st.selectbox("GQA model", list(grouped))
+    variant = grouped[name]
+    cfg = variant.config
+    layer = st.slider("Layer", 0, cfg.n_layer - 1, 0) if cfg.n_layer > 1 else 0
+    probs = ui.trace(variant, prompt).attn[layer][0].numpy()  # (n_head, T, T)
+    similarity = head_similarity(probs)
+    within, across = within_vs_across(similarity, cfg.group_size)
+    a, b = st.columns([2, 1])
+    by_group = [probs[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(cfg.n_kv_head)]
+    a.plotly_chart(attention_grid(by_group, prompt.labels,
+                                  f"{name}, layer {layer}: one row per kv head, its {cfg.group_size} query heads",
+                                  cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
+                                  cell_titles=[f"Q{h}" for h in range(cfg.n_head)]), width="stretch")
+    b.plotly_chart(similarity_heatmap(similarity, cfg.group_size,
+                                      "1 − total variation between heads' maps"), width="stretch")
+    b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
+    b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
+
+st.subheader("Mean-pooling a trained MHA model into GQA")
+if selection.weights != "trained":
+    st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
+else:
+    baseline = ui.variants(ui.Selection({"gpt2": PRESETS["gpt2"]}, "trained", selection.seed, ""))
+    if "gpt2" in baseline:
+        losses = ui.cached_pooled_losses(baseline["gpt2"])
+        reference = {f"{n} trained": v.history.val_loss[-1] for n, v in built.items()
+                     if v.history and v.config.n_kv_head < v.config.n_head}
+        st.plotly_chart(conversion_curve(losses, reference), width="stretch")
+        st.caption("Each point: the trained gpt2 baseline with each group's K/V heads replaced by "
+                   "their mean (to_gqa), evaluated on the validation split with no retraining.")

@@ -1,0 +1,69 @@
+"""RoPE: the rotation itself, which frequencies turn inside the context, and the decay of
+q.k with distance, live for any base, head size and context length."""
+import streamlit as st
+import torch
+
+import ui
+from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
+from gpt2viz.viz.rope import (absolute_position_similarity, rope_score_by_distance,
+                              rotation_panels, score_decay, wavelength_bars)
+
+selection = ui.selection()
+st.title("RoPE geometry")
+st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ_i, θ_i = base^(−2i/d). "
+           "The score q_m·k_n then depends on m − n only. Pairs used here: (x_i, x_{i+d/2}), as in "
+           "GPT-NeoX and Llama.")
+built = ui.variants(selection)
+rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
+c1, c2, c3 = st.columns(3)
+base = c1.select_slider("RoPE base", [100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0], value=10000.0)
+head_dim = c2.select_slider("Head size", [8, 16, 32, 64, 128], value=16)
+context = c3.select_slider("Context length", [64, 128, 256, 512, 1024, 4096, 32768], value=256)
+
+st.subheader("The rotation")
+prompt = ui.prompt_input()
+if prompt and rope_variants:
+    name = st.selectbox("RoPE model", list(rope_variants))
+    variant = rope_variants[name]
+    cfg = variant.config
+    a, b = st.columns(2)
+    layer = a.slider("Layer", 0, cfg.n_layer - 1, 0) if cfg.n_layer > 1 else 0
+    head = b.slider("Query head", 0, cfg.n_head - 1, 0) if cfg.n_head > 1 else 0
+    tr = ui.trace(variant, prompt)
+    kv_head = head // cfg.group_size
+    positions = tr.positions[:1]  # (1, T)
+    cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, tr.q[layer].dtype)
+    content = apply_rope(tr.q[layer][:, head:head + 1], cos, -sin)[0, 0, -1]  # last query, unrotated
+    trajectory = apply_rope(content.expand(1, 1, positions.shape[1], cfg.head_dim), cos, sin)[0, 0]
+    st.plotly_chart(rotation_panels(trajectory.numpy(), positions[0].numpy(), cfg.rope_base,
+                                    keys=tr.k[layer][0, kv_head].numpy()), width="stretch")
+    st.caption(f"{name}, layer {layer}: the last token's query (head {head}) with its rotation undone, "
+               f"then rotated to each of the prompt's {positions.shape[1]} positions; grey: the real "
+               f"rotated keys of kv head {kv_head}. This model's base is {cfg.rope_base:g} and head "
+               f"size {cfg.head_dim}; the sliders above change the figures below.")
+elif prompt:
+    st.info("No RoPE model is selected: showing one fixed vector rotated by position. Add 'rope' "
+            "or 'rope+gqa+swa' in the sidebar to see a model's real q and k.")
+    positions = torch.arange(min(context, 64))[None]
+    vec = torch.randn(1, 1, 1, head_dim, generator=torch.Generator().manual_seed(0)).expand(1, 1, positions.shape[1], head_dim)
+    rotated = apply_rope(vec.double(), *rope_cos_sin(positions, head_dim, base, torch.float64))[0, 0]
+    st.plotly_chart(rotation_panels(rotated.numpy(), positions[0].numpy(), base), width="stretch")
+
+st.subheader("Wavelengths against the context")
+st.plotly_chart(wavelength_bars(head_dim, base, context), width="stretch")
+
+st.subheader("Long-term decay of q·k")
+curves = rope_score_by_distance(head_dim, base, context)
+lines = {"RoPE, q = k = ones (score / d)": (curves["distance"], curves["ones"]),
+         "RoPE, RoFormer's bound (relative)": (curves["distance"], curves["bound"])}
+sin_table = sinusoidal_table(torch.arange(context)[None], head_dim, torch.float64)[0].numpy()
+lines["sinusoidal PE(m)·PE(m+Δ) (absolute, added)"] = absolute_position_similarity(sin_table)
+learned = [v for v in built.values() if v.config.position == "learned" and v.model.wpe is not None]
+if learned:
+    wpe = learned[0].model.wpe.weight.detach().numpy()
+    lines[f"learned positions of {learned[0].name} (mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe[:context])
+st.plotly_chart(score_decay(lines, head_dim, base), width="stretch")
+st.caption("RoPE's score oscillates and its envelope decays with distance. At base 10000 the "
+           "sinusoidal table's similarity is the same curve (the same frequencies), but it is added "
+           "to the input, so content and position mix before q and k are formed; RoPE builds the "
+           "distance into q·k itself. Move the base to separate them.")
