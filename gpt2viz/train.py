@@ -197,6 +197,7 @@ def evaluate(model: GPT2, ids: torch.Tensor, block_size: int) -> float:
     """Mean next-token loss (nats) over every token of `ids`, in non-overlapping blocks."""
     was_training = model.training
     model.eval()
+    ids = ids.to(next(model.parameters()).device)
     n_blocks = (len(ids) - 1) // block_size
     x = ids[: n_blocks * block_size].view(n_blocks, block_size)
     y = ids[1: n_blocks * block_size + 1].view(n_blocks, block_size)

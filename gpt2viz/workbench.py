@@ -50,23 +50,27 @@ def tokenize_prompt(text: str, max_tokens: int = MAX_PROMPT_TOKENS) -> Prompt:
 def model_ids(variant: Variant, prompt: Prompt) -> torch.Tensor:
     """(1, T) ids in the variant's vocabulary."""
     ids = torch.tensor(prompt.gpt2_ids)
-    return (ids if variant.vocab is None else variant.vocab.to_compact(ids))[None]
+    ids = ids if variant.vocab is None else variant.vocab.to_compact(ids)
+    return ids[None].to(variant.model.wte.weight.device)
 
 
 def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
     if variant.vocab is None:
         return []
-    return (model_ids(variant, prompt)[0] == variant.vocab.unknown).nonzero().flatten().tolist()
+    return (model_ids(variant, prompt)[0].cpu() == variant.vocab.unknown).nonzero().flatten().tolist()
 
 
 @torch.inference_mode()
 def run_trace(variant: Variant, prompt: Prompt) -> Trace:
-    return variant.model.trace(model_ids(variant, prompt))
+    """The trace on the CPU, whatever device the model runs on: figures read it as numpy."""
+    tr = variant.model.trace(model_ids(variant, prompt))
+    return Trace(logits=tr.logits.cpu(), attn=[a.cpu() for a in tr.attn], q=[q.cpu() for q in tr.q],
+                 k=[k.cpu() for k in tr.k], v=[v.cpu() for v in tr.v], positions=tr.positions.cpu())
 
 
 def prompt_loss(variant: Variant, trace: Trace, prompt: Prompt) -> float:
     """Mean next-token loss (nats) over the prompt; perplexity is exp of it."""
-    ids = model_ids(variant, prompt)[0]
+    ids = model_ids(variant, prompt)[0].cpu()
     if len(ids) < 2:
         return float("nan")
     return float(F.cross_entropy(trace.logits[0, :-1], ids[1:]))
@@ -89,7 +93,7 @@ def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature:
     if cfg.position == "learned":
         new_tokens = min(new_tokens, cfg.max_seq_len - ids.shape[1])
     out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
-    new = out[0, ids.shape[1]:]
+    new = out[0, ids.shape[1]:].cpu()
     gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
     return get_tokenizer().decode(gpt2.tolist())
 

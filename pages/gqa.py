@@ -51,7 +51,7 @@ if prompt and grouped:
                                   cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
                                   cell_titles=[f"Q{h}" for h in range(cfg.n_head)]), width="stretch")
     b.plotly_chart(similarity_heatmap(similarity, cfg.group_size,
-                                      "1 − total variation between heads' maps"), width="stretch")
+                                      "head similarity (1 − TV distance)"), width="stretch")
     b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
     b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
 
