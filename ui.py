@@ -19,7 +19,7 @@ from gpt2viz.checkpoints import CheckpointError, load_checkpoint
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.resources import format_bytes
-from gpt2viz.train import TrainSettings, train
+from gpt2viz.train import TrainSettings, checkpoint_folder, train
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
                                unknown_positions)
@@ -197,11 +197,14 @@ def _key(name, config, selection):
 
 def _train_missing(names, selection, show_training):
     store = _store()
-    box = st.container(border=True) if show_training else st.empty()
+    to_train = [n for n in names if not checkpoint_folder(selection.configs[n], corpus(),
+                                                          train_settings(), selection.seed).is_dir()]
+    box = st.container(border=True) if show_training and to_train else st.empty()
     with box:
-        st.write(f"Training {', '.join(names)} on the embedded corpus "
-                 f"({train_settings().steps} steps each; cached on disk afterwards).")
-        bar = st.progress(0.0)
+        if to_train:
+            st.write(f"Training {', '.join(to_train)} on the embedded corpus "
+                     f"({train_settings().steps} steps each; cached on disk afterwards).")
+        bar = st.progress(0.0, text="Loading from the checkpoint cache...")
         chart = st.empty()
     for i, name in enumerate(names):
         config = selection.configs[name]
@@ -224,7 +227,7 @@ def _train_missing(names, selection, show_training):
                                                  "trained (cache)" if result.from_cache else "trained",
                                                  result.history)
     bar.empty()
-    if not show_training:
+    if not (show_training and to_train):
         box.empty()
 
 

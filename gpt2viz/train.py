@@ -90,6 +90,12 @@ def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+def checkpoint_folder(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> Path:
+    """Where train() keeps this model; config's vocab_size is replaced as train() does."""
+    config = config.replace(vocab_size=corpus.vocab.size)
+    return cache_dir() / cache_key(config, corpus, settings, seed)
+
+
 def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
           seed: int = 0, callback: Callable[[Progress], None] | None = None,
           use_cache: bool = True) -> TrainedModel:
@@ -103,7 +109,7 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
                              f"{settings.block_size}; give a longer text or a smaller block.")
     ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
                 f"{settings.block_size} tokens")
-    folder = cache_dir() / cache_key(config, corpus, settings, seed)
+    folder = checkpoint_folder(config, corpus, settings, seed)
     if use_cache and folder.is_dir():
         try:
             model, meta = load_checkpoint(folder)

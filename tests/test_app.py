@@ -152,3 +152,25 @@ def test_performance_page_measures_on_demand():
     at.select_slider[2].set_value(0).run()  # full causal: eager materializes 8192 x 8192
     estimate = [i.value for i in at.info if "measurements, about" in i.value][0]
     assert int(estimate.split("about ")[1].split(" s")[0]) > 30  # eager at 8192 is slow: said up front
+
+
+def test_checkpoint_folders_load_ours_and_hugging_faces(tmp_path):
+    from gpt2viz.corpus import Corpus
+    from gpt2viz.train import TrainSettings, cache_dir, cache_key, train
+    from gpt2viz import ModelConfig
+
+    corpus = Corpus.default()
+    cfg = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64, vocab_size=corpus.vocab.size)
+    settings = TrainSettings(steps=2, batch_size=2, block_size=32)
+    train(cfg, corpus, settings, seed=5)
+    ours = cache_dir() / cache_key(cfg, corpus, settings, 5)
+    assert (ours / "model.safetensors").is_file()
+    at = app("attention", weights="checkpoint", checkpoint=str(ours))
+    assert len(figures(at)) == 1 and len(at.error) == 0
+
+    transformers = pytest.importorskip("transformers")
+    hf = tmp_path / "hf"
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=1, n_head=2, n_embd=32, n_positions=64)).save_pretrained(hf)
+    at = app("compare", weights="checkpoint", checkpoint=str(hf))
+    assert len(figures(at)) == 1 and at.dataframe[0].value["variant"].tolist() == ["hf"]

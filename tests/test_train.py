@@ -97,3 +97,11 @@ def test_cli_trains_and_prints_json_last(tmp_path, private_cache):
     run = subprocess.run([sys.executable, "-m", "gpt2viz", "train", "--variant", "gpt2",
                           "--corpus", str(bad)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "not UTF-8" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_budget_too_large_for_memory_is_refused_before_training(corpus):
+    calls = []
+    huge = TrainSettings(steps=1, batch_size=200_000, block_size=32)
+    with pytest.raises(MemoryError, match="needs an estimated"):
+        train(SMALL, corpus, huge, callback=calls.append)
+    assert calls == []

@@ -93,7 +93,7 @@ def conversion_curve(rows: list[dict], reference: dict | None = None) -> go.Figu
                                hovertemplate="n_kv_head %{x}: %{y:.3f} nats<extra></extra>"))
     for label, loss in (reference or {}).items():
         fig.add_hline(y=loss, line_dash="dash", annotation_text=f"{label} {loss:.2f}")
-    fig.update_xaxes(title_text="n_kv_head (MHA → MQA)")
+    fig.update_xaxes(title_text="n_kv_head (MHA → MQA)", type="category")
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="What sharing costs before any retraining (Ainslie et al. 2023, §2.1)",
                       height=380, margin=dict(t=60, l=10, r=10, b=10))
