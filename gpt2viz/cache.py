@@ -22,6 +22,8 @@ class KVCache:
         self.length = 0  # tokens written so far, padding included
         self.n_real = torch.zeros(batch, dtype=torch.long, device=device)  # next position
         self.decoding = False  # False while the prompt runs, True for one-token steps after
+        self.step_slots: list[int] = []
+        self.key_mask: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
@@ -36,10 +38,12 @@ class KVCache:
         batch = self.real.shape[0]
         new_real = (torch.ones(batch, new_tokens, dtype=torch.bool, device=self.real.device)
                     if padding_mask is None else padding_mask)
-        slots = self._slots_for(new_tokens)
-        self.real[:, slots] = new_real[:, -len(slots):]
+        self.step_slots = self._slots_for(new_tokens)  # where store() writes this step's K/V
+        self.real[:, self.step_slots] = new_real[:, -len(self.step_slots):]
         self.n_real += new_real.sum(dim=1)
         self.length += new_tokens
+        real = self.real[:, :min(self.length, self.slots)]
+        self.key_mask = None if bool(real.all()) else real  # for every layer of this step
         return offset
 
     def _slots_for(self, new_tokens: int) -> list[int]:
@@ -49,16 +53,11 @@ class KVCache:
 
     def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Write k, v (B, n_kv_head, T, hd) of the tokens `begin` just counted."""
-        t = k.shape[2]
-        self.length -= t  # _slots_for counts from the start of this step
-        slots = self._slots_for(t)
-        self.length += t
+        slots = self.step_slots
         self.k[layer][:, :, slots] = k[:, :, -len(slots):]
         self.v[layer][:, :, slots] = v[:, :, -len(slots):]
 
     def keys_values(self, layer: int):
         """(B, n_kv_head, used, hd) K and V over the filled slots, and their key mask."""
         used = min(self.length, self.slots)
-        real = self.real[:, :used]
-        key_mask = None if bool(real.all()) else real
-        return self.k[layer][:, :, :used], self.v[layer][:, :, :used], key_mask
+        return self.k[layer][:, :, :used], self.v[layer][:, :, :used], self.key_mask
