@@ -29,7 +29,8 @@ if built and prompt:
         probs = traces[name].attn[min(layer, cfg.n_layer - 1)][0]  # (n_head, T, T)
         if head_choice == "mean over heads":
             return probs.mean(0).numpy(), "mean"
-        return probs[min(int(head_choice), cfg.n_head - 1)].numpy(), f"head {min(int(head_choice), cfg.n_head - 1)}"
+        head = min(int(head_choice), cfg.n_head - 1)
+        return probs[head].numpy(), f"head {head}"
 
     if not shown:
         st.info("Pick at least one variant to show.")

@@ -50,10 +50,10 @@ if mode.startswith("Attention"):
         st.session_state["perf"] = (mode, x_key, rows)
         bar.empty()
 else:
-    configs = {name: cfg for name, cfg in selection.configs.items()}
     max_n = c1.select_slider("Longest sequence", powers, value=2048)
     seq_lens = [n for n in powers if n <= max_n]
-    configs = {name: cfg.replace(max_seq_len=max(cfg.max_seq_len, max_n)) for name, cfg in configs.items()}
+    configs = {name: cfg.replace(max_seq_len=max(cfg.max_seq_len, max_n))
+               for name, cfg in selection.configs.items()}
     st.info(f"{len(configs) * len(seq_lens)} forward passes of the selected variants with random "
             f"weights (GPT-2's full 50,257-token vocabulary).")
     if st.button("Run", type="primary", disabled=not configs):
