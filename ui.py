@@ -1,48 +1,32 @@
-"""Streamlit glue shared by app.py and the pages: the sidebar, the model store, messages.
+"""Streamlit glue shared by app.py and the pages: routing, the model store, prompts, messages.
 
 Models are built once per (variant, config, weights, seed) and kept in a process-wide store
 (st.cache_resource); they are in eval mode and never trained further, so every session can
-read them. Training shows a progress bar and a live loss curve where it is asked for.
+read them. Training runs on the store's worker thread (gpt2viz.jobs), so a model in progress
+survives its tab closing; the page that asked shows a progress bar and a live loss curve.
+The sidebar lives in sidebar.py.
 """
 from __future__ import annotations
 
 import os
-import threading
-from dataclasses import dataclass
+import time
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from gpt2viz import GPT2, ModelConfig, PRESETS
+import sidebar
+from gpt2viz import GPT2
 from gpt2viz.checkpoints import CheckpointError, load_checkpoint
-from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.corpus import Corpus, Vocabulary
-from gpt2viz.resources import format_bytes
+from gpt2viz.jobs import TrainingQueue
+from gpt2viz.resources import device, format_bytes
 from gpt2viz.train import TrainSettings, checkpoint_folder, train
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
                                unknown_positions)
-
-WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
-           "checkpoint": "Local checkpoint folder"}
-CUSTOM = "custom"
-DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="",
-                n_layer=4, n_head=8, n_kv_head=2, d_model=128, window=16, rope_base=10000.0,
-                position="rope")
-
-
-@dataclass
-class Selection:
-    configs: dict  # name -> ModelConfig (vocab_size still the preset's)
-    weights: str
-    seed: int
-    checkpoint: str
-
-
-def device() -> torch.device:
-    """The one device choice: a CUDA GPU when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from sidebar import Selection
 
 
 def train_settings() -> TrainSettings:
@@ -57,7 +41,7 @@ def corpus() -> Corpus:
 
 @st.cache_resource(show_spinner=False)
 def _store() -> dict:
-    return {"variants": {}, "lock": threading.Lock()}
+    return {"variants": {}, "training": TrainingQueue()}
 
 
 # ------------------------------------------------------------------------------- routing
@@ -73,7 +57,8 @@ def run_app():
     st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
-    st.session_state["selection"] = sidebar()
+    st.session_state["selection"] = sidebar.draw()
+    sidebar.show_link_notes()
     page.run()
 
 
@@ -86,95 +71,16 @@ def selection() -> Selection:
     return st.session_state["selection"]
 
 
-# ------------------------------------------------------------------------------- sidebar
-def _init_state():
-    if st.session_state.get("_initialised"):
-        return
-    params = st.query_params
-    state = dict(DEFAULTS)
-    if "variants" in params:
-        state["variants"] = [v for v in params.get_all("variants") if v in PRESETS or v == CUSTOM]
-    for key in ("weights", "checkpoint", "position"):
-        if key in params:
-            state[key] = params[key]
-    for key in ("seed", "n_layer", "n_head", "n_kv_head", "d_model", "window"):
-        if key in params and params[key].lstrip("-").isdigit():
-            state[key] = int(params[key])
-    if "rope_base" in params:
-        try:
-            state["rope_base"] = float(params["rope_base"])
-        except ValueError:
-            pass
-    if state["weights"] not in WEIGHTS:
-        state["weights"] = "trained"
-    if state["position"] not in POSITIONS:
-        state["position"] = "rope"
-    st.session_state["sidebar_values"] = state
-    st.session_state["_initialised"] = True
-
-
-def sidebar() -> Selection:
-    """The shared controls. Streamlit may drop widget state on a page switch, so the
-    values live in "sidebar_values" and are handed back to the widgets on every run."""
-    _init_state()
-    for key, value in st.session_state["sidebar_values"].items():
-        st.session_state[f"sb_{key}"] = value
-    sb = st.sidebar
-    sb.header("Variants")
-    names = sb.multiselect("Compare", list(PRESETS) + [CUSTOM], key="sb_variants",
-                           help="\n".join(f"**{k}**: {v}" for k, v in PRESET_DESCRIPTIONS.items()))
-    configs = {name: PRESETS[name] for name in names if name in PRESETS}
-    with sb.expander("Custom variant", expanded=CUSTOM in names):
-        position = st.selectbox("Position encoding", POSITIONS, key="sb_position")
-        n_layer = st.number_input("Layers", 1, 12, key="sb_n_layer")
-        d_model = st.number_input("d_model", 8, 512, step=8, key="sb_d_model")
-        n_head = st.number_input("Query heads", 1, 32, key="sb_n_head")
-        n_kv_head = st.number_input("Key/value heads", 1, 32, key="sb_n_kv_head")
-        window = st.number_input("Window (0 = full attention)", 0, 256, key="sb_window")
-        rope_base = st.number_input("RoPE base", 2.0, 1e7, key="sb_rope_base", format="%.0f")
-    if CUSTOM in names:
-        try:
-            configs[CUSTOM] = ModelConfig(n_layer=int(n_layer), n_head=int(n_head),
-                                          n_kv_head=int(n_kv_head), d_model=int(d_model),
-                                          position=position, rope_base=float(rope_base),
-                                          window=int(window) or None)
-        except ValueError as err:
-            sb.error(f"The custom variant cannot be built. {err}".replace("Invalid ModelConfig: ", ""))
-    sb.header("Weights")
-    weights = sb.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="sb_weights",
-                       label_visibility="collapsed")
-    checkpoint = ""
-    if weights == "checkpoint":
-        checkpoint = sb.text_input("Folder (HF GPT-2: config.json + model.safetensors, or a "
-                                   "gpt2viz checkpoint)", key="sb_checkpoint").strip()
-    seed = int(sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed"))
-    sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
-    st.session_state["sidebar_values"] = {k: st.session_state[f"sb_{k}"] for k in DEFAULTS}
-    _write_query_params()
-    return Selection(configs, weights, seed, checkpoint)
-
-
-def _write_query_params():
-    """Everything that differs from the defaults goes in the URL, so a shared link
-    reproduces the view."""
-    wanted = {}
-    for name, default in DEFAULTS.items():
-        value = st.session_state["sidebar_values"][name]
-        if value != default:
-            wanted[name] = [str(v) for v in value] if isinstance(value, list) else str(value)
-    current = {k: st.query_params.get_all(k) if k == "variants" else st.query_params[k]
-               for k in st.query_params}
-    if current != wanted:
-        st.query_params.from_dict(wanted)
-
-
 # ------------------------------------------------------------------------------- models
 def variants(selection: Selection, show_training: bool = False) -> dict[str, Variant]:
     """Build (or fetch) every selected variant. Problems are shown, never raised."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
+    for title, problem in selection.unbuildable.items():
+        st.error(f"{title} cannot be built, so it is not shown: {problem} Fix it in the sidebar.")
     if not selection.configs:
-        st.info("Pick at least one variant in the sidebar.")
+        if not selection.unbuildable:
+            st.info("Pick at least one variant in the sidebar.")
         return {}
     built, store = {}, _store()
     missing = [n for n, c in selection.configs.items() if _key(n, c, selection) not in store["variants"]]
@@ -195,40 +101,56 @@ def _key(name, config, selection):
     return (name, config, selection.weights, selection.seed, train_settings())
 
 
+def _train_into_store(key, name, config, data, settings, seed, callback):
+    """Runs on the training thread: the model lands in the store (and the disk cache) even if
+    the page that asked for it has gone."""
+    result = train(config, data, settings, seed=seed, callback=callback)
+    _store()["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
+                                        "trained (cache)" if result.from_cache else "trained",
+                                        result.history)
+
+
 def _train_missing(names, selection, show_training):
-    store = _store()
-    to_train = [n for n in names if not checkpoint_folder(selection.configs[n], corpus(),
-                                                          train_settings(), selection.seed).is_dir()]
+    """Queue every missing model, then show the queue's progress until all are in the store."""
+    store, data, settings = _store(), corpus(), train_settings()
+    jobs = {}
+    for name in names:
+        config = selection.configs[name]
+        key = _key(name, config, selection)
+        cached = checkpoint_folder(config, data, settings, selection.seed).is_dir()
+        tokens = 0 if cached else settings.steps * settings.batch_size * settings.block_size
+        jobs[name] = store["training"].submit(
+            key, name, partial(_train_into_store, key, name, config, data, settings, selection.seed),
+            tokens)
+    to_train = [n for n, job in jobs.items() if job.tokens > 0]
     box = st.container(border=True) if show_training and to_train else st.empty()
     with box:
         if to_train:
-            st.write(f"Training {', '.join(to_train)} on the embedded corpus "
-                     f"({train_settings().steps} steps each; cached on disk afterwards).")
+            st.write(f"Training {', '.join(to_train)} on the embedded corpus ({settings.steps} steps "
+                     f"each, one model at a time; cached on disk afterwards). Training goes on if "
+                     f"you switch pages or close the tab.")
         bar = st.progress(0.0, text="Loading from the checkpoint cache...")
         chart = st.empty()
-    for i, name in enumerate(names):
-        config = selection.configs[name]
-        live = {"steps": [], "loss": []}
-
-        def report(p, name=name, i=i, live=live):
-            live["steps"].append(p.step)
-            live["loss"].append(p.loss)
-            bar.progress((i + p.step / p.steps) / len(names),
-                         text=f"{name}: step {p.step}/{p.steps}, loss {p.loss:.2f}, "
-                              f"{p.tokens_per_second:,.0f} tokens/s, ~{p.seconds_left:.0f} s left")
-            if show_training and (p.step % 10 == 0 or p.val_loss is not None):
-                chart.line_chart({"loss": live["loss"]}, height=200)
-
-        with store["lock"]:
-            key = _key(name, config, selection)
-            if key not in store["variants"]:
-                result = train(config, corpus(), train_settings(), seed=selection.seed, callback=report)
-                store["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
-                                                 "trained (cache)" if result.from_cache else "trained",
-                                                 result.history)
+    last = list(jobs.values())[-1]
+    while not all(job.done.is_set() for job in jobs.values()):
+        running = [job for job in jobs.values() if job.progress and not job.done.is_set()]
+        finished = sum(job.done.is_set() for job in jobs.values())
+        if running:
+            job, p = running[0], running[0].progress
+            left = store["training"].seconds_until_done(last)
+            bar.progress(min(1.0, (finished + p.step / p.steps) / len(jobs)),
+                         text=f"{job.name}: step {p.step}/{p.steps}, loss {p.loss:.2f}, "
+                              f"{p.tokens_per_second:,.0f} tokens/s · about {left:.0f} s left for "
+                              f"{len(jobs) - finished} model(s)")
+            if show_training:
+                chart.line_chart({"loss": list(job.losses)}, height=200)
+        time.sleep(0.25)
     bar.empty()
     if not (show_training and to_train):
         box.empty()
+    for name, job in jobs.items():
+        if job.error is not None:
+            st.error(f"{name} could not be trained: {job.error}")
 
 
 def _checkpoint_variant(folder: str) -> dict[str, Variant]:
@@ -259,11 +181,17 @@ def summary_rows(built: dict[str, Variant]) -> list[dict]:
         rows.append({"variant": name, "weights": v.source, "params": v.model.num_params(),
                      "attention": cfg.attention_kind, "position": cfg.position,
                      "window": str(cfg.window or "full"),
-                     "train seconds": round(h.seconds, 1) if h else None,
+                     "trained": _training_label(h) if h else None,
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
                      "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token())})
     return rows
+
+
+def _training_label(h) -> str:
+    """Seconds alone mislead on a shared machine: give the rate and when it was measured."""
+    when = f" on {h.finished}" if h.finished else ""
+    return f"{h.seconds:.0f} s at {h.tokens_per_second:,.0f} tokens/s{when}"
 
 
 def loss_figure(built: dict[str, Variant]):

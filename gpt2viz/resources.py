@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 # Leave room for the interpreter, the dashboard and whatever else shares the machine.
 USABLE_FRACTION = 0.7
 
@@ -32,3 +34,8 @@ def format_bytes(n: float) -> str:
         if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+def device() -> torch.device:
+    """The one device choice: a CUDA GPU when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

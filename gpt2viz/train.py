@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,8 @@ class History:
     val_loss: list = field(default_factory=list)
     unigram_loss: float = float("nan")
     seconds: float = 0.0
+    tokens_per_second: float = 0.0  # with the date: a time alone says little on a shared machine
+    finished: str = ""  # when the run ended, UTC
     stopped_early: bool = False
 
 
@@ -181,6 +184,8 @@ def _optimize(model, corpus, settings, seed, callback) -> History:
             history.stopped_early = step < settings.steps
             break
     history.seconds = time.perf_counter() - start
+    history.tokens_per_second = len(history.steps) * tokens_per_step / history.seconds
+    history.finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return history
 
 

@@ -6,9 +6,17 @@ import ui
 
 selection = ui.selection()
 st.title("Build & train")
-st.caption("Each variant is a small GPT-2 (4 layers, d=128, 8 heads) trained on the Python docs "
-           "that ship with every Python (`pydoc_data.topics`), with the same data, order, seed "
-           "and token budget, so differences come from the architecture.")
+shapes = {name: f"{c.n_layer} layers, d={c.d_model}, {c.n_head} heads"
+          for name, c in selection.configs.items()}
+shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
+         else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
+if selection.weights == "trained":
+    st.caption(f"Each variant is a small GPT-2 ({shape}) trained on the Python docs that ship with "
+               f"every Python (`pydoc_data.topics`), with the same data, order, seed and token "
+               f"budget, so differences come from the architecture.")
+elif selection.weights == "random":
+    st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
+               f"{selection.seed}): the architecture only, nothing learned.")
 built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")

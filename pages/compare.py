@@ -18,6 +18,9 @@ if built and prompt:
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
                     width="stretch")
     rows = []
+    if len(prompt.gpt2_ids) < 2:
+        st.info("The prompt is one token: there is nothing to predict inside it, so loss and "
+                "perplexity are left empty. Type at least two tokens to score the prompt.")
     for name, v in built.items():
         loss = prompt_loss(v, traces[name], prompt)
         rows.append({"variant": name, "loss on prompt (nats)": round(loss, 3),

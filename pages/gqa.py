@@ -13,10 +13,13 @@ from gpt2viz.workbench import divisors, kv_cost_rows, pooled_losses
 
 selection = ui.selection()
 st.title("GQA: sharing key/value heads")
-base_cfg = next(iter(selection.configs.values()), PRESETS["gpt2"])
+# The shape shown: the first selected model that shares heads, else the first selected one.
+base_name, base_cfg = next(((n, c) for n, c in selection.configs.items() if c.n_kv_head < c.n_head),
+                           next(iter(selection.configs.items()), ("gpt2", PRESETS["gpt2"])))
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
-n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=kv_options[len(kv_options) // 2])
+n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=base_cfg.n_kv_head,
+                        help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
 context = c2.select_slider("Context length for the cache", [256, 1024, 4096, 32768, 131072], value=4096)
 st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch")
 
@@ -26,7 +29,7 @@ st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "kind": r["kind"],
                             "KV cache / token": format_bytes(r["kv_bytes_per_token"]),
                             f"KV cache at {context}": format_bytes(r["kv_bytes_context"]),
                             "params": r["params"]} for r in rows]), hide_index=True, width="stretch")
-st.caption(f"Shape of {next(iter(selection.configs), 'gpt2')}: {base_cfg.n_layer} layers, "
+st.caption(f"Shape of {base_name}: {base_cfg.n_layer} layers, "
            f"{base_cfg.n_head} heads of {base_cfg.head_dim}, fp32. Bytes = 2 (K and V) × layers × "
            f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies.")
 
@@ -52,8 +55,13 @@ if prompt and grouped:
                                   cell_titles=[f"Q{h}" for h in range(cfg.n_head)]), width="stretch")
     b.plotly_chart(similarity_heatmap(similarity, cfg.group_size,
                                       "head similarity (1 − TV distance)"), width="stretch")
-    b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
-    b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
+    if cfg.n_kv_head == 1:
+        b.metric("similarity of the heads", f"{within:.3f}")
+        b.caption("One group (MQA): every query head shares the single K/V head, so there is no "
+                  "other group to compare with. Heads that share K and V differ only by their queries.")
+    else:
+        b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
+        b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
 
 st.subheader("Mean-pooling a trained MHA model into GQA")
 if selection.weights != "trained":

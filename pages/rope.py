@@ -15,9 +15,13 @@ st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ
            "GPT-NeoX and Llama.")
 built = ui.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
+# The explanatory figures start at the first RoPE model's own base and head size.
+own = next(iter(rope_variants.values())).config if rope_variants else None
 c1, c2, c3 = st.columns(3)
-base = c1.select_slider("RoPE base", [100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0], value=10000.0)
-head_dim = c2.select_slider("Head size", [8, 16, 32, 64, 128], value=16)
+bases = sorted({100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0} | ({own.rope_base} if own else set()))
+base = c1.select_slider("RoPE base", bases, value=own.rope_base if own else 10000.0, format_func=lambda b: f"{b:g}")
+head_dims = sorted({8, 16, 32, 64, 128} | ({own.head_dim} if own else set()))
+head_dim = c2.select_slider("Head size", head_dims, value=own.head_dim if own else 16)
 context = c3.select_slider("Context length", [64, 128, 256, 512, 1024, 4096, 32768], value=256)
 
 st.subheader("The rotation")

@@ -1,0 +1,220 @@
+"""The shared sidebar and the URL that carries its choices.
+
+A widget keeps what the user chose: its value lives in st.session_state["sb_<field>"] and is
+restored from "sidebar_values" only when Streamlit has dropped it (a field hidden for a run, a
+page switch). Never the other way round: copying stored values over the widgets before they are
+drawn undoes the click that started the run. The URL is read once, on a session's first run;
+a value a link cannot mean is clamped or replaced, and the page says so in one line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+import torch
+
+from gpt2viz import ModelConfig, PRESETS
+from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
+from gpt2viz.resources import device
+
+WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
+           "checkpoint": "Local checkpoint folder"}
+# Two custom slots so two settings can be compared side by side. The first keeps the unprefixed
+# URL names (older links say variants=custom&n_layer=...), the second prefixes them with "c2_".
+SLOTS = {"custom": ("custom 1", ""), "custom2": ("custom 2", "c2_")}
+NUMBER_FIELDS = {  # field: (label, smallest, largest, step)
+    "n_layer": ("Layers", 1, 12, 1),
+    "d_model": ("d_model", 8, 512, 8),
+    "n_head": ("Query heads", 1, 32, 1),
+    "n_kv_head": ("Key/value heads", 1, 32, 1),
+    "window": ("Window (0 = full attention)", 0, 256, 1),
+    "rope_base": ("RoPE base", 2.0, 1e7, None),
+    "seed": ("Seed", 0, 2**31 - 1, 1),
+}
+CUSTOM_DEFAULTS = {
+    "custom": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=2, window=16,
+                   rope_base=10000.0),
+    "custom2": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=1, window=16,
+                    rope_base=10000.0),
+}
+DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="",
+                **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
+                   for f, v in CUSTOM_DEFAULTS[slot].items()})
+VARIANT_IDS = list(PRESETS) + list(SLOTS)
+
+
+@dataclass
+class Selection:
+    configs: dict  # display name -> ModelConfig (vocab_size still the preset's)
+    weights: str
+    seed: int
+    checkpoint: str
+    unbuildable: dict = field(default_factory=dict)  # custom slot title -> why it cannot be built
+
+
+# ------------------------------------------------------------------------------- the link
+def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
+    """Sidebar values from URL query parameters, and one note per value the link could not
+    mean as written (unknown names, out-of-range numbers): nothing is replaced silently."""
+    state, notes = dict(DEFAULTS), []
+    if "variants" in params:
+        asked = params["variants"]
+        known = [v for v in asked if v in VARIANT_IDS]
+        unknown = [v for v in asked if v not in VARIANT_IDS]
+        if unknown:
+            fallback = "showing the others" if known else "showing the defaults"
+            notes.append(f"The link names unknown variant(s) {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(VARIANT_IDS)}); {fallback}.")
+        state["variants"] = known or DEFAULTS["variants"]
+    for key, allowed in [("weights", list(WEIGHTS))] + [(p + "position", list(POSITIONS))
+                                                       for _, p in SLOTS.values()]:
+        if key in params:
+            value = params[key][-1]
+            if value in allowed:
+                state[key] = value
+            else:
+                notes.append(f"{key}={value!r} is not one of {', '.join(allowed)}; "
+                             f"using {state[key]!r}.")
+    if "checkpoint" in params:
+        state["checkpoint"] = params["checkpoint"][-1]
+    numbers = {"seed": "seed"} | {p + f: f for _, p in SLOTS.values() for f in NUMBER_FIELDS if f != "seed"}
+    for key, spec in numbers.items():
+        if key in params:
+            state[key], note = _number_from_link(key, params[key][-1], *NUMBER_FIELDS[spec][1:3],
+                                                 state[key])
+            if note:
+                notes.append(note)
+    return state, notes
+
+
+def _number_from_link(key, text, lowest, highest, default):
+    kind = float if isinstance(default, float) else int
+    try:
+        value = kind(text)
+    except ValueError:
+        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {default:g}."
+    if not lowest <= value <= highest:
+        clamped = min(max(value, lowest), highest)
+        return clamped, (f"{key}={text} is outside {lowest:g}–{highest:g}; using the nearest "
+                         f"valid value, {clamped:g}.")
+    return value, None
+
+
+def write_link(values: dict) -> None:
+    """Everything that differs from the defaults goes in the URL, so a shared link
+    reproduces the view."""
+    wanted = {}
+    for name, default in DEFAULTS.items():
+        value = values[name]
+        if value != default:
+            wanted[name] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    current = {k: st.query_params.get_all(k) if k == "variants" else st.query_params[k]
+               for k in st.query_params}
+    if current != wanted:
+        st.query_params.from_dict(wanted)
+
+
+# ------------------------------------------------------------------------------- custom variants
+def custom_config(values: dict, slot: str) -> ModelConfig:
+    """The custom slot's ModelConfig; ValueError (with the fix) when it cannot be built."""
+    prefix = SLOTS[slot][1]
+    v = {f: values[prefix + f] for f in CUSTOM_DEFAULTS[slot]}
+    return ModelConfig(n_layer=int(v["n_layer"]), n_head=int(v["n_head"]), n_kv_head=int(v["n_kv_head"]),
+                       d_model=int(v["d_model"]), position=v["position"],
+                       rope_base=float(v["rope_base"]), window=int(v["window"]) or None)
+
+
+def custom_name(slot: str, config: ModelConfig) -> str:
+    """Name a custom variant by what differs from the gpt2 baseline, e.g. 'custom 1: rope · MQA · w=4'."""
+    base = PRESETS["gpt2"]
+    parts = []
+    if config.position != base.position:
+        parts.append(config.position)
+    if config.position == "rope" and config.rope_base != base.rope_base:
+        parts.append(f"base {config.rope_base:g}")
+    if config.n_kv_head != config.n_head:
+        parts.append("MQA" if config.n_kv_head == 1 else f"GQA-{config.n_kv_head}")
+    if config.window is not None:
+        parts.append(f"w={config.window}")
+    if config.n_layer != base.n_layer:
+        parts.append(f"L={config.n_layer}")
+    if config.d_model != base.d_model:
+        parts.append(f"d={config.d_model}")
+    if config.n_head != base.n_head:
+        parts.append(f"{config.n_head} heads")
+    return f"{SLOTS[slot][0]}: {' · '.join(parts) or 'as gpt2'}"
+
+
+# ------------------------------------------------------------------------------- the widgets
+def _restore_dropped_widgets() -> None:
+    """Give back the values Streamlit dropped (last run's, or on a session's first run the
+    link's, whose notes are kept to show). A value the widget still holds is never touched."""
+    if "sidebar_values" not in st.session_state:
+        params = {k: st.query_params.get_all(k) for k in st.query_params}
+        st.session_state["sidebar_values"], st.session_state["link_notes"] = read_link(params)
+    for key, value in st.session_state["sidebar_values"].items():
+        if f"sb_{key}" not in st.session_state:
+            st.session_state[f"sb_{key}"] = value
+
+
+def _number(container, key: str, spec: str):
+    label, lowest, highest, step = NUMBER_FIELDS[spec]
+    if step is None:
+        return container.number_input(label, lowest, highest, key=f"sb_{key}", format="%g")
+    return container.number_input(label, lowest, highest, step=step, key=f"sb_{key}")
+
+
+def draw() -> Selection:
+    """Draw the shared controls and return what they select."""
+    _restore_dropped_widgets()
+    current = {k: st.session_state[f"sb_{k}"] for k in DEFAULTS}  # this run's, click included
+    sb = st.sidebar
+    sb.header("Variants")
+    names = sb.multiselect("Compare", VARIANT_IDS, key="sb_variants",
+                           format_func=lambda v: SLOTS[v][0] if v in SLOTS else v,
+                           help="\n".join(f"**{k}**: {v}" for k, v in PRESET_DESCRIPTIONS.items())
+                           + "\n**custom 1, custom 2**: every hyperparameter yours (below).")
+    customs, unbuildable = {}, {}
+    for slot, (title, prefix) in SLOTS.items():
+        try:
+            heading = custom_name(slot, custom_config(current, slot))
+        except ValueError:
+            heading = f"{title}: cannot be built"
+        with sb.expander(heading[0].upper() + heading[1:], expanded=slot in names):
+            st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
+            for f in NUMBER_FIELDS:
+                if f != "seed":
+                    _number(st, prefix + f, f)
+        if slot in names:
+            try:
+                config = custom_config(current, slot)
+                customs[slot] = (custom_name(slot, config), config)
+            except ValueError as err:
+                message = str(err).replace("Invalid ModelConfig: ", "")
+                unbuildable[title] = message
+                sb.error(f"{title} cannot be built. {message}")
+    configs = {}
+    for name in names:
+        if name in PRESETS:
+            configs[name] = PRESETS[name]
+        elif name in customs:
+            configs[customs[name][0]] = customs[name][1]
+    sb.header("Weights")
+    weights = sb.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="sb_weights",
+                       label_visibility="collapsed")
+    checkpoint = ""
+    if weights == "checkpoint":
+        checkpoint = sb.text_input("Folder (HF GPT-2: config.json + model.safetensors, or a "
+                                   "gpt2viz checkpoint)", key="sb_checkpoint").strip()
+    seed = int(_number(sb, "seed", "seed"))
+    sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
+    values = {k: st.session_state.get(f"sb_{k}", current[k]) for k in DEFAULTS}
+    st.session_state["sidebar_values"] = values
+    write_link(values)
+    return Selection(configs, weights, seed, checkpoint, unbuildable)
+
+
+def show_link_notes() -> None:
+    """What the link asked for that could not be shown as written: once, on arrival."""
+    for note in st.session_state.pop("link_notes", []):
+        st.warning(note)
