@@ -151,7 +151,9 @@ def _restore_dropped_widgets() -> None:
     link's, whose notes are kept to show). A value the widget still holds is never touched."""
     if "sidebar_values" not in st.session_state:
         params = {k: st.query_params.get_all(k) for k in st.query_params}
-        st.session_state["sidebar_values"], st.session_state["link_notes"] = read_link(params)
+        values, notes = read_link(params)
+        st.session_state["sidebar_values"] = st.session_state["link_values"] = values
+        st.session_state["link_notes"] = notes
     for key, value in st.session_state["sidebar_values"].items():
         if f"sb_{key}" not in st.session_state:
             st.session_state[f"sb_{key}"] = value
@@ -215,6 +217,9 @@ def draw() -> Selection:
 
 
 def show_link_notes() -> None:
-    """What the link asked for that could not be shown as written: once, on arrival."""
-    for note in st.session_state.pop("link_notes", []):
+    """What the link asked for that could not be shown as written, on every page until the
+    user changes a sidebar control."""
+    if st.session_state.get("link_values") != st.session_state["sidebar_values"]:
+        st.session_state["link_notes"] = []
+    for note in st.session_state.get("link_notes", []):
         st.warning(note)

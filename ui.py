@@ -129,7 +129,7 @@ def _train_missing(names, selection, show_training):
             st.write(f"Training {', '.join(to_train)} on the embedded corpus ({settings.steps} steps "
                      f"each, one model at a time; cached on disk afterwards). Training goes on if "
                      f"you switch pages or close the tab.")
-        bar = st.progress(0.0, text="Loading from the checkpoint cache...")
+        bar = st.progress(0.0, text="Starting to train..." if to_train else "Loading from the checkpoint cache...")
         chart = st.empty()
     last = list(jobs.values())[-1]
     while not all(job.done.is_set() for job in jobs.values()):

@@ -15,8 +15,9 @@ st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ
            "GPT-NeoX and Llama.")
 built = ui.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
-# The explanatory figures start at the first RoPE model's own base and head size.
-own = next(iter(rope_variants.values())).config if rope_variants else None
+# The explanatory figures start at the chosen RoPE model's own base and head size.
+name = st.selectbox("RoPE model", list(rope_variants)) if rope_variants else None
+own = rope_variants[name].config if name else None
 c1, c2, c3 = st.columns(3)
 bases = sorted({100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0} | ({own.rope_base} if own else set()))
 base = c1.select_slider("RoPE base", bases, value=own.rope_base if own else 10000.0, format_func=lambda b: f"{b:g}")
@@ -27,7 +28,6 @@ context = c3.select_slider("Context length", [64, 128, 256, 512, 1024, 4096, 327
 st.subheader("The rotation")
 prompt = ui.prompt_input()
 if prompt and rope_variants:
-    name = st.selectbox("RoPE model", list(rope_variants))
     variant = rope_variants[name]
     cfg = variant.config
     a, b = st.columns(2)

@@ -97,12 +97,93 @@ def add_variant(page, label):
     sidebar(page).locator("[data-testid='stMultiSelect'] input").click()
     page.get_by_role("option", name=label, exact=True).click()
     page.keyboard.press("Escape")
+    _click_away(page)
+
+
+def _click_away(page):
+    """Leave the multiselect as a person does, by clicking elsewhere: while it has focus its
+    tags take more room, so the first click after it lands on a control that has just moved."""
+    sidebar(page).get_by_role("heading", name="Weights").click()
     wait_idle(page)
 
 
 def remove_variant(page, label):
     sidebar(page).get_by_role("button", name=f"Remove {label}", exact=True).click()
+    _click_away(page)
+
+
+def custom_panel(page, title):
+    """The sidebar expander of a custom slot ('Custom 1', 'Custom 2'); opened if closed."""
+    panel = sidebar(page).locator("[data-testid='stExpander']").filter(has_text=title).first
+    if not panel.locator("[data-testid='stNumberInputField']").first.is_visible():
+        panel.locator("summary").click()
+    return panel
+
+
+def step_number(scope, label, up=True):
+    field = scope.locator("[data-testid='stNumberInput']").filter(
+        has=scope.page.get_by_label(label, exact=True)).first
+    field.locator(f"[data-testid='stNumberInputStep{'Up' if up else 'Down'}']").click()
+    wait_idle(scope.page)
+
+
+def type_number(scope, label, value):
+    field = scope.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    wait_idle(scope.page)
+
+
+def choose(scope, label, option):
+    """A selectbox: open it by its label, click the option."""
+    scope.locator("[data-testid='stSelectbox']").filter(
+        has=scope.page.get_by_text(label, exact=True)).first.click()
+    scope.page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(scope.page)
+
+
+def table(page, index=0) -> list[dict]:
+    """The rows of the index-th st.dataframe as a user reads them (its accessible grid)."""
+    grid = page.locator("[data-testid='stDataFrame']").nth(index)
+    grid.locator("[role='gridcell']").first.wait_for(state="attached")
+    headers = grid.locator("[role='columnheader']").all_text_contents()
+    cells = grid.locator("[role='gridcell']").all_text_contents()
+    return [dict(zip(headers, cells[i:i + len(headers)])) for i in range(0, len(cells), len(headers))]
+
+
+def chart_texts(page) -> list[str]:
+    """Titles and annotations of every plotly chart on the page."""
+    return page.locator("[data-testid='stPlotlyChart'] .gtitle, [data-testid='stPlotlyChart'] "
+                        ".annotation-text").evaluate_all("els => els.map(e => e.textContent)")
+
+
+def no_exception(page) -> bool:
+    return page.locator("[data-testid='stException']").count() == 0
+
+
+# ------------------------------------------------------------------ acting like a user
+def sidebar(page):
+    return page.locator("[data-testid='stSidebar']")
+
+
+def add_variant(page, label):
+    """Open the sidebar's Compare multiselect and pick `label`, as a person would."""
+    sidebar(page).locator("[data-testid='stMultiSelect'] input").click()
+    page.get_by_role("option", name=label, exact=True).click()
+    page.keyboard.press("Escape")
+    _click_away(page)
+
+
+def _click_away(page):
+    """Leave the multiselect as a person does, by clicking elsewhere: while it has focus its
+    tags take more room, so the first click after it lands on a control that has just moved."""
+    sidebar(page).get_by_role("heading", name="Weights").click()
     wait_idle(page)
+
+
+def remove_variant(page, label):
+    sidebar(page).get_by_role("button", name=f"Remove {label}", exact=True).click()
+    _click_away(page)
 
 
 def custom_panel(page, title):
