@@ -2,27 +2,25 @@
 
 Models are built once per (variant, config, weights, seed) and kept in a process-wide store
 (st.cache_resource); they are in eval mode and never trained further, so every session can
-read them. Training runs on the store's worker thread (gpt2viz.jobs), so a model in progress
-survives its tab closing; the page that asked shows a progress bar and a live loss curve.
-The sidebar lives in sidebar.py.
+read them. Training runs in the background (training.py); the sidebar lives in sidebar.py.
 """
 from __future__ import annotations
 
 import os
-import time
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 import torch
 
 import sidebar
+import training
 from gpt2viz import GPT2
 from gpt2viz.checkpoints import CheckpointError, load_checkpoint
 from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.jobs import TrainingQueue
 from gpt2viz.resources import device, format_bytes
-from gpt2viz.train import TrainSettings, checkpoint_folder, train
+from gpt2viz.train import TrainSettings
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
                                unknown_positions)
@@ -82,18 +80,21 @@ def variants(selection: Selection, show_training: bool = False) -> dict[str, Var
         if not selection.unbuildable:
             st.info("Pick at least one variant in the sidebar.")
         return {}
-    built, store = {}, _store()
-    missing = [n for n, c in selection.configs.items() if _key(n, c, selection) not in store["variants"]]
-    if missing and selection.weights == "trained":
-        _train_missing(missing, selection, show_training)
-    for name, config in selection.configs.items():
-        key = _key(name, config, selection)
-        if key not in store["variants"] and selection.weights == "random":
-            torch.manual_seed(selection.seed)
-            model = GPT2(config.replace(vocab_size=corpus().vocab.size)).to(device()).eval()
-            store["variants"][key] = Variant(name, model, corpus().vocab, "random init")
+    store, settings = _store(), train_settings()
+    wanted = {name: (_key(name, config, selection), config) for name, config in selection.configs.items()}
+    if selection.weights == "trained":
+        jobs = training.start(store, wanted, corpus(), settings, selection.seed, _place)
+        training.show_stopped([key for key, _ in wanted.values()])
+        if jobs:
+            training.status(store, jobs, show_training)
+    built = {}
+    for name, (key, config) in wanted.items():
         if key in store["variants"]:
             built[name] = store["variants"][key]
+        else:  # random weights: chosen, or standing in until the trained model is ready
+            stand_in = selection.weights == "trained"
+            built[name] = replace(_random_variant(name, config, selection.seed),
+                                  source="random init (not trained yet)" if stand_in else "random init")
     return built
 
 
@@ -101,56 +102,19 @@ def _key(name, config, selection):
     return (name, config, selection.weights, selection.seed, train_settings())
 
 
-def _train_into_store(key, name, config, data, settings, seed, callback):
-    """Runs on the training thread: the model lands in the store (and the disk cache) even if
-    the page that asked for it has gone."""
-    result = train(config, data, settings, seed=seed, callback=callback)
-    _store()["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
-                                        "trained (cache)" if result.from_cache else "trained",
-                                        result.history)
+def _place(key, variant: Variant) -> None:
+    """Runs on the training thread when a model is ready (or in the script, from the cache)."""
+    variant.model.to(device())
+    _store()["variants"][key] = variant
 
 
-def _train_missing(names, selection, show_training):
-    """Queue every missing model, then show the queue's progress until all are in the store."""
-    store, data, settings = _store(), corpus(), train_settings()
-    jobs = {}
-    for name in names:
-        config = selection.configs[name]
-        key = _key(name, config, selection)
-        cached = checkpoint_folder(config, data, settings, selection.seed).is_dir()
-        tokens = 0 if cached else settings.steps * settings.batch_size * settings.block_size
-        jobs[name] = store["training"].submit(
-            key, name, partial(_train_into_store, key, name, config, data, settings, selection.seed),
-            tokens)
-    to_train = [n for n, job in jobs.items() if job.tokens > 0]
-    box = st.container(border=True) if show_training and to_train else st.empty()
-    with box:
-        if to_train:
-            st.write(f"Training {', '.join(to_train)} on the embedded corpus ({settings.steps} steps "
-                     f"each, one model at a time; cached on disk afterwards). Training goes on if "
-                     f"you switch pages or close the tab.")
-        bar = st.progress(0.0, text="Starting to train..." if to_train else "Loading from the checkpoint cache...")
-        chart = st.empty()
-    last = list(jobs.values())[-1]
-    while not all(job.done.is_set() for job in jobs.values()):
-        running = [job for job in jobs.values() if job.progress and not job.done.is_set()]
-        finished = sum(job.done.is_set() for job in jobs.values())
-        if running:
-            job, p = running[0], running[0].progress
-            left = store["training"].seconds_until_done(last)
-            bar.progress(min(1.0, (finished + p.step / p.steps) / len(jobs)),
-                         text=f"{job.name}: step {p.step}/{p.steps}, loss {p.loss:.2f}, "
-                              f"{p.tokens_per_second:,.0f} tokens/s · about {left:.0f} s left for "
-                              f"{len(jobs) - finished} model(s)")
-            if show_training:
-                chart.line_chart({"loss": list(job.losses)}, height=200)
-        time.sleep(0.25)
-    bar.empty()
-    if not (show_training and to_train):
-        box.empty()
-    for name, job in jobs.items():
-        if job.error is not None:
-            st.error(f"{name} could not be trained: {job.error}")
+def _random_variant(name, config, seed) -> Variant:
+    store, key = _store(), (name, config, "random", seed)
+    if key not in store["variants"]:
+        torch.manual_seed(seed)
+        model = GPT2(config.replace(vocab_size=corpus().vocab.size)).to(device()).eval()
+        store["variants"][key] = Variant(name, model, corpus().vocab, "random init")
+    return store["variants"][key]
 
 
 def _checkpoint_variant(folder: str) -> dict[str, Variant]:

@@ -5,6 +5,8 @@ trained inside it would be lost half-way. Here one worker thread trains queued j
 time (the cores are shared: two at once would each run at half speed), keeps their progress for
 whoever polls, and hands each result to the job's own `finish` (which caches it) when done.
 Two requests for the same key share one job: a model is never trained twice at once.
+A job is cancelled only when every session waiting on it has cancelled; a cancelled run stops at
+its next step and writes nothing.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ class TrainingJob:
     result: Any = None
     error: Exception | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    waiters: set = field(default_factory=set)  # who asked for it (e.g. session ids)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def seconds_left(self, tokens_per_second: float) -> float:
         if self.done.is_set():
@@ -34,6 +38,13 @@ class TrainingJob:
         if self.progress is None:
             return self.tokens / tokens_per_second
         return self.progress.seconds_left
+
+
+class TrainingCancelled(Exception):
+    """Raised inside a job's work at the step after every waiter cancelled it."""
+
+    def __init__(self):
+        super().__init__("Training was cancelled; nothing was saved.")
 
 
 class TrainingQueue:
@@ -48,17 +59,28 @@ class TrainingQueue:
         self._wakeup = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
 
-    def submit(self, key: Hashable, name: str, work, tokens: int) -> TrainingJob:
+    def submit(self, key: Hashable, name: str, work, tokens: int, waiter: Hashable = None) -> TrainingJob:
         """The job for key: the one already queued or running, else a new one at the back."""
         with self._lock:
-            if key not in self._jobs:
+            if key not in self._jobs or self._jobs[key].cancelled.is_set():
                 self._jobs[key] = TrainingJob(key, name, work, tokens)
                 if self._worker is None or not self._worker.is_alive():
                     self._worker = threading.Thread(target=self._run, name="gpt2viz-training",
                                                     daemon=True)
                     self._worker.start()
                 self._wakeup.notify()
+            self._jobs[key].waiters.add(waiter)
             return self._jobs[key]
+
+    def cancel(self, job: TrainingJob, waiter: Hashable = None) -> None:
+        with self._lock:
+            job.waiters.discard(waiter)
+            if not job.waiters:
+                job.cancelled.set()
+
+    def pending(self) -> list[TrainingJob]:
+        with self._lock:
+            return list(self._jobs.values())
 
     def seconds_until_done(self, job: TrainingJob) -> float:
         """Everything ahead of job in the queue, plus job itself."""
@@ -79,14 +101,19 @@ class TrainingQueue:
                 job = next(iter(self._jobs.values()))
 
             def report(p: Progress, job=job):
+                if job.cancelled.is_set():
+                    raise TrainingCancelled()
                 job.progress = p
                 job.losses.append(p.loss)
                 self.tokens_per_second = p.tokens_per_second
 
             try:
+                if job.cancelled.is_set():
+                    raise TrainingCancelled()
                 job.result = job.work(report)
             except Exception as err:  # handed to whoever waits on the job, shown there
                 job.error = err
             with self._lock:
-                del self._jobs[job.key]
+                if self._jobs.get(job.key) is job:
+                    del self._jobs[job.key]
             job.done.set()

@@ -113,13 +113,9 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
                 f"{settings.block_size} tokens")
     folder = checkpoint_folder(config, corpus, settings, seed)
-    if use_cache and folder.is_dir():
-        try:
-            model, meta = load_checkpoint(folder)
-            return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
-                                corpus.name, from_cache=True)
-        except (CheckpointError, KeyError, TypeError):
-            pass  # an unreadable cache entry is retrained and replaced below
+    cached = load_cached(config, corpus, settings, seed) if use_cache else None
+    if cached is not None:
+        return cached  # an unreadable cache entry is retrained and replaced below
 
     torch.manual_seed(seed)
     model = GPT2(config)
@@ -130,6 +126,20 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
                                         "corpus": corpus.name, "settings": asdict(settings),
                                         "seed": seed})
     return TrainedModel(model, corpus.vocab, history, corpus.name)
+
+
+def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> TrainedModel | None:
+    """The model train() would return from the checkpoint cache; None when it is not there
+    or cannot be read."""
+    folder = checkpoint_folder(config, corpus, settings, seed)
+    if not folder.is_dir():
+        return None
+    try:
+        model, meta = load_checkpoint(folder)
+        return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
+                            corpus.name, from_cache=True)
+    except (CheckpointError, KeyError, TypeError):
+        return None
 
 
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:

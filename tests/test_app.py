@@ -1,6 +1,7 @@
 """Every page through Streamlit's AppTest: no exception, the expected charts and tables."""
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,18 @@ def app(page=None, **params) -> AppTest:
     if page:
         at.switch_page(f"pages/{page}.py")
         at.run()
+    wait_for_training(at)
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def wait_for_training(at, timeout=240):
+    """Training runs in the background: rerun, as the page's own timer does, until it is done."""
+    deadline = time.time() + timeout
+    while any("Training in the background" in m.value for m in at.markdown):
+        assert time.time() < deadline, "training did not finish"
+        time.sleep(0.5)
+        at.run()
 
 
 def figures(at):
