@@ -6,19 +6,21 @@ read them. Training shows a progress bar and a live loss curve where it is asked
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import streamlit as st
 import torch
 
+import serving_ui
 from gpt2viz import GPT2, ModelConfig, PRESETS
 from gpt2viz.checkpoints import CheckpointError, load_checkpoint
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.resources import format_bytes
+from gpt2viz.serving import Refused
 from gpt2viz.train import TrainSettings, checkpoint_folder, train
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
@@ -71,6 +73,7 @@ PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
 
 def run_app():
     st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
+    serving_ui.apply_mode()
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
     st.session_state["selection"] = sidebar()
@@ -105,7 +108,7 @@ def _init_state():
             state["rope_base"] = float(params["rope_base"])
         except ValueError:
             pass
-    if state["weights"] not in WEIGHTS:
+    if state["weights"] not in serving_ui.weight_options(WEIGHTS):
         state["weights"] = "trained"
     if state["position"] not in POSITIONS:
         state["position"] = "rope"
@@ -141,12 +144,11 @@ def sidebar() -> Selection:
         except ValueError as err:
             sb.error(f"The custom variant cannot be built. {err}".replace("Invalid ModelConfig: ", ""))
     sb.header("Weights")
-    weights = sb.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="sb_weights",
-                       label_visibility="collapsed")
+    weights = sb.radio("Weights", serving_ui.weight_options(WEIGHTS), format_func=WEIGHTS.get,
+                       key="sb_weights", label_visibility="collapsed")
     checkpoint = ""
     if weights == "checkpoint":
-        checkpoint = sb.text_input("Folder (HF GPT-2: config.json + model.safetensors, or a "
-                                   "gpt2viz checkpoint)", key="sb_checkpoint").strip()
+        checkpoint = sb.text_input(serving_ui.checkpoint_prompt(), key="sb_checkpoint").strip()
     seed = int(sb.number_input("Seed", 0, 2**31 - 1, key="sb_seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
     st.session_state["sidebar_values"] = {k: st.session_state[f"sb_{k}"] for k in DEFAULTS}
@@ -208,6 +210,8 @@ def _train_missing(names, selection, show_training):
         chart = st.empty()
     for i, name in enumerate(names):
         config = selection.configs[name]
+        turn = (serving_ui.training_turn(train_settings(), bar) if name in to_train
+                else contextlib.nullcontext())
         live = {"steps": [], "loss": []}
 
         def report(p, name=name, i=i, live=live):
@@ -219,35 +223,46 @@ def _train_missing(names, selection, show_training):
             if show_training and (p.step % 10 == 0 or p.val_loss is not None):
                 chart.line_chart({"loss": live["loss"]}, height=200)
 
-        with store["lock"]:
-            key = _key(name, config, selection)
-            if key not in store["variants"]:
-                result = train(config, corpus(), train_settings(), seed=selection.seed, callback=report)
-                store["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
-                                                 "trained (cache)" if result.from_cache else "trained",
-                                                 result.history)
+        try:
+            with turn, store["lock"]:  # always the queue's turn before the lock: no deadlock
+                key = _key(name, config, selection)
+                if key not in store["variants"]:
+                    result = train(config, corpus(), train_settings(), seed=selection.seed,
+                                   callback=report)
+                    store["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
+                                                     "trained (cache)" if result.from_cache
+                                                     else "trained", result.history)
+        except Refused as err:
+            st.warning(f"{name} is not trained: {err}")
+            break
+        except (ValueError, MemoryError) as err:  # a setting the server's owner must fix
+            serving_ui.show_error(f"{name} is not trained", err)
+            break
     bar.empty()
     if not (show_training and to_train):
         box.empty()
 
 
-def _checkpoint_variant(folder: str) -> dict[str, Variant]:
-    if not folder:
+def _checkpoint_variant(text: str) -> dict[str, Variant]:
+    if not text:
         st.info("Type the path of a local checkpoint folder in the sidebar.")
         return {}
+    folder = serving_ui.checkpoint_folder(text)  # checked: exists, readable, allowed here
+    if folder is None:
+        return {}
     store = _store()
-    key = ("checkpoint", str(Path(folder).resolve()))
+    key = ("checkpoint", str(folder.resolve()))
     if key not in store["variants"]:
         try:
-            if (Path(folder) / "meta.json").is_file():
+            if (folder / "meta.json").is_file():
                 model, meta = load_checkpoint(folder)
                 vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
             else:
                 model, vocab = GPT2.from_hf_gpt2(folder), None
         except (CheckpointError, KeyError) as err:
-            st.error(f"That checkpoint does not load: {err}")
+            serving_ui.show_error("That checkpoint does not load", err)
             return {}
-        store["variants"][key] = Variant(Path(folder).name or folder, model.to(device()).eval(), vocab, folder)
+        store["variants"][key] = Variant(folder.name or text, model.to(device()).eval(), vocab, text)
     variant = store["variants"][key]
     return {variant.name: variant}
 
