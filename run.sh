@@ -47,8 +47,9 @@ case "$cmd" in
     done
     case "$address" in
       ""|127.*|localhost|::1|"[::1]") ;;
-      0.0.0.0|::) echo "Shared: anyone who can reach this machine on port $port (every network" \
-                       "interface) can use the dashboard; there is no login (README: Local and shared mode)." ;;
+      0.0.0.0|::) echo "Shared: anyone who can reach this machine on port $port (every" \
+                       "network interface) can use the dashboard; there is no login" \
+                       "(README: Local and shared mode)." ;;
       *) echo "Shared: anyone who can reach $address on port $port can use the dashboard; there is" \
               "no login (README: Local and shared mode)." ;;
     esac

@@ -45,7 +45,8 @@ class TrainingQueue:
         with self._changed:
             running = self._jobs[0] if self._jobs else None
             elapsed = time.monotonic() - running.started if running and running.started else 0.0
-            return max(0.0, sum(job.tokens for job in self._jobs) * self.seconds_per_token - elapsed)
+            tokens = sum(job.tokens for job in self._jobs)
+            return max(0.0, tokens * self.seconds_per_token - elapsed)
 
     @contextlib.contextmanager
     def turn(self, session: str, tokens: int):

@@ -96,5 +96,5 @@ def check_upload(kind: str, size_bytes: int) -> None:
 
 
 def max_upload_megabytes() -> int:
-    """Streamlit's server.maxUploadSize (megabytes): the largest of our caps, not its 200 MB default."""
+    """Streamlit's server.maxUploadSize (megabytes): our largest cap, not its 200 MB default."""
     return max(UPLOAD_CAPS.values()) // 1024**2

@@ -11,7 +11,6 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from gpt2viz import PRESETS, ModelConfig
-from gpt2viz.corpus import Corpus
 from gpt2viz.serving import max_upload_megabytes
 from gpt2viz.train import TrainSettings, cache_entries, checkpoint_folder, train
 
@@ -49,10 +48,9 @@ def run(page=None, **params) -> AppTest:
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch):
+def models(tmp_path, monkeypatch, corpus):
     """GPT2VIZ_MODELS with one real checkpoint ('mine') and an empty folder ('broken'), a real
     checkpoint outside it ('outside') and a symlink inside that leads there."""
-    corpus = Corpus.default()
     tiny = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
     settings = TrainSettings(steps=2, batch_size=2, block_size=32)
     train(tiny, corpus, settings, seed=5)
@@ -110,7 +108,7 @@ def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
     assert error.value == "That checkpoint does not load: config.json is missing from broken."
 
 
-def test_a_full_training_queue_is_said_and_nothing_trains(served_on):
+def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus):
     import serving_ui
 
     served_on("0.0.0.0")
@@ -122,9 +120,10 @@ def test_a_full_training_queue_is_said_and_nothing_trains(served_on):
     finally:
         queue.max_waiting = 4
     (warning,) = at.warning
-    assert "gpt2 is not trained: The training queue is full (1 jobs); the wait is about" in warning.value
+    assert ("gpt2 is not trained: The training queue is full (1 jobs); the wait is about"
+            in warning.value)
     assert not at.dataframe  # nothing built, nothing cached
-    assert not checkpoint_folder(PRESETS["gpt2"], Corpus.default(), TrainSettings(steps=8), 4242).exists()
+    assert not checkpoint_folder(PRESETS["gpt2"], corpus, TrainSettings(steps=8), 4242).exists()
 
 
 def test_build_page_shows_the_cache_and_clears_it_locally(served_on):

@@ -6,25 +6,13 @@ import time
 import pytest
 
 from gpt2viz import ModelConfig
-from gpt2viz.corpus import Corpus
 from gpt2viz.resources import parse_size
 from gpt2viz.train import (TrainSettings, cache_entries, cache_max_bytes, cache_size,
                            checkpoint_folder, checkpoint_in_use, clear_cache, train)
 
 TINY = ModelConfig(n_layer=1, n_head=2, d_model=16, max_seq_len=32)
 TWO_STEPS = TrainSettings(steps=2, batch_size=2, block_size=16, eval_every=2, warmup_steps=1)
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return Corpus.default()
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("GPT2VIZ_CACHE_MAX", raising=False)
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def folder_bytes(folder):

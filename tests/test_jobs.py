@@ -4,7 +4,6 @@ import threading
 import pytest
 
 from gpt2viz import ModelConfig
-from gpt2viz.corpus import Corpus
 from gpt2viz.jobs import MAX_JOB_TOKENS, TrainingQueue, check_budget, job_tokens
 from gpt2viz.serving import Refused
 from gpt2viz.train import TrainSettings, train
@@ -13,8 +12,7 @@ TINY = ModelConfig(n_layer=1, n_head=2, d_model=16, max_seq_len=32)
 TWO_STEPS = TrainSettings(steps=2, batch_size=2, block_size=16, eval_every=2, warmup_steps=1)
 
 
-def test_a_job_past_the_bound_is_refused_and_the_others_finish():
-    corpus = Corpus.default()
+def test_a_job_past_the_bound_is_refused_and_the_others_finish(corpus):
     queue = TrainingQueue(max_waiting=1)
     first_running, release_first = threading.Event(), threading.Event()
     finished, order = {}, []

@@ -107,8 +107,10 @@ def test_local_mode_reads_any_folder_and_expands_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "ckpt").mkdir()
     assert checkpoint_path("~/ckpt", None) == tmp_path / "ckpt"
-    assert checkpoint_path(str(tmp_path / "ckpt" / ".." / "ckpt"), None).resolve() == tmp_path / "ckpt"
-    for text, says in (("x\x00", "NUL"), ("b" * 300, "too long"), (str(tmp_path / "nope"), "no folder")):
+    dotted = str(tmp_path / "ckpt" / ".." / "ckpt")
+    assert checkpoint_path(dotted, None).resolve() == tmp_path / "ckpt"
+    for text, says in (("x\x00", "NUL"), ("b" * 300, "too long"),
+                       (str(tmp_path / "nope"), "no folder")):
         with pytest.raises(Refused, match=says):
             checkpoint_path(text, None)
 
@@ -136,11 +138,10 @@ def test_uploads_over_the_cap_are_refused():
     assert max_upload_megabytes() == 160 < 200  # below Streamlit's default
 
 
-def test_the_largest_sidebar_variant_fits_the_checkpoint_cap():
+def test_the_largest_sidebar_variant_fits_the_checkpoint_cap(corpus):
     from gpt2viz import ModelConfig
-    from gpt2viz.corpus import Corpus
     from gpt2viz.train import param_count
 
-    largest = ModelConfig(vocab_size=Corpus.default().vocab.size, n_layer=12, n_head=8,
+    largest = ModelConfig(vocab_size=corpus.vocab.size, n_layer=12, n_head=8,
                           d_model=512, position="learned")
     assert param_count(largest) * 4 < MAX_CHECKPOINT_UPLOAD
