@@ -215,7 +215,8 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
                 return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
                                     corpus.name, from_cache=True)
             except (CheckpointError, KeyError, TypeError, OSError):
-                pass  # an unreadable cache entry is retrained and replaced below
+                pass
+        _remove_unless_in_use(folder)  # unreadable: retrained and replaced below
 
     torch.manual_seed(seed)
     model = GPT2(config)

@@ -64,6 +64,13 @@ def test_in_use_and_half_written_checkpoints_are_never_removed(corpus, private_c
     assert clear_cache() == [first] and cache_size() == 0 and staging.exists()
 
 
+def test_an_unreadable_entry_is_retrained_and_replaced(corpus):
+    (folder,) = train_seeds(corpus, [0])
+    (folder / "meta.json").write_text("{broken")
+    assert not train(TINY, corpus, TWO_STEPS, seed=0).from_cache
+    assert train(TINY, corpus, TWO_STEPS, seed=0).from_cache
+
+
 def test_the_cap_setting(monkeypatch):
     assert cache_max_bytes() == 2 * 1024**3
     monkeypatch.setenv("GPT2VIZ_CACHE_MAX", "500M")
