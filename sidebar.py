@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
+import serving_ui
 from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.resources import device
@@ -66,7 +67,7 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
             notes.append(f"The link names unknown variant(s) {', '.join(map(repr, unknown))} "
                          f"(known: {', '.join(VARIANT_IDS)}); {fallback}.")
         state["variants"] = known or DEFAULTS["variants"]
-    for key, allowed in [("weights", list(WEIGHTS))] + [(p + "position", list(POSITIONS))
+    for key, allowed in [("weights", serving_ui.weight_options(WEIGHTS))] + [(p + "position", list(POSITIONS))
                                                        for _, p in SLOTS.values()]:
         if key in params:
             value = params[key][-1]
@@ -202,12 +203,11 @@ def draw() -> Selection:
         elif name in customs:
             configs[customs[name][0]] = customs[name][1]
     sb.header("Weights")
-    weights = sb.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="sb_weights",
-                       label_visibility="collapsed")
+    weights = sb.radio("Weights", serving_ui.weight_options(WEIGHTS), format_func=WEIGHTS.get,
+                       key="sb_weights", label_visibility="collapsed")
     checkpoint = ""
     if weights == "checkpoint":
-        checkpoint = sb.text_input("Folder (HF GPT-2: config.json + model.safetensors, or a "
-                                   "gpt2viz checkpoint)", key="sb_checkpoint").strip()
+        checkpoint = sb.text_input(serving_ui.checkpoint_prompt(), key="sb_checkpoint").strip()
     seed = int(_number(sb, "seed", "seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
     values = {k: st.session_state.get(f"sb_{k}", current[k]) for k in DEFAULTS}

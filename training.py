@@ -13,7 +13,9 @@ from functools import partial
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from gpt2viz.jobs import TrainingCancelled, TrainingJob
+import serving_ui
+from gpt2viz.jobs import TrainingCancelled, TrainingJob, job_tokens
+from gpt2viz.serving import Refused
 from gpt2viz.train import load_cached, train
 from gpt2viz.workbench import Variant
 
@@ -32,6 +34,11 @@ def start(store: dict, wanted: dict, data, settings, seed: int, place) -> dict[s
     """Queue every wanted model (name -> (key, config)) that is not in the store yet; return
     the jobs still running. `place(key, variant)` puts a finished model in the store."""
     jobs = {}
+    try:
+        bounds = serving_ui.queue_bounds(settings, frozenset(key for key, _ in wanted.values()))
+    except Refused as err:
+        st.warning(f"Nothing is trained: {err} Until then the models are shown with random weights.")
+        return jobs
     for name, (key, config) in wanted.items():
         if key in store["variants"] or key in _stopped():
             continue
@@ -39,10 +46,12 @@ def start(store: dict, wanted: dict, data, settings, seed: int, place) -> dict[s
         if cached is not None:
             place(key, _variant(name, cached))
             continue
-        tokens = settings.steps * settings.batch_size * settings.block_size
-        jobs[name] = store["training"].submit(key, name, partial(_train, key, name, config, data,
-                                                                 settings, seed, place),
-                                              tokens, waiter=_session())
+        try:
+            jobs[name] = store["training"].submit(
+                key, name, partial(_train, key, name, config, data, settings, seed, place),
+                job_tokens(settings), waiter=_session(), **bounds)
+        except Refused as err:
+            st.warning(f"{name} is not trained: {err} Until then it is shown with random weights.")
     return jobs
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import streamlit as st
 import torch
 
+import serving_ui
 import sidebar
 import training
 from gpt2viz import GPT2
@@ -53,6 +53,7 @@ PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
 
 def run_app():
     st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
+    serving_ui.apply_mode()
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
     st.session_state["selection"] = sidebar.draw()
@@ -117,23 +118,26 @@ def _random_variant(name, config, seed) -> Variant:
     return store["variants"][key]
 
 
-def _checkpoint_variant(folder: str) -> dict[str, Variant]:
-    if not folder:
+def _checkpoint_variant(text: str) -> dict[str, Variant]:
+    if not text:
         st.info("Type the path of a local checkpoint folder in the sidebar.")
         return {}
+    folder = serving_ui.checkpoint_folder(text)  # checked: exists, readable, allowed here
+    if folder is None:
+        return {}
     store = _store()
-    key = ("checkpoint", str(Path(folder).resolve()))
+    key = ("checkpoint", str(folder.resolve()))
     if key not in store["variants"]:
         try:
-            if (Path(folder) / "meta.json").is_file():
+            if (folder / "meta.json").is_file():
                 model, meta = load_checkpoint(folder)
                 vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
             else:
                 model, vocab = GPT2.from_hf_gpt2(folder), None
         except (CheckpointError, KeyError) as err:
-            st.error(f"That checkpoint does not load: {err}")
+            serving_ui.show_error("That checkpoint does not load", err)
             return {}
-        store["variants"][key] = Variant(Path(folder).name or folder, model.to(device()).eval(), vocab, folder)
+        store["variants"][key] = Variant(folder.name or text, model.to(device()).eval(), vocab, text)
     variant = store["variants"][key]
     return {variant.name: variant}
 

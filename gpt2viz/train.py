@@ -2,15 +2,22 @@
 
 Fair comparison: every variant trained with the same TrainSettings and seed sees the same
 batches in the same order (the batch sampler has its own generator, untouched by model init).
-Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice.
+Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice. The
+cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least recently used checkpoints go, never
+one that this process is reading or writing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import shutil
+import threading
 import time
+import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +30,7 @@ from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .corpus import Corpus, Vocabulary
 from .model import GPT2
-from .resources import ensure_fits
+from .resources import ensure_fits, parse_size
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,95 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GPT2VIZ_CACHE", Path.home() / ".cache" / "gpt2viz"))
 
 
+DEFAULT_CACHE_MAX = 2 * 1024**3  # a laptop's worth; a default preset's checkpoint is 6 MB
+_in_use: Counter = Counter()     # folder -> readers and writers in this process
+_in_use_lock = threading.Lock()
+
+
+def cache_max_bytes() -> int:
+    text = os.environ.get("GPT2VIZ_CACHE_MAX", "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise ValueError(f"GPT2VIZ_CACHE_MAX: {err}") from None
+
+
+@contextlib.contextmanager
+def checkpoint_in_use(folder: Path):
+    """While held, eviction and clear_cache() leave `folder` alone."""
+    with _in_use_lock:
+        _in_use[folder] += 1
+    try:
+        yield folder
+    finally:
+        with _in_use_lock:
+            _in_use[folder] -= 1
+            if not _in_use[folder]:
+                del _in_use[folder]
+
+
+@dataclass
+class CacheEntry:
+    folder: Path
+    bytes: int
+    last_used: float  # the folder's mtime: written, or touched when loaded
+
+
+def cache_entries() -> list[CacheEntry]:
+    """Finished checkpoints, least recently used first. Hidden folders are being written
+    (save_checkpoint's staging) or removed: they are not entries."""
+    entries = []
+    root = cache_dir()
+    for folder in (root.iterdir() if root.is_dir() else []):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            entries.append(CacheEntry(folder, size, folder.stat().st_mtime))
+        except OSError:
+            continue  # removed while we looked
+    return sorted(entries, key=lambda e: e.last_used)
+
+
+def cache_size() -> int:
+    return sum(e.bytes for e in cache_entries())
+
+
+def evict(max_bytes: int | None = None) -> list[Path]:
+    """Remove least recently used checkpoints until the cache fits in max_bytes (default the
+    cap); checkpoints in use are skipped, so the cache may stay over a cap smaller than them."""
+    max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+    entries = cache_entries()
+    total, removed = sum(e.bytes for e in entries), []
+    for entry in entries:
+        if total <= max_bytes:
+            break
+        if _remove_unless_in_use(entry.folder):
+            total -= entry.bytes
+            removed.append(entry.folder)
+    return removed
+
+
+def clear_cache() -> list[Path]:
+    return evict(max_bytes=0)
+
+
+def _remove_unless_in_use(folder: Path) -> bool:
+    """Rename out of sight first, so a reader sees the whole checkpoint or none of it."""
+    with _in_use_lock:
+        if _in_use[folder]:
+            return False
+        hidden = folder.with_name(f".removing.{folder.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(folder, hidden)
+        except OSError:
+            return False  # gone already, or another process is removing it
+    shutil.rmtree(hidden, ignore_errors=True)
+    return True
+
+
 def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> str:
     payload = json.dumps([config.to_dict(), corpus.sha256, asdict(settings), seed], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -113,18 +209,23 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
                 f"{settings.block_size} tokens")
     folder = checkpoint_folder(config, corpus, settings, seed)
+    max_bytes = cache_max_bytes() if use_cache else None  # a bad GPT2VIZ_CACHE_MAX fails first
     cached = load_cached(config, corpus, settings, seed) if use_cache else None
     if cached is not None:
-        return cached  # an unreadable cache entry is retrained and replaced below
+        return cached
+    if use_cache and folder.is_dir():
+        _remove_unless_in_use(folder)  # unreadable: retrained and replaced below
 
     torch.manual_seed(seed)
     model = GPT2(config)
     history = _optimize(model, corpus, settings, seed, callback)
     model.eval()
     if use_cache:
-        save_checkpoint(folder, model, {"vocab": corpus.vocab.gpt2_ids, "history": asdict(history),
-                                        "corpus": corpus.name, "settings": asdict(settings),
-                                        "seed": seed})
+        with checkpoint_in_use(folder):
+            save_checkpoint(folder, model, {"vocab": corpus.vocab.gpt2_ids, "corpus": corpus.name,
+                                            "history": asdict(history), "seed": seed,
+                                            "settings": asdict(settings)})
+            evict(max_bytes)
     return TrainedModel(model, corpus.vocab, history, corpus.name)
 
 
@@ -134,12 +235,14 @@ def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, se
     folder = checkpoint_folder(config, corpus, settings, seed)
     if not folder.is_dir():
         return None
-    try:
-        model, meta = load_checkpoint(folder)
-        return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
-                            corpus.name, from_cache=True)
-    except (CheckpointError, KeyError, TypeError):
-        return None
+    with checkpoint_in_use(folder):
+        try:
+            model, meta = load_checkpoint(folder)
+            os.utime(folder)  # most recently used
+            return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
+                                corpus.name, from_cache=True)
+        except (CheckpointError, KeyError, TypeError, OSError):
+            return None
 
 
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:

@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+import serving_ui
 import ui
 
 selection = ui.selection()
@@ -29,3 +30,4 @@ if built:
                 "'Trained on the corpus' in the sidebar to see loss curves.")
     st.caption("Validation loss is measured on every tenth 1,024-token block of the corpus, never "
                "trained on. The unigram baseline is what a model that ignores context scores.")
+serving_ui.cache_panel()

@@ -32,3 +32,17 @@ def tiny_model(seed=0, dtype=torch.float64, **overrides) -> GPT2:
 @pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
 def variant(request):
     return request.param, VARIANTS[request.param]
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    from gpt2viz.corpus import Corpus
+    return Corpus.default()
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A checkpoint cache of the test's own, with the default size cap."""
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GPT2VIZ_CACHE_MAX", raising=False)
+    return tmp_path / "cache"

@@ -13,15 +13,7 @@ SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
 QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)
 
 
-@pytest.fixture(scope="module")
-def corpus():
-    return Corpus.default()
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_default_corpus_split_and_vocabulary(corpus):
