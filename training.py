@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 import serving_ui
 from gpt2viz.jobs import TrainingCancelled, TrainingJob, job_tokens
 from gpt2viz.serving import Refused
-from gpt2viz.train import load_cached, train
+from gpt2viz.train import check_trainable, load_cached, train
 from gpt2viz.workbench import Variant
 
 
@@ -30,17 +30,34 @@ def _stopped() -> dict:
     return st.session_state.setdefault("training_stopped", {})
 
 
-def start(store: dict, wanted: dict, data, settings, seed: int, place) -> dict[str, TrainingJob]:
+def start(store: dict, wanted: dict, data, settings, seed: int, place,
+          purpose: str = "selection") -> dict[str, TrainingJob]:
     """Queue every wanted model (name -> (key, config)) that is not in the store yet; return
-    the jobs still running. `place(key, variant)` puts a finished model in the store."""
+    the jobs still running. `place(key, variant)` puts a finished model in the store.
+
+    A page asks once per `purpose` (the selection; a page's own reference model). What this
+    session asked for the same purpose before and no longer wants is cancelled for it: a user
+    stepping through settings queues the last one, not every one on the way."""
+    asked = st.session_state.setdefault("training_asked", {})
+    keys = frozenset(key for key, _ in wanted.values())
+    for job in store["training"].pending():
+        if job.key in asked.get(purpose, ()) and job.key not in keys:
+            store["training"].cancel(job, waiter=_session())
+    asked[purpose] = keys
     jobs = {}
     try:
-        bounds = serving_ui.queue_bounds(settings, frozenset(key for key, _ in wanted.values()))
+        bounds = serving_ui.queue_bounds(settings, frozenset().union(*asked.values()))
     except Refused as err:
         st.warning(f"Nothing is trained: {err} Until then the models are shown with random weights.")
         return jobs
     for name, (key, config) in wanted.items():
         if key in store["variants"] or key in _stopped():
+            continue
+        try:
+            check_trainable(config, data, settings)
+        except (ValueError, MemoryError) as err:
+            st.error(f"{name} cannot be trained with these settings: {err} It is shown with "
+                     f"random weights.")
             continue
         cached = load_cached(config, data, settings, seed)  # well under a second: no need to queue
         if cached is not None:

@@ -6,7 +6,6 @@ read them. Training runs in the background (training.py); the sidebar lives in s
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import streamlit as st
@@ -18,18 +17,13 @@ import training
 from gpt2viz import GPT2
 from gpt2viz.checkpoints import CheckpointError, load_checkpoint
 from gpt2viz.corpus import Corpus, Vocabulary
-from gpt2viz.jobs import TrainingQueue
+from gpt2viz.jobs import TrainingQueue, job_tokens
 from gpt2viz.resources import device, format_bytes
-from gpt2viz.train import TrainSettings
+from gpt2viz.train import checkpoint_folder, training_bytes
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
                                unknown_positions)
 from sidebar import Selection
-
-
-def train_settings() -> TrainSettings:
-    steps = os.environ.get("GPT2VIZ_TRAIN_STEPS")  # a quicker budget for demos and tests
-    return TrainSettings(steps=int(steps)) if steps else TrainSettings()
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,8 +65,9 @@ def selection() -> Selection:
 
 
 # ------------------------------------------------------------------------------- models
-def variants(selection: Selection, show_training: bool = False) -> dict[str, Variant]:
-    """Build (or fetch) every selected variant. Problems are shown, never raised."""
+def variants(selection: Selection, show_training: bool = False, purpose: str = "selection") -> dict[str, Variant]:
+    """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
+    names what a page asks for (its selection, or a reference model of its own)."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
     for title, problem in selection.unbuildable.items():
@@ -81,10 +76,14 @@ def variants(selection: Selection, show_training: bool = False) -> dict[str, Var
         if not selection.unbuildable:
             st.info("Pick at least one variant in the sidebar.")
         return {}
-    store, settings = _store(), train_settings()
-    wanted = {name: (_key(name, config, selection), config) for name, config in selection.configs.items()}
+    store, settings = _store(), selection.settings
+    if selection.weights == "trained":  # dropout is part of how a model was trained
+        configs = {name: c.replace(dropout=selection.dropout) for name, c in selection.configs.items()}
+    else:
+        configs = selection.configs
+    wanted = {name: (_key(name, config, selection), config) for name, config in configs.items()}
     if selection.weights == "trained":
-        jobs = training.start(store, wanted, corpus(), settings, selection.seed, _place)
+        jobs = training.start(store, wanted, corpus(), settings, selection.seed, _place, purpose)
         training.show_stopped([key for key, _ in wanted.values()])
         if jobs:
             training.status(store, jobs, show_training)
@@ -100,7 +99,7 @@ def variants(selection: Selection, show_training: bool = False) -> dict[str, Var
 
 
 def _key(name, config, selection):
-    return (name, config, selection.weights, selection.seed, train_settings())
+    return (name, config, selection.weights, selection.seed, selection.settings)
 
 
 def _place(key, variant: Variant) -> None:
@@ -142,7 +141,7 @@ def _checkpoint_variant(text: str) -> dict[str, Variant]:
     return {variant.name: variant}
 
 
-def summary_rows(built: dict[str, Variant]) -> list[dict]:
+def summary_rows(built: dict[str, Variant], settings) -> list[dict]:
     rows = []
     for name, v in built.items():
         cfg, h = v.config, v.history
@@ -150,10 +149,28 @@ def summary_rows(built: dict[str, Variant]) -> list[dict]:
                      "attention": cfg.attention_kind, "position": cfg.position,
                      "window": str(cfg.window or "full"),
                      "trained": _training_label(h) if h else None,
+                     "settings": settings.describe() if h else None,
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
                      "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token())})
     return rows
+
+
+def training_estimate(selection: Selection) -> str:
+    """Before a run: what training the selected models that are not cached yet would take."""
+    settings, data = selection.settings, corpus()
+    todo = {name: config.replace(dropout=selection.dropout, vocab_size=data.vocab.size)
+            for name, config in selection.configs.items()}
+    todo = {name: c for name, c in todo.items()
+            if not checkpoint_folder(c, data, settings, selection.seed).is_dir()}
+    if not todo:
+        return "Every selected model with these settings is in the checkpoint cache: nothing to train."
+    rate = _store()["training"].tokens_per_second
+    seconds = len(todo) * job_tokens(settings) / rate
+    memory = max(training_bytes(c, settings) for c in todo.values())
+    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s (the "
+            f"last pace measured here; the time budget, if set, stops each model earlier), peak "
+            f"memory about {format_bytes(memory)} per model, one model at a time.")
 
 
 def _training_label(h) -> str:

@@ -46,6 +46,11 @@ class TrainSettings:
     eval_every: int = 40
     max_seconds: float | None = None  # stop early (the history says so) if time runs out
 
+    def describe(self) -> str:
+        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
+        return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
+                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
+
     def __post_init__(self):
         for name in ("steps", "batch_size", "block_size", "eval_every"):
             if getattr(self, name) < 1:
@@ -201,13 +206,7 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     """Train config (its vocab_size is replaced by the corpus vocabulary's) or load it from
     the checkpoint cache."""
     config = config.replace(vocab_size=corpus.vocab.size)
-    config.check_seq_len(settings.block_size)
-    for split, ids in (("training", corpus.train), ("validation", corpus.val)):
-        if len(ids) <= settings.block_size:
-            raise ValueError(f"the {split} split has {len(ids)} tokens, fewer than one block of "
-                             f"{settings.block_size}; give a longer text or a smaller block.")
-    ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
-                f"{settings.block_size} tokens")
+    check_trainable(config, corpus, settings)
     folder = checkpoint_folder(config, corpus, settings, seed)
     max_bytes = cache_max_bytes() if use_cache else None  # a bad GPT2VIZ_CACHE_MAX fails first
     cached = load_cached(config, corpus, settings, seed) if use_cache else None
@@ -227,6 +226,19 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
                                             "settings": asdict(settings)})
             evict(max_bytes)
     return TrainedModel(model, corpus.vocab, history, corpus.name)
+
+
+def check_trainable(config: ModelConfig, corpus: Corpus, settings: TrainSettings) -> None:
+    """ValueError / MemoryError, naming the fix, for settings that cannot train this config
+    on this corpus: checked before a run is queued, so nothing starts that must fail."""
+    config = config.replace(vocab_size=corpus.vocab.size)
+    config.check_seq_len(settings.block_size)
+    for split, ids in (("training", corpus.train), ("validation", corpus.val)):
+        if len(ids) <= settings.block_size:
+            raise ValueError(f"the {split} split has {len(ids)} tokens, fewer than one block of "
+                             f"{settings.block_size}; give a longer text or a smaller block.")
+    ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
+                f"{settings.block_size} tokens")
 
 
 def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> TrainedModel | None:

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import serving_ui
+import sidebar
 import ui
 
 selection = ui.selection()
@@ -18,10 +19,15 @@ if selection.weights == "trained":
 elif selection.weights == "random":
     st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
                f"{selection.seed}): the architecture only, nothing learned.")
+if selection.weights == "trained":
+    with st.expander(f"Training settings — the same for every variant: {selection.settings.describe()} "
+                     f"· dropout {selection.dropout:g} · seed {selection.seed}"):
+        sidebar.training_controls()
+        st.caption(ui.training_estimate(selection))
 built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
-    st.dataframe(pd.DataFrame(ui.summary_rows(built)), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(ui.summary_rows(built, selection.settings)), hide_index=True, width="stretch")
     figure = ui.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")

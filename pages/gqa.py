@@ -1,5 +1,7 @@
 """GQA: which query heads share which key/value head, what that saves, how alike sharing
 heads attend, and what mean-pooling a trained MHA model into GQA costs."""
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -67,7 +69,8 @@ st.subheader("Mean-pooling a trained MHA model into GQA")
 if selection.weights != "trained":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
 else:
-    baseline = ui.variants(ui.Selection({"gpt2": PRESETS["gpt2"]}, "trained", selection.seed, ""))
+    baseline = ui.variants(replace(selection, configs={"gpt2": PRESETS["gpt2"]}, unbuildable={}),
+                           purpose="pooling baseline")
     if "gpt2" in baseline:
         losses = ui.cached_pooled_losses(baseline["gpt2"])
         reference = {f"{n} trained": v.history.val_loss[-1] for n, v in built.items()

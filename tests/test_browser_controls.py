@@ -216,3 +216,21 @@ def test_closing_the_tab_mid_training_keeps_the_model(tmp_path):
         with browser_page() as page:
             open_page(page, url, "build", "variants=gpt2&seed=3")
             assert [r["weights"] for r in table(page)] == ["trained"]  # from the store: no retraining
+
+
+def test_training_settings_typed_on_build_then_cancelled_leave_no_checkpoint(tmp_path):
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
+        with browser_page() as page:
+            open_page(page, url, "build", "variants=gqa")  # the quick default budget, trained
+            before = set(tmp_path.iterdir())
+            page.get_by_text("Training settings").click()
+            type_number(page.locator("[data-testid='stMain']"), "Steps", 400)
+            page.get_by_text(re.compile(r"gqa: step \d+/400")).wait_for(timeout=120_000)
+            assert "steps=400" in page.url
+            assert "400 steps" in page.get_by_text("Training settings").inner_text()
+            page.get_by_role("button", name="Cancel training").click()
+            page.get_by_text("gqa: training cancelled").wait_for(timeout=60_000)
+            wait_idle(page)
+            assert table(page)[0]["weights"] == "random init (not trained yet)"
+            assert set(tmp_path.iterdir()) == before  # nothing half-written
+            assert no_exception(page)
