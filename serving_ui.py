@@ -15,7 +15,7 @@ import streamlit as st
 
 from gpt2viz.jobs import MAX_WAITING, check_budget
 from gpt2viz.resources import format_bytes
-from gpt2viz.serving import Refused, checkpoint_path, is_local, models_folder, public_message
+from gpt2viz.serving import UPLOAD_CAPS, Refused, checkpoint_path, is_local, models_folder, public_message
 from gpt2viz.train import TrainSettings, cache_dir, cache_entries, cache_max_bytes, clear_cache
 
 log = logging.getLogger("gpt2viz")
@@ -36,6 +36,10 @@ def weight_options(weights: dict) -> list[str]:
     models folder named at start-up."""
     offered = not shared() or models_folder() is not None
     return [w for w in weights if w != "checkpoint" or offered]
+
+
+def upload_megabytes(kind: str) -> int:
+    return UPLOAD_CAPS[kind] // 1024**2
 
 
 def checkpoint_prompt() -> str:

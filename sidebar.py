@@ -21,7 +21,7 @@ from gpt2viz.resources import device
 from gpt2viz.train import TrainSettings
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
-           "checkpoint": "Local checkpoint folder"}
+           "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}
 # Two custom slots so two settings can be compared side by side. The first keeps the unprefixed
 # URL names (older links say variants=custom&n_layer=...), the second prefixes them with "c2_".
 SLOTS = {"custom": ("custom 1", ""), "custom2": ("custom 2", "c2_")}
@@ -246,6 +246,10 @@ def draw() -> Selection:
     checkpoint = ""
     if weights == "checkpoint":
         checkpoint = sb.text_input(serving_ui.checkpoint_prompt(), key="sb_checkpoint").strip()
+    elif weights == "upload":
+        sb.file_uploader("A gpt2viz checkpoint (.zip from Build & train), or a Hugging Face GPT-2 "
+                         "folder zipped (config.json + model.safetensors)", type=["zip"],
+                         key="checkpoint_upload", max_upload_size=serving_ui.upload_megabytes("checkpoint"))
     seed = int(_number(sb, "seed", "seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
     values = {k: st.session_state.get(f"sb_{k}", current[k]) for k in DEFAULTS}

@@ -6,7 +6,9 @@ read them. Training runs in the background (training.py); the sidebar lives in s
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
 
 import streamlit as st
 import torch
@@ -15,11 +17,12 @@ import serving_ui
 import sidebar
 import training
 from gpt2viz import GPT2
-from gpt2viz.checkpoints import CheckpointError, load_checkpoint
+from gpt2viz.checkpoints import CheckpointError, checkpoint_zip, load_checkpoint, load_checkpoint_zip
 from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.jobs import TrainingQueue, job_tokens
 from gpt2viz.resources import device, format_bytes
-from gpt2viz.train import checkpoint_folder, training_bytes
+from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
+from gpt2viz.train import History, checkpoint_folder, training_bytes
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
                                unknown_positions)
@@ -70,6 +73,8 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
     names what a page asks for (its selection, or a reference model of its own)."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
+    if selection.weights == "upload":
+        return _uploaded_variant()
     for title, problem in selection.unbuildable.items():
         st.error(f"{title} cannot be built, so it is not shown: {problem} Fix it in the sidebar.")
     if not selection.configs:
@@ -139,6 +144,41 @@ def _checkpoint_variant(text: str) -> dict[str, Variant]:
         store["variants"][key] = Variant(folder.name or text, model.to(device()).eval(), vocab, text)
     variant = store["variants"][key]
     return {variant.name: variant}
+
+
+def _uploaded_variant() -> dict[str, Variant]:
+    """The .zip in the sidebar's uploader, loaded once per upload; it lives for the session."""
+    upload = st.session_state.get("checkpoint_upload")
+    if upload is None:
+        st.info("Upload a checkpoint .zip in the sidebar (one downloaded from Build & train, or a "
+                "Hugging Face GPT-2 folder zipped). It stays for this session only.")
+        return {}
+    if st.session_state.get("uploaded", (None,))[0] != upload.file_id:
+        try:
+            check_upload("checkpoint", upload.size)
+            model, meta = load_checkpoint_zip(upload.getvalue(), UPLOAD_CAPS["checkpoint"])
+        except (CheckpointError, Refused) as err:
+            serving_ui.show_error(f"{upload.name} does not load", err)
+            return {}
+        vocab = Vocabulary(meta["vocab"]) if meta and "vocab" in meta else None
+        history = History(**meta["history"]) if meta and "history" in meta else None
+        name = Path(upload.name).stem
+        st.session_state["uploaded"] = (upload.file_id, Variant(name, model.to(device()).eval(), vocab,
+                                                                f"uploaded {upload.name}", history))
+    variant = st.session_state["uploaded"][1]
+    return {variant.name: variant}
+
+
+def download_button(name: str, variant: Variant, selection: Selection) -> None:
+    """One .zip per built variant: weights (safetensors) and JSON (config, vocabulary, and for
+    a trained one its settings, seed, corpus and history)."""
+    meta = {"vocab": variant.vocab.gpt2_ids} if variant.vocab else {}
+    if variant.history is not None:
+        meta |= {"history": asdict(variant.history), "settings": asdict(selection.settings),
+                 "seed": selection.seed, "corpus": corpus().name}
+    st.download_button(f"{name} (.zip)", partial(checkpoint_zip, variant.model, meta),  # zipped on click
+                       f"gpt2viz-{''.join(c if c.isalnum() or c in '+-' else '_' for c in name)}.zip",
+                       "application/zip", key=f"download-{name}", icon=":material/download:")
 
 
 def summary_rows(built: dict[str, Variant], settings) -> list[dict]:

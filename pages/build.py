@@ -28,6 +28,11 @@ built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
     st.dataframe(pd.DataFrame(ui.summary_rows(built, selection.settings)), hide_index=True, width="stretch")
+    st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
+               "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
+    for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):
+        with column:
+            ui.download_button(name, variant, selection)
     figure = ui.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")

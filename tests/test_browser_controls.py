@@ -234,3 +234,29 @@ def test_training_settings_typed_on_build_then_cancelled_leave_no_checkpoint(tmp
             assert table(page)[0]["weights"] == "random init (not trained yet)"
             assert set(tmp_path.iterdir()) == before  # nothing half-written
             assert no_exception(page)
+
+
+def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, tmp_path):
+    url, page = dashboard
+    open_page(page, url, "compare", "weights=random&variants=swa&seed=5")
+    loss = table(page)[0]["loss on prompt (nats)"]
+    go_to(page, "Build & train")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="swa (.zip)").click()
+    zipped = tmp_path / "swa.zip"
+    download.value.save_as(zipped)
+    sidebar(page).get_by_text("Upload a checkpoint (.zip)").click()
+    wait_idle(page)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    sidebar(page).locator("input[type='file']").set_input_files(str(broken))
+    wait_idle(page)
+    assert "broken.zip does not load: That file is not a .zip archive." in page_text(page)
+    sidebar(page).locator("input[type='file']").set_input_files(str(zipped))
+    wait_idle(page)
+    row = table(page)[0]
+    assert download.value.suggested_filename == "gpt2viz-swa.zip"
+    assert row["variant"] == "swa" and row["weights"] == "uploaded swa.zip" and row["window"] == "16"
+    go_to(page, "Compare & generate")
+    assert table(page)[0]["loss on prompt (nats)"] == loss
+    assert no_exception(page)
