@@ -59,7 +59,7 @@ CUSTOM_DEFAULTS = {
                     rope_base=10000.0),
 }
 CUSTOM_NUMBERS = [f for f in CUSTOM_DEFAULTS["custom"] if f != "position"]
-DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="",
+DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="", corpus="",
                 **TRAINING_DEFAULTS,
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
                    for f, v in CUSTOM_DEFAULTS[slot].items()})
@@ -75,6 +75,7 @@ class Selection:
     unbuildable: dict = field(default_factory=dict)  # custom slot title -> why it cannot be built
     settings: TrainSettings = TrainSettings()
     dropout: float = 0.0  # while training; a trained model's config carries it
+    corpus: str = ""  # "" = the embedded corpus, else "name@hash" (corpora.py)
 
 
 def defaults() -> dict:
@@ -115,8 +116,9 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
             else:
                 notes.append(f"{key}={value!r} is not one of {', '.join(allowed)}; "
                              f"using {state[key]!r}.")
-    if "checkpoint" in params:
-        state["checkpoint"] = params["checkpoint"][-1]
+    for key in ("checkpoint", "corpus"):  # looked up where they are used, and said there
+        if key in params:
+            state[key] = params[key][-1]
     numbers = ({"seed": "seed"} | {f: f for f in TRAINING_FIELDS}
                | {prefix + f: f for _, prefix in SLOTS.values() for f in CUSTOM_NUMBERS})
     for key, spec in numbers.items():
@@ -260,7 +262,8 @@ def draw() -> Selection:
     except ValueError as err:
         st.error(f"The training settings cannot work: {err} Using the defaults.")
         settings = training_settings(defaults())
-    return Selection(configs, weights, seed, checkpoint, unbuildable, settings, float(values["dropout"]))
+    return Selection(configs, weights, seed, checkpoint, unbuildable, settings, float(values["dropout"]),
+                     values["corpus"])
 
 
 def training_controls() -> None:

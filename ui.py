@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+import corpora
 import serving_ui
 import sidebar
 import training
@@ -29,9 +30,10 @@ from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokeni
 from sidebar import Selection
 
 
-@st.cache_resource(show_spinner=False)
-def corpus() -> Corpus:
-    return Corpus.default()
+def corpus(selection: Selection) -> Corpus:
+    """The text the selection's models train on (the embedded corpus unless the user chose
+    their own on Build & train)."""
+    return corpora.for_selection(selection.corpus)
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,7 +90,7 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
         configs = selection.configs
     wanted = {name: (_key(name, config, selection), config) for name, config in configs.items()}
     if selection.weights == "trained":
-        jobs = training.start(store, wanted, corpus(), settings, selection.seed, _place, purpose)
+        jobs = training.start(store, wanted, corpus(selection), settings, selection.seed, _place, purpose)
         training.show_stopped([key for key, _ in wanted.values()])
         if jobs:
             training.status(store, jobs, show_training)
@@ -98,13 +100,13 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
             built[name] = store["variants"][key]
         else:  # random weights: chosen, or standing in until the trained model is ready
             stand_in = selection.weights == "trained"
-            built[name] = replace(_random_variant(name, config, selection.seed),
+            built[name] = replace(_random_variant(name, config, selection.seed, corpus(selection)),
                                   source="random init (not trained yet)" if stand_in else "random init")
     return built
 
 
 def _key(name, config, selection):
-    return (name, config, selection.weights, selection.seed, selection.settings)
+    return (name, config, selection.weights, selection.seed, selection.settings, selection.corpus)
 
 
 def _place(key, variant: Variant) -> None:
@@ -113,12 +115,12 @@ def _place(key, variant: Variant) -> None:
     _store()["variants"][key] = variant
 
 
-def _random_variant(name, config, seed) -> Variant:
-    store, key = _store(), (name, config, "random", seed)
+def _random_variant(name, config, seed, data: Corpus) -> Variant:
+    store, key = _store(), (name, config, "random", seed, data.sha256)
     if key not in store["variants"]:
         torch.manual_seed(seed)
-        model = GPT2(config.replace(vocab_size=corpus().vocab.size)).to(device()).eval()
-        store["variants"][key] = Variant(name, model, corpus().vocab, "random init")
+        model = GPT2(config.replace(vocab_size=data.vocab.size)).to(device()).eval()
+        store["variants"][key] = Variant(name, model, data.vocab, "random init")
     return store["variants"][key]
 
 
@@ -175,30 +177,32 @@ def download_button(name: str, variant: Variant, selection: Selection) -> None:
     meta = {"vocab": variant.vocab.gpt2_ids} if variant.vocab else {}
     if variant.history is not None:
         meta |= {"history": asdict(variant.history), "settings": asdict(selection.settings),
-                 "seed": selection.seed, "corpus": corpus().name}
+                 "seed": selection.seed, "corpus": corpus(selection).id}
     st.download_button(f"{name} (.zip)", partial(checkpoint_zip, variant.model, meta),  # zipped on click
                        f"gpt2viz-{''.join(c if c.isalnum() or c in '+-' else '_' for c in name)}.zip",
                        "application/zip", key=f"download-{name}", icon=":material/download:")
 
 
-def summary_rows(built: dict[str, Variant], settings) -> list[dict]:
-    rows = []
+def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
+    """One row per variant; the settings and corpus only where this selection trained it."""
+    rows, settings, data = [], selection.settings, corpus(selection)
     for name, v in built.items():
         cfg, h = v.config, v.history
-        rows.append({"variant": name, "weights": v.source, "params": v.model.num_params(),
-                     "attention": cfg.attention_kind, "position": cfg.position,
-                     "window": str(cfg.window or "full"),
-                     "trained": _training_label(h) if h else None,
-                     "settings": settings.describe() if h else None,
+        ours = v.source.startswith("trained")
+        rows.append({"variant": name, "weights": v.source, "corpus": data.name if ours else None,
+                     "params": v.model.num_params(), "attention": cfg.attention_kind,
+                     "position": cfg.position, "window": str(cfg.window or "full"),
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
-                     "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token())})
+                     "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token()),
+                     "trained": _training_label(h) if h else None,
+                     "settings": settings.describe() if ours else None})
     return rows
 
 
 def training_estimate(selection: Selection) -> str:
     """Before a run: what training the selected models that are not cached yet would take."""
-    settings, data = selection.settings, corpus()
+    settings, data = selection.settings, corpus(selection)
     todo = {name: config.replace(dropout=selection.dropout, vocab_size=data.vocab.size)
             for name, config in selection.configs.items()}
     todo = {name: c for name, c in todo.items()
@@ -272,9 +276,10 @@ def unknown_note(built: dict, prompt: Prompt):
 
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating every mean-pooled group count...")
-def _pooled_losses(_variant: Variant, model_id: int):
-    return pooled_losses(_variant.model, corpus().val)
+def _pooled_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return pooled_losses(_variant.model, _data.val)
 
 
-def cached_pooled_losses(variant: Variant) -> list[dict]:
-    return _pooled_losses(variant, id(variant.model))
+def cached_pooled_losses(variant: Variant, selection: Selection) -> list[dict]:
+    data = corpus(selection)
+    return _pooled_losses(variant, id(variant.model), data, data.id)

@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+import corpora
 import serving_ui
 import sidebar
 import ui
@@ -13,21 +14,25 @@ shapes = {name: f"{c.n_layer} layers, d={c.d_model}, {c.n_head} heads"
 shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
 if selection.weights == "trained":
-    st.caption(f"Each variant is a small GPT-2 ({shape}) trained on the Python docs that ship with "
-               f"every Python (`pydoc_data.topics`), with the same data, order, seed and token "
-               f"budget, so differences come from the architecture.")
+    data = ui.corpus(selection)
+    text = ("the Python docs that ship with every Python (`pydoc_data.topics`)"
+            if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
+    st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
+               f"order, seed and token budget, so differences come from the architecture. "
+               f"{data.describe()}.")
 elif selection.weights == "random":
     st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
                f"{selection.seed}): the architecture only, nothing learned.")
 if selection.weights == "trained":
     with st.expander(f"Training settings — the same for every variant: {selection.settings.describe()} "
                      f"· dropout {selection.dropout:g} · seed {selection.seed}"):
+        corpora.controls(selection.corpus)
         sidebar.training_controls()
         st.caption(ui.training_estimate(selection))
 built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
-    st.dataframe(pd.DataFrame(ui.summary_rows(built, selection.settings)), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(ui.summary_rows(built, selection)), hide_index=True, width="stretch")
     st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
     for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):

@@ -72,7 +72,7 @@ else:
     baseline = ui.variants(replace(selection, configs={"gpt2": PRESETS["gpt2"]}, unbuildable={}),
                            purpose="pooling baseline")
     if "gpt2" in baseline:
-        losses = ui.cached_pooled_losses(baseline["gpt2"])
+        losses = ui.cached_pooled_losses(baseline["gpt2"], selection)
         reference = {f"{n} trained": v.history.val_loss[-1] for n, v in built.items()
                      if v.history and v.config.n_kv_head < v.config.n_head}
         st.plotly_chart(conversion_curve(losses, reference), width="stretch")

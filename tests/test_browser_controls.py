@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from browser import (ROOT, add_variant, browser_page, chart_texts, choose, chromium_path,
+from browser import (ROOT, add_variant, wait_trained, browser_page, chart_texts, choose, chromium_path,
                      custom_panel, no_exception, open_page, remove_variant, serve_app, sidebar,
                      step_number, table, type_number, wait_idle)
 
@@ -260,3 +260,34 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
     go_to(page, "Compare & generate")
     assert table(page)[0]["loss on prompt (nats)"] == loss
     assert no_exception(page)
+
+
+def test_your_own_text_trains_and_its_row_says_so(tmp_path):
+    from gpt2viz.corpus import default_text
+
+    text = tmp_path / "python-notes.txt"
+    text.write_text(default_text()[:60_000], encoding="utf-8")
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "4", "GPT2VIZ_CACHE": str(tmp_path / "cache")}) as url:
+        with browser_page() as page:
+            open_page(page, url, "build", "variants=swa")
+            page.get_by_text("Training settings").click()
+            page.get_by_text("Train on your own text").click()
+            main = page.locator("[data-testid='stMain']")
+            main.get_by_role("button", name="Use this text").click()  # nothing given yet
+            wait_idle(page)
+            assert "The pasted text is empty" in page_text(page)
+            main.locator("input[type='file']").set_input_files(str(text))
+            wait_idle(page)
+            main.get_by_role("button", name="Use this text").click()
+            wait_idle(page)
+            wait_trained(page)
+            assert re.search(r"python-notes.txt: [\d,]+ GPT-2 tokens, split", page_text(page))
+            assert "corpus=python-notes.txt%40" in page.url
+            row = table(page)[0]
+            assert row["corpus"] == "python-notes.txt" and row["weights"] == "trained"
+            link = page.url
+        with browser_page() as page:  # a new session on the same server: the link finds the text
+            page.goto(link)
+            wait_idle(page)
+            wait_trained(page)
+            assert table(page)[0]["corpus"] == "python-notes.txt" and no_exception(page)

@@ -110,3 +110,21 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
                for e in at.error)
     assert at.dataframe[0].value.iloc[0]["weights"] == "random init (not trained yet)"
     assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("data, said", [
+    (b"", "is empty"), (b"   \n\t", "is empty"), (b"\x00\x01PNG", "looks binary"),
+    (b"caf\xe9 au lait", "is not UTF-8"), (b"too short " * 10, "training needs at least 4096"),
+])
+def test_own_text_that_cannot_train_is_refused_with_the_reason(data, said):
+    from gpt2viz.corpus import Corpus, CorpusError, decode_text
+
+    with pytest.raises(CorpusError, match=said):
+        Corpus.from_text(decode_text(data, "notes.txt"), "notes.txt")
+
+
+def test_a_corpus_link_names_its_hash_and_an_unknown_one_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    at = app(weights="random", corpus="gone.txt@0123456789ab")
+    assert any("The corpus 'gone.txt@0123456789ab' is not on this server" in w.value for w in at.warning)
+    assert "pydoc_data.topics" in at.caption[0].value or at.dataframe  # the embedded one, working
