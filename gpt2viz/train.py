@@ -30,7 +30,7 @@ from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ModelConfig
 from .corpus import Corpus, Vocabulary
 from .model import GPT2
-from .resources import ensure_fits, parse_size
+from .resources import device, ensure_fits, parse_size
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
         _remove_unless_in_use(folder)  # unreadable: retrained and replaced below
 
     torch.manual_seed(seed)
-    model = GPT2(config)
+    model = GPT2(config).to(device())  # initialised on the CPU: the same weights on any device
     history = _optimize(model, corpus, settings, seed, callback)
     model.eval()
     if use_cache:
@@ -287,7 +287,7 @@ def _optimize(model, corpus, settings, seed, callback) -> History:
     for step in range(1, settings.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
-        x, y = sample_batch(corpus.train, settings, batches)
+        x, y = (t.to(model.wte.weight.device) for t in sample_batch(corpus.train, settings, batches))
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -291,3 +291,24 @@ def test_your_own_text_trains_and_its_row_says_so(tmp_path):
             wait_idle(page)
             wait_trained(page)
             assert table(page)[0]["corpus"] == "python-notes.txt" and no_exception(page)
+
+
+def test_four_sessions_at_once_each_see_only_their_own(tmp_path):
+    asked = {"variants=gpt2&seed=1": ["gpt2"],
+             "variants=swa&variants=gqa&steps=4": ["swa", "gqa"],
+             "weights=random&variants=rope&variants=custom2": ["rope", "custom 2: rope · MQA · w=16"],
+             "weights=random&variants=custom&window=4&seed=9": ["custom 1: rope · GQA-2 · w=4"]}
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "3", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
+        with browser_page() as first:
+            pages = [first] + [first.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+                               for _ in range(3)]
+            for page, query in zip(pages, asked):  # all four asked before any is waited for
+                page.goto(f"{url}/?{query}", wait_until="commit")
+            for page, (query, names) in zip(pages, asked.items()):
+                wait_idle(page)
+                wait_trained(page)
+                assert variants_shown(page) == names, query
+                weights = [r["weights"] for r in table(page)]
+                assert all(w.startswith("trained" if "random" not in query else "random init")
+                           for w in weights), (query, weights)
+                assert no_exception(page), query
