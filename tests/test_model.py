@@ -96,7 +96,8 @@ def test_trace_is_a_distribution_inside_the_window_and_matches_forward(variant):
     tr = model.trace(idx)
     cfg = model.config
     i, j = torch.arange(17)[:, None], torch.arange(17)[None, :]
-    outside = (j > i) | ((i - j >= cfg.window) if cfg.window else torch.zeros_like(j > i))
+    outside = (j > i) | ((i - j >= cfg.window) & (j >= cfg.sinks) if cfg.window
+                         else torch.zeros_like(j > i))
     assert len(tr.attn) == len(tr.q) == len(tr.k) == len(tr.v) == cfg.n_layer
     for probs, q, k, v in zip(tr.attn, tr.q, tr.k, tr.v):
         assert probs.shape == (2, cfg.n_head, 17, 17)
