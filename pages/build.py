@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from gpt2viz.train import learning_problem
 
 selection = ui.selection()
 st.title("Build & train")
@@ -13,6 +14,11 @@ built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
     st.dataframe(pd.DataFrame(ui.summary_rows(built)), hide_index=True, width="stretch")
+    for name, variant in built.items():
+        problem = learning_problem(variant.history) if variant.history else None
+        if problem:
+            st.error(f"**{name} did not learn**: {problem} What the other pages draw for it "
+                     f"does not show what this architecture can do.")
     figure = ui.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")

@@ -49,6 +49,12 @@ def test_build_page_trains_and_reports(tmp_path):
     (loss,) = figures(at)
     assert len(loss["data"]) == 4  # train + validation per variant
     assert any("unigram" in str(a.get("text")) for a in loss["layout"]["annotations"])
+    # 8 steps learn nothing: the page must say so for exactly the rows at or above unigram
+    errors = " ".join(e.value for e in at.error)
+    for _, row in table.iterrows():
+        failed = row["val loss"] >= row["unigram loss"]
+        assert (f"**{row['variant']} did not learn**" in errors) == failed
+    assert "did not learn" in errors  # 8 steps are far from enough
 
 
 def test_attention_page_views():
