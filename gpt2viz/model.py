@@ -20,6 +20,16 @@ from .positions import (alibi_slopes, apply_rope, positions_from_mask, rope_cos_
                         sinusoidal_table)
 from .resources import ensure_fits
 
+INIT_STD = 0.02  # GPT-2's init of every weight matrix and embedding
+# The fixed sinusoidal table has unit amplitude (rms 1/√2 per entry) while token embeddings
+# start at std INIT_STD: added as is, position drowns content 35 to 1 and the model ends above
+# the unigram baseline (README, Training). Vaswani et al. instead multiply the embeddings by
+# √d_model, which here would also scale the tied LM head's input side and still leave the
+# table ~3x larger at d=128. We scale the table so an entry's rms equals a token embedding's
+# std at init: position and content start on equal terms, and the table stays exactly
+# Vaswani's sin/cos up to that constant.
+SINUSOIDAL_SCALE = INIT_STD * math.sqrt(2)
+
 
 @dataclass
 class Trace:
@@ -137,16 +147,16 @@ class GPT2(nn.Module):
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("out_proj.weight", "c_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module):
         if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
     @classmethod
     def from_hf_gpt2(cls, folder) -> "GPT2":
@@ -188,7 +198,7 @@ class GPT2(nn.Module):
         if cfg.position == "learned":
             x = x + self.wpe(positions)
         elif cfg.position == "sinusoidal":
-            x = x + sinusoidal_table(positions, cfg.d_model, x.dtype)
+            x = x + SINUSOIDAL_SCALE * sinusoidal_table(positions, cfg.d_model, x.dtype)
         rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, x.dtype) if cfg.position == "rope" else None
         step = Step(positions, padding_mask, rope, self.alibi if cfg.position == "alibi" else None,
                     cache, trace)
