@@ -109,11 +109,11 @@ def test_a_budget_too_large_for_memory_is_refused_before_training(corpus):
     assert calls == []
 
 
-# The small matrix: a 1-layer, d=32 body, 100 steps of 8 x 32 tokens at lr 1e-2 (about 2 s a
-# model on a quiet 2-core machine). Margin: the validation split has ~14k tokens, so the
-# standard error of a mean loss is ~0.02 nats; 0.1 nats below unigram is 5 of them, and it
-# separates a model that uses context (learned, rope, none: 0.26-0.32 below) from the old
-# unit-amplitude sinusoidal table (0.12 ABOVE unigram at this budget).
+# The small matrix: a 1-layer, d=32 body, 100 steps of 8 x 32 tokens at lr 1e-2. Margin: the
+# validation split has ~14k tokens, so the standard error of a mean loss is ~0.02 nats; 0.1
+# nats below unigram is 5 of them, and it separates models that use context (measured at this
+# budget: learned 0.26, none 0.32, sinusoidal 0.34, alibi 0.37, alibi MQA window 8 0.29 below
+# unigram) from the old unit-amplitude sinusoidal table (0.12 ABOVE unigram).
 MATRIX_BODY = ModelConfig(n_layer=1, n_head=4, d_model=32, max_seq_len=64)
 MATRIX_BUDGET = TrainSettings(steps=100, batch_size=8, block_size=32, lr=1e-2, warmup_steps=5,
                               eval_every=100)
@@ -124,9 +124,8 @@ def test_every_buildable_variant_learns_on_a_small_budget(corpus):
     rows = training_matrix(MATRIX_BODY, corpus, MATRIX_BUDGET, windows=(None, 8), use_cache=False)
     assert len(rows) == len(POSITIONS) * 3 * 2
     assert {r["attention"] for r in rows} == {"MHA", "GQA", "MQA"}
-    for r in rows:
-        assert r["val_loss"] < r["unigram_loss"] - MATRIX_MARGIN, r
-        assert r["problem"] is None
+    short = [r for r in rows if not r["val_loss"] < r["unigram_loss"] - MATRIX_MARGIN]
+    assert not short, short
 
 
 def test_learning_problem_names_nan_and_no_better_than_unigram():
