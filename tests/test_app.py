@@ -125,7 +125,10 @@ def test_rope_page_real_and_synthetic():
     panels = [t for t in rotation["data"] if t.get("name") == "q rotated to each position"]
     assert len(panels) == 8 and any(t.get("name") == "real k" for t in rotation["data"])
     assert len(array(wavelengths["data"][0]["x"])) == 8
-    assert len(decay["data"]) == 4  # two RoPE curves, sinusoidal, learned positions of gpt2
+    assert len(decay["data"]) == 6  # two RoPE, sinusoidal, learned of gpt2, two ALiBi heads
+    for curve, slope in zip([t for t in decay["data"] if "ALiBi" in t["name"]], (1 / 2, 1 / 256)):
+        distance = array(curve["x"])  # no ALiBi model selected: 8 heads, slopes 2^-1 .. 2^-8
+        assert np.allclose(array(curve["y"]), np.exp(-slope * distance))
     at.select_slider[1].set_value(64).run()  # head size: only the explanatory figures change
     assert len(array(figures(at)[1]["data"][0]["x"])) == 32
     at = app("rope", weights="random", variants=["gpt2"])
