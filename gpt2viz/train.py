@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ModelConfig
+from .config import POSITIONS, ModelConfig
 from .corpus import Corpus, Vocabulary
 from .model import GPT2
 from .resources import device, ensure_fits, parse_size
@@ -255,6 +255,43 @@ def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, se
                                 corpus.name, from_cache=True)
         except (CheckpointError, KeyError, TypeError, OSError):
             return None
+
+
+def learning_problem(history: History) -> str | None:
+    """Why a trained model must not be shown as if it were fine, or None: a loss that became
+    NaN, or a validation loss at or above the unigram baseline (what a model that ignores
+    context scores), i.e. nothing learned from context."""
+    if not history.val_loss:
+        return None
+    val = history.val_loss[-1]
+    if not all(math.isfinite(x) for x in history.train_loss + history.val_loss):
+        return "its loss became NaN or infinite during training (training diverged)."
+    if val >= history.unigram_loss:
+        return (f"its validation loss {val:.3f} is at or above the unigram baseline "
+                f"{history.unigram_loss:.3f}: it learned nothing from context.")
+    return None
+
+
+def training_matrix(base: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
+                    kv_heads: tuple | None = None, windows: tuple = (None, 16), seed: int = 0,
+                    use_cache: bool = True, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train every position scheme x kv heads (default MHA, GQA with 2, MQA) x window on one
+    body with the same settings: every variant the dashboard can build must learn."""
+    rows = []
+    for position in POSITIONS:
+        for n_kv_head in kv_heads or (base.n_head, 2, 1):
+            for window in windows:
+                config = base.replace(position=position, n_kv_head=n_kv_head, window=window)
+                result = train(config, corpus, settings, seed=seed, use_cache=use_cache)
+                h = result.history
+                rows.append({"position": position, "attention": config.attention_kind,
+                             "n_kv_head": n_kv_head, "window": window,
+                             "val_loss": result.val_loss, "unigram_loss": h.unigram_loss,
+                             "seconds": h.seconds, "from_cache": result.from_cache,
+                             "problem": learning_problem(h)})
+                if on_row is not None:
+                    on_row(rows[-1])
+    return rows
 
 
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:

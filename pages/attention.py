@@ -9,7 +9,8 @@ selection = ui.selection()
 st.title("Attention")
 st.caption("Rows are queries, columns the keys they attend to. Grey cells can never be attended: "
            "the future (causal triangle) and, with a sliding window, everything older than the "
-           "window (the band).")
+           "window (the band) except attention sinks. ALiBi variants subtract m_h·(i − j) from head "
+           "h's scores, so their attention fades with distance, fastest in head 0 (m = 2^(−8/H)).")
 built = ui.variants(selection)
 prompt = ui.prompt_input() if built else None
 if built and prompt:
@@ -38,13 +39,15 @@ if built and prompt:
         for col, name in zip(st.columns(len(shown)), shown):
             probs, which = head_probs(name)
             col.plotly_chart(attention_heatmap(probs, prompt.labels, f"{name} · layer {layer} · {which}",
-                                               built[name].config.window, zmax),
+                                               built[name].config.window, zmax,
+                                               sinks=built[name].config.sinks),
                              width="stretch")
     elif view == "All layers × heads":
         for name in shown:
             attn = [a[0].numpy() for a in traces[name].attn]
             st.plotly_chart(attention_grid(attn, prompt.labels, f"{name}: every layer and head",
-                                           built[name].config.window, zmax),
+                                           built[name].config.window, zmax,
+                                           sinks=built[name].config.sinks),
                             width="stretch")
     elif len(shown) < 2:
         st.info("The difference view needs two variants: pick another in 'Show variants'.")
@@ -54,6 +57,7 @@ if built and prompt:
         name_b = b.selectbox("Variant B", shown, index=1)
         (pa, which), (pb, _) = head_probs(name_a), head_probs(name_b)
         st.plotly_chart(attention_difference(pa, pb, prompt.labels, name_a, name_b,
-                                             built[name_a].config.window, built[name_b].config.window),
+                                             built[name_a].config.window, built[name_b].config.window,
+                                             built[name_a].config.sinks, built[name_b].config.sinks),
                         width="stretch")
         st.caption(f"Layer {layer}, {which}. Largest absolute difference: {np.abs(pa - pb).max():.3f}.")

@@ -6,6 +6,7 @@ import corpora
 import serving_ui
 import sidebar
 import ui
+from gpt2viz.train import learning_problem
 
 selection = ui.selection()
 st.title("Build & train")
@@ -33,6 +34,11 @@ built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
     st.dataframe(pd.DataFrame(ui.summary_rows(built, selection)), hide_index=True, width="stretch")
+    for name, variant in built.items():
+        problem = learning_problem(variant.history) if variant.history else None
+        if problem:
+            st.error(f"**{name} did not learn**: {problem} What the other pages draw for it "
+                     f"does not show what this architecture can do.")
     st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
     for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):

@@ -13,6 +13,10 @@ VARIANTS = {
     "mqa": dict(position="rope", n_kv_head=1),
     "swa": dict(position="learned", window=4),
     "rope+gqa+swa": dict(position="rope", n_kv_head=2, window=4),
+    "alibi": dict(position="alibi"),
+    "alibi+gqa+swa": dict(position="alibi", n_kv_head=2, window=4),
+    "swa+sinks": dict(position="rope", window=4, sinks=2),
+    "alibi+mqa+swa+sinks": dict(position="alibi", n_kv_head=1, window=4, sinks=3),
 }
 
 

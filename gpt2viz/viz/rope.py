@@ -1,5 +1,5 @@
 """RoPE pictures: rotating q/k pairs, wavelengths against the context, and how q.k decays
-with relative distance (RoFormer, section 3.4.3)."""
+with relative distance (RoFormer, section 3.4.3), beside ALiBi's linear bias."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..positions import rope_frequencies
+from ..positions import alibi_slopes, rope_frequencies
 
 
 def rotation_panels(trajectory, positions, base, keys=None, max_panels=8) -> go.Figure:
@@ -82,6 +82,16 @@ def rope_score_by_distance(head_dim: int, base: float, context: int) -> dict:
     partial = np.cumsum(phases, axis=1)
     bound = np.abs(partial).mean(1)
     return {"distance": distance, "ones": ones_score, "bound": bound / bound[0]}
+
+
+def alibi_weight_by_distance(n_head: int, context: int) -> dict:
+    """ALiBi adds -m_h * distance to head h's scores, so a key's softmax weight is multiplied
+    by exp(-m_h * distance) against a key at distance 0: (H, context) factors, head 0 first
+    (steepest slope)."""
+    distance = np.arange(context)
+    slopes = alibi_slopes(n_head).numpy()
+    return {"distance": distance, "slopes": slopes,
+            "factor": np.exp(-slopes[:, None] * distance[None, :])}
 
 
 def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
