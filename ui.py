@@ -21,8 +21,8 @@ from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.resources import format_bytes
 from gpt2viz.train import TrainSettings, checkpoint_folder, train
 from gpt2viz.viz.charts import loss_curves
-from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
-                               unknown_positions)
+from gpt2viz.workbench import (CONTEXTS, Prompt, Variant, context_losses, pooled_losses, run_trace,
+                               tokenize_prompt, unknown_positions)
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder"}
@@ -261,6 +261,8 @@ def summary_rows(built: dict[str, Variant]) -> list[dict]:
                      "window": str(cfg.window or "full"),
                      "train seconds": round(h.seconds, 1) if h else None,
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
+                     **{f"val loss, context {'≤ ' if c > 1 else ''}{c}": round(loss, 3) if h else None
+                        for c, loss in (cached_context_losses(v) if h else dict.fromkeys(CONTEXTS)).items()},
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
                      "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token())})
     return rows
@@ -325,3 +327,12 @@ def _pooled_losses(_variant: Variant, model_id: int):
 
 def cached_pooled_losses(variant: Variant) -> list[dict]:
     return _pooled_losses(variant, id(variant.model))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring the validation split with the context cut...")
+def _context_losses(_variant: Variant, model_id: int):
+    return context_losses(_variant.model, corpus().val)
+
+
+def cached_context_losses(variant: Variant) -> dict[int, float]:
+    return _context_losses(variant, id(variant.model))

@@ -60,8 +60,9 @@ sin_table = sinusoidal_table(torch.arange(context)[None], head_dim, torch.float6
 lines["sinusoidal PE(m)·PE(m+Δ) (absolute, added)"] = absolute_position_similarity(sin_table)
 learned = [v for v in built.values() if v.config.position == "learned" and v.model.wpe is not None]
 if learned:
-    wpe = learned[0].model.wpe.weight.detach().numpy()
-    lines[f"learned positions of {learned[0].name} (mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe[:context])
+    wpe = learned[0].model.wpe.weight.detach().cpu().numpy()[:context]  # (rows, d_model)
+    lines[f"learned positions of {learned[0].name}, rows 0–{len(wpe) - 1} ({learned[0].source}; "
+          f"mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe)
 st.plotly_chart(score_decay(lines, head_dim, base), width="stretch")
 st.caption("RoPE's score oscillates and its envelope decays with distance. At base 10000 the "
            "sinusoidal table's similarity is the same curve (the same frequencies), but it is added "
