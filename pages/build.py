@@ -43,10 +43,10 @@ if built:
     else:
         st.info("Random or imported weights have no training history; pick "
                 "'Trained on the corpus' in the sidebar to see loss curves.")
-    vocab = ui.corpus().vocab
+    vocab, gpt2_vocab = ui.corpus().vocab, get_tokenizer().vocab_size
     st.caption("Validation loss is measured on every tenth 1,024-token block of the corpus, never "
                "trained on. The unigram baseline is what a model that ignores context scores. "
                f"Losses are over this corpus's vocabulary: the {len(vocab.gpt2_ids):,} GPT-2 ids seen "
-               f"in training plus one 'unknown' class for the other {get_tokenizer().vocab_size - len(vocab.gpt2_ids):,} "
-               f"({vocab.size:,} classes, not GPT-2's {get_tokenizer().vocab_size:,}), so they are not comparable with "
-               "losses reported for GPT-2 elsewhere.")
+               f"in training plus one 'unknown' class for the other "
+               f"{gpt2_vocab - len(vocab.gpt2_ids):,} ({vocab.size:,} classes, not GPT-2's "
+               f"{gpt2_vocab:,}), so they are not comparable with losses reported for GPT-2 elsewhere.")

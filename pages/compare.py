@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from gpt2viz.resources import format_bytes
+from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
 from gpt2viz.workbench import (continuation, new_token_room, next_token_top_k, perplexity,
                                prompt_loss)
@@ -27,11 +28,12 @@ if built and prompt:
                      f"KV cache at {len(prompt.gpt2_ids)} tokens":
                          format_bytes(v.config.kv_cache_bytes(len(prompt.gpt2_ids)))})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    compact = {v.vocab.size for v in built.values() if v.vocab is not None}
+    compact = sorted({v.vocab.size for v in built.values() if v.vocab is not None})
     if compact:
-        st.caption(f"Loss and perplexity are over the training corpus's vocabulary ({', '.join(f'{n:,}' for n in compact)} "
-                   "classes: the GPT-2 ids seen in training plus one 'unknown' class for every other "
-                   "id), not GPT-2's 50,257: not comparable with GPT-2 numbers from elsewhere.")
+        st.caption(f"Loss and perplexity are over the training corpus's vocabulary "
+                   f"({', '.join(f'{n:,}' for n in compact)} classes: the GPT-2 ids seen in training "
+                   f"plus one 'unknown' class for every other id), not GPT-2's "
+                   f"{get_tokenizer().vocab_size:,}: not comparable with GPT-2 numbers from elsewhere.")
 
     st.subheader("Continuations")
     c1, c2, c3, c4 = st.columns(4)

@@ -43,7 +43,8 @@ def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> g
             label += f" (slope {fit_slope(xs[fit], times[fit]):.2f} over {x}={xs[fit][0]:.0f}–{xs[-1]:.0f})"
             if (np.diff(times) <= 0).any():
                 label += " ⚠ not monotonic: timing noise or overhead dominates somewhere"
-        ran = sorted({f"{r['ran']} at {x}={r[x]}" for r in group if r.get("ran", r.get("impl")) != r.get("impl")})
+        ran = sorted({f"{r['ran']} at {x}={r[x]}" for r in group
+                      if "ran" in r and r["ran"] != r["impl"]})
         if ran:
             label += f" [ran {', '.join(ran)}]"
         spread = {}

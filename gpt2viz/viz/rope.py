@@ -64,12 +64,14 @@ def wavelength_bars(head_dim: int, base: float, context: int) -> go.Figure:
                            hovertemplate="pair %{x}: %{y:.1f} tokens per turn<extra></extra>"))
     fig.add_trace(go.Scatter(x=[-0.5, len(theta) - 0.5], y=[farthest, farthest], mode="lines",
                              line=dict(dash="dash", color="black"), name=f"distance {farthest}",
-                             hovertemplate=f"farthest distance in {context} tokens: {farthest}<extra></extra>"))
+                             hovertemplate=f"farthest distance in {context} tokens: "
+                                           f"{farthest}<extra></extra>"))
     fig.update_yaxes(type="log", title_text="tokens per full turn")
     fig.update_layout(showlegend=False)
     fig.update_xaxes(title_text="pair i (theta_i = base^(-2i/d), fastest first)")
     fig.update_layout(title=f"Wavelengths: {int((~inside).sum())} of {len(theta)} pairs never "
-                            f"complete a turn in {context} tokens (red; dashed: the farthest distance, {farthest})", height=360,
+                            f"complete a turn in {context} tokens (red; dashed: the farthest distance, "
+                            f"{farthest})", height=360,
                       margin=dict(t=60, l=10, r=10, b=10))
     return fig
 
