@@ -126,6 +126,7 @@ def test_compare_numbers_are_recomputed_from_the_logits(corpus):
         assert table.loc[name, "loss on prompt (nats)"] == pytest.approx(loss, abs=6e-4)
         assert table.loc[name, "perplexity"] == pytest.approx(math.exp(loss), abs=0.06)
         cfg = v.config
+        assert table.loc[name, "params"] == param_formula(cfg, corpus.vocab.size)
         slots = len(gpt2_ids) if cfg.window is None else min(len(gpt2_ids), cfg.window)
         assert table.loc[name, "KV cache / token"] == shown_bytes(kv_bytes_per_token(cfg))
         assert table.loc[name, f"KV cache at {len(gpt2_ids)} tokens"].startswith(
@@ -224,6 +225,33 @@ def test_gqa_within_and_across_group_similarity_recomputed():
     within = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a != b and a // group == b // group])
     across = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a // group != b // group])
     assert metric.value == f"{within:.3f}" and metric.delta.startswith(f"{within - across:+.3f}")
+
+
+def test_pooling_every_head_into_itself_costs_nothing(corpus):
+    """The conversion curve's MHA point is the trained gpt2 itself: its own validation loss."""
+    at = app("gqa")
+    pooled = figures(at)[-1]["data"][0]
+    assert pooled["x"][0] == "8"
+    assert pooled["y"][0] == pytest.approx(own_loss(stored("gpt2").model, corpus.val, 128), abs=1e-4)
+
+
+# ----------------------------------------------------------------- RoPE
+def test_rope_panels_end_where_the_model_put_the_last_query(corpus):
+    """The page undoes the last query's rotation and rotates it to every position: at the last
+    position that must be the model's own rotated query again, pair by pair."""
+    at = app("rope", weights="random")
+    rotation = figures(at)[0]
+    v = stored("rope+gqa+swa", "random")
+    ids = corpus.vocab.to_compact(torch.tensor(get_tokenizer().encode(at.text_area[0].value)))
+    with torch.no_grad():
+        q_last = v.model.trace(ids[None]).q[0][0, 0, -1].double().numpy()  # layer 0, head 0
+    half = v.config.head_dim // 2
+    panels = [t for t in rotation["data"] if t.get("name") == "q rotated to each position"]
+    titles = [a["text"] for a in rotation["layout"]["annotations"] if a["text"].startswith("pair")]
+    for panel, title in zip(panels, titles):
+        i = int(title.split(":")[0].split()[1])
+        assert array(panel["x"])[-1] == pytest.approx(q_last[i], abs=1e-5)
+        assert array(panel["y"])[-1] == pytest.approx(q_last[i + half], abs=1e-5)
 
 
 # ----------------------------------------------------------------- Latency
