@@ -200,8 +200,8 @@ def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
         m = measure(fn, repeats, device, track_memory=impl != "flex")
         dense_time.setdefault(n, m.median_s)
         flops = attention_flops(n, w, n_head, head_dim, batch)
-        rows.append({"bench": "attention", "impl": impl, "ran": kernel_that_runs(impl, n, w, device.type),
-                     "n": n, "window": w, "n_head": n_head,
+        rows.append({"bench": "attention", "impl": impl, "n": n, "window": w,
+                     "ran": kernel_that_runs(impl, n, w, device.type), "n_head": n_head,
                      "n_kv_head": kv, "head_dim": head_dim, "first_s": m.first_s,
                      "median_s": m.median_s, "min_s": min(m.times), "max_s": max(m.times),
                      "vs_dense": m.median_s / dense_time[n],
