@@ -87,7 +87,7 @@ def cache_panel():
                f"(GPT2VIZ_CACHE_MAX); past that the least recently used go first.")
     if shared():
         return  # one visitor must not make every other visitor's models train again
-    st.button("Clear the checkpoint cache", on_click=_clear_cache, disabled=not entries)
+    st.button("Clear the checkpoint cache", on_click=_clear_cache, disabled=not entries, key="clear-cache")
     if "cache_cleared" in st.session_state:
         st.success(st.session_state.pop("cache_cleared"))
 

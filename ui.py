@@ -25,8 +25,8 @@ from gpt2viz.resources import device, format_bytes
 from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
 from gpt2viz.train import History, checkpoint_folder, training_bytes
 from gpt2viz.viz.charts import loss_curves
-from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
-                               unknown_positions)
+from gpt2viz.workbench import (CONTEXTS, Prompt, Variant, context_losses, pooled_losses, run_trace,
+                               tokenize_prompt, unknown_positions)
 from sidebar import Selection
 
 
@@ -193,6 +193,8 @@ def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
                      "params": v.model.num_params(), "attention": cfg.attention_kind,
                      "position": cfg.position, "window": str(cfg.window or "full"),
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
+                     **{f"val loss, context {'≤ ' if c > 1 else ''}{c}": round(loss, 3) if h else None
+                        for c, loss in (cached_context_losses(v, data) if h else dict.fromkeys(CONTEXTS)).items()},
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
                      "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token()),
                      "trained": _training_label(h) if h else None,
@@ -283,3 +285,12 @@ def _pooled_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: s
 def cached_pooled_losses(variant: Variant, selection: Selection) -> list[dict]:
     data = corpus(selection)
     return _pooled_losses(variant, id(variant.model), data, data.id)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring the validation split with the context cut...")
+def _context_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return context_losses(_variant.model, _data.val)
+
+
+def cached_context_losses(variant: Variant, data: Corpus) -> dict[int, float]:
+    return _context_losses(variant, id(variant.model), data, data.id)

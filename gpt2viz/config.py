@@ -19,7 +19,7 @@ class ModelConfig:
     n_head: int = 8
     n_kv_head: int | None = None  # None = n_head (multi-head attention)
     d_model: int = 128
-    max_seq_len: int = 256
+    max_seq_len: int = 128  # = TrainSettings.block_size: every learned position row is trained
     position: str = "learned"  # "learned" | "sinusoidal" | "rope" | "alibi" | "none"
     rope_base: float = DEFAULT_ROPE_BASE
     window: int | None = None  # None = full causal attention; w = keys i-w < j <= i

@@ -375,7 +375,8 @@ def evaluate(model: GPT2, ids: torch.Tensor, block_size: int) -> float:
     x = ids[: n_blocks * block_size].view(n_blocks, block_size)
     y = ids[1: n_blocks * block_size + 1].view(n_blocks, block_size)
     total = 0.0
-    for xb, yb in zip(x.split(64), y.split(64)):
+    blocks_per_batch = max(1, 8192 // block_size)  # ~8k tokens a forward pass, short blocks too
+    for xb, yb in zip(x.split(blocks_per_batch), y.split(blocks_per_batch)):
         total += float(F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum"))
     model.train(was_training)
     return total / y.numel()

@@ -64,8 +64,9 @@ sin_table = sinusoidal_table(torch.arange(context)[None], head_dim, torch.float6
 lines["sinusoidal PE(m)·PE(m+Δ) (absolute, added)"] = absolute_position_similarity(sin_table)
 learned = [v for v in built.values() if v.config.position == "learned" and v.model.wpe is not None]
 if learned:
-    wpe = learned[0].model.wpe.weight.detach().numpy()
-    lines[f"learned positions of {learned[0].name} (mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe[:context])
+    wpe = learned[0].model.wpe.weight.detach().cpu().numpy()[:context]  # (rows, d_model)
+    lines[f"learned positions of {learned[0].name}, rows 0–{len(wpe) - 1} ({learned[0].source}; "
+          f"mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe)
 alibi_heads = next((v.config.n_head for v in built.values() if v.config.position == "alibi"), 8)
 alibi = alibi_weight_by_distance(alibi_heads, context)
 for head in (0, alibi_heads - 1):

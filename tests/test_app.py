@@ -91,7 +91,7 @@ def test_view_only_controls_do_not_rerun_the_model(monkeypatch):
     calls = []
     original = workbench.GPT2.trace
     monkeypatch.setattr(workbench.GPT2, "trace", lambda *a, **k: calls.append(1) or original(*a, **k))
-    at.radio[1].set_value("per variant (0 to max)").run()
+    at.radio[1].set_value("log (0.001 to 1)").run()
     at.radio[0].set_value("All layers × heads").run()
     assert not at.exception and calls == []
 

@@ -104,9 +104,9 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
     assert row["weights"] == "trained" and "5 steps · batch 4 × 128 tokens · lr 0.002" in row["settings"]
     settings = TrainSettings(steps=5, lr=0.002, batch_size=4)
     assert checkpoint_folder(PRESETS["gqa"], Corpus.default(), settings, 0).is_dir()
-    # learned positions have 256 rows: a 512-token block cannot train, said before anything runs
+    # learned positions have 128 rows: a 512-token block cannot train, said before anything runs
     at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4", block_size="512")
-    assert any("gqa cannot be trained with these settings" in e.value and "max_seq_len=256" in e.value
+    assert any("gqa cannot be trained with these settings" in e.value and "max_seq_len=128" in e.value
                for e in at.error)
     assert at.dataframe[0].value.iloc[0]["weights"] == "random init (not trained yet)"
     assert len(list(tmp_path.iterdir())) == 1

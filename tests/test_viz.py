@@ -19,7 +19,7 @@ def test_heatmap_blocks_exactly_the_cells_outside_causal_window():
     fig = attention_heatmap(probs, list("abcdef"), "t", window=2)
     z = np.array(fig.data[0].z, float)
     assert np.array_equal(np.isnan(z), ~allowed_cells(6, 2))
-    assert fig.data[0].x[0] == "0:a" and "%{z:.4f}" in fig.data[0].hovertemplate
+    assert fig.data[0].x[0] == "0:a" and "p = %{customdata:.4f}" in fig.data[0].hovertemplate
 
 
 def test_heatmap_keeps_the_sink_columns_open():
@@ -89,5 +89,5 @@ def test_scaling_figure_reports_fitted_slopes():
              for n in (512, 1024, 2048)]
     fig = scaling_figure(rows, "n", ["impl"], "t")
     names = [t.name for t in fig.data if t.name and "slope" in t.name]
-    assert "dense (slope 2.00)" in names and "window (slope 1.00)" in names
+    assert "dense (slope 2.00 over n=1024–2048)" in names and "window (slope 1.00 over n=1024–2048)" in names
     assert fit_slope([1, 10, 100], [3, 300, 30000]) == pytest.approx(2.0)
