@@ -132,6 +132,17 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     return TrainedModel(model, corpus.vocab, history, corpus.name)
 
 
+def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed: int = 0,
+                      callback: Callable[[Progress], None] | None = None) -> History:
+    """Train an existing model further (GQA uptraining) with train()'s optimizer and data
+    order; nothing is cached."""
+    ensure_fits(training_bytes(model.config, settings), f"training with batch "
+                f"{settings.batch_size} x {settings.block_size} tokens")
+    history = _optimize(model, corpus, settings, seed, callback)
+    model.eval()
+    return history
+
+
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:
     """Rough peak: weights + AdamW state + activations kept for backward + logits."""
     params = param_count(config)
