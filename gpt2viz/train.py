@@ -132,17 +132,6 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     return TrainedModel(model, corpus.vocab, history, corpus.name)
 
 
-def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed: int = 0,
-                      callback: Callable[[Progress], None] | None = None) -> History:
-    """Train an existing model further (GQA uptraining) with train()'s optimizer and data
-    order; nothing is cached."""
-    ensure_fits(training_bytes(model.config, settings), f"training with batch "
-                f"{settings.batch_size} x {settings.block_size} tokens")
-    history = _optimize(model, corpus, settings, seed, callback)
-    model.eval()
-    return history
-
-
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:
     """Rough peak: weights + AdamW state + activations kept for backward + logits."""
     params = param_count(config)
@@ -157,6 +146,17 @@ def param_count(config: ModelConfig) -> int:
     """Parameters of GPT2(config), counted on the meta device: no memory, no init time."""
     with torch.device("meta"):
         return GPT2(config).num_params()
+
+
+def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed: int = 0,
+                      callback: Callable[[Progress], None] | None = None) -> History:
+    """Train an existing model further (GQA uptraining) with train()'s optimizer and data
+    order; nothing is cached."""
+    ensure_fits(training_bytes(model.config, settings), f"training with batch "
+                f"{settings.batch_size} x {settings.block_size} tokens")
+    history = _optimize(model, corpus, settings, seed, callback)
+    model.eval()
+    return history
 
 
 def _optimize(model, corpus, settings, seed, callback) -> History:
