@@ -24,6 +24,10 @@ def dashboard(tmp_path_factory):
             yield url, page
 
 
+def main(page):
+    return page.locator("[data-testid='stMain']")
+
+
 def pick(page, experiment):
     page.locator("[data-testid='stRadio']").get_by_text(experiment, exact=True).click()
     wait_idle(page)
@@ -50,7 +54,7 @@ def test_receptive_field_follows_the_model_and_the_slider(dashboard):
     open_page(page, url, "experiments")
     pick(page, "Receptive field")
     assert page.get_by_text("has no window").count() == 1  # gpt2, the first model
-    choose(page, "Model", "rope+gqa+swa")
+    choose(main(page), "Model", "rope+gqa+swa")
     assert page.get_by_text("Measured and theory agree at every layer").count() == 1
     page.get_by_role("slider").first.focus()
     page.keyboard.press("ArrowRight")
@@ -66,7 +70,7 @@ def test_uptraining_fills_the_frontier(dashboard):
     open_page(page, url, "experiments")
     pick(page, "GQA frontier")
     assert all(row["uptrained (12 steps)"] in ("", "None") for row in table(page))
-    type_number(page, "Uptraining steps", 3)
+    type_number(main(page), "Uptraining steps", 3)
     page.get_by_role("button", name="Uptrain every pooled model for 3 steps").click()
     page.wait_for_timeout(500)
     wait_idle(page)

@@ -12,33 +12,34 @@ COLOURS = qualitative.Plotly
 def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
     """curves: name -> LengthCurve. Top: loss by position, with the whole block as context
     (solid) and with the context cut to the training length (dotted). Bottom: their
-    difference, what positions past the training length cost on the same tokens."""
+    difference, what positions past the training length cost on the same tokens. Each point
+    sits at the middle of its bucket."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
                         subplot_titles=["loss by position (bucket mean)",
                                         "whole block as context − context cut to the training length"])
     for i, (name, c) in enumerate(curves.items()):
         colour = COLOURS[i % len(COLOURS)]
-        full_x = c.positions[:len(c.loss)]
-        fig.add_trace(go.Scatter(x=full_x, y=c.loss, mode="lines+markers", name=name, legendgroup=name,
-                                 line=dict(color=colour),
-                                 hovertemplate=f"{name}<br>positions %{{x}}–%{{customdata}}: %{{y:.3f}} nats"
-                                               "<extra>whole block</extra>",
-                                 customdata=[p + bucket - 1 for p in full_x]), row=1, col=1)
-        fig.add_trace(go.Scatter(x=c.positions, y=c.sliding_loss, mode="lines", legendgroup=name,
+        middle = [p + (bucket - 1) / 2 for p in c.positions]
+        spans = [f"{p}–{p + bucket - 1}" for p in c.positions]
+        whole = len(c.loss)
+        fig.add_trace(go.Scatter(x=middle[:whole], y=c.loss, mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=colour), customdata=spans[:whole],
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:.3f}} nats"
+                                               "<extra>whole block</extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=middle, y=c.sliding_loss, mode="lines", legendgroup=name,
                                  name=f"{name}, context ≤ {train_len}", line=dict(color=colour, dash="dot"),
-                                 hovertemplate=f"{name}<br>positions %{{x}}+: %{{y:.3f}} nats"
+                                 customdata=spans,
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:.3f}} nats"
                                                f"<extra>context ≤ {train_len}</extra>"), row=1, col=1)
         gap = [a - b for a, b in zip(c.loss, c.sliding_loss)]
-        fig.add_trace(go.Scatter(x=full_x, y=gap, mode="lines+markers", legendgroup=name, showlegend=False,
-                                 line=dict(color=colour),
-                                 hovertemplate=f"{name}<br>positions %{{x}}+: %{{y:+.3f}} nats<extra></extra>"),
-                      row=2, col=1)
+        fig.add_trace(go.Scatter(x=middle[:whole], y=gap, mode="lines+markers", legendgroup=name,
+                                 showlegend=False, line=dict(color=colour), customdata=spans[:whole],
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:+.3f}} nats"
+                                               "<extra>difference</extra>"), row=2, col=1)
         if c.limit is not None:
-            fig.add_vline(x=c.limit, line_dash="dash", line_color=colour,
-                          annotation_text=f"{name}: learned positions end at {c.limit}",
-                          annotation_position="top left")
-    fig.add_vline(x=train_len, line_color="grey", annotation_text=f"training length {train_len}",
-                  annotation_position="top right")
+            _both_rows_vline(fig, c.limit, f"{name}: learned positions end at {c.limit}", "bottom right",
+                             line_dash="dash", line_color=colour)
+    _both_rows_vline(fig, train_len, f"training length {train_len}", "top right", line_color="grey")
     fig.add_hline(y=0, line_color="grey", line_width=1, row=2, col=1)
     fig.update_xaxes(title_text="position in the block", row=2, col=1)
     fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
@@ -46,6 +47,12 @@ def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
     fig.update_layout(title="Length generalization: past the training length", height=620,
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
+
+
+def _both_rows_vline(fig, x, text, where, **line):
+    """A vertical line through both panels, labelled once (in the top one)."""
+    fig.add_vline(x=x, row=1, col=1, annotation_text=text, annotation_position=where, **line)
+    fig.add_vline(x=x, row=2, col=1, **line)
 
 
 def window_figure(results: dict) -> go.Figure:
