@@ -95,7 +95,8 @@ def receptive_figure(influence, window: int | None, theory: list[int], title: st
                              marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
                              line=dict(color="#d62728", width=1, dash="dot")))
     fig.update_xaxes(title_text="input position", range=[-0.5, length - 0.5])
-    fig.update_layout(title=title, height=120 + 50 * n_layer, legend=dict(orientation="h", y=-0.3),
+    fig.update_layout(title=title, height=140 + 50 * n_layer, showlegend=True,
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
                       margin=dict(t=60, l=10, r=10, b=10))
     return fig
 
