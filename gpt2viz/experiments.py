@@ -211,10 +211,11 @@ UPTRAIN_MAX_SECONDS = 600.0  # one experiment's budget for all its uptraining ru
 
 
 def uptrain_settings(settings: TrainSettings, steps: int) -> TrainSettings:
-    """The original recipe compressed into `steps` (Ainslie et al. uptrain with the
-    pre-training recipe): same peak rate and decay, warm-up a tenth, one evaluation at the end."""
-    return replace(settings, steps=steps, warmup_steps=max(1, steps // 10), eval_every=steps,
-                   max_seconds=None)
+    """Continue at the rate the original schedule ended with, constant after a short warm-up,
+    one evaluation at the end. Measured on the gpt2 preset pooled to MQA, 12 steps: from 4.100
+    to 4.014 nats at 3e-4; restarting at the peak 3e-3 made it worse (4.130)."""
+    return replace(settings, steps=steps, lr=settings.lr * settings.min_lr_ratio, min_lr_ratio=1.0,
+                   warmup_steps=max(1, steps // 10), eval_every=steps, max_seconds=None)
 
 
 def check_uptrain_budget(config: ModelConfig, settings: TrainSettings, steps: int, runs: int,

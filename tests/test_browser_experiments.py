@@ -3,6 +3,7 @@ the position slider, types an uptraining budget and presses the button; the page
 figures and tables, never an exception. Screenshots go to test-artifacts/."""
 import pytest
 
+from gpt2viz import ModelConfig
 from browser import (ROOT, browser_page, chart_texts, choose, chromium_path, no_exception,
                      open_page, serve_app, table, type_number, wait_idle)
 
@@ -83,12 +84,21 @@ def test_uptraining_fills_the_frontier(dashboard):
     shoot(page, "gqa")
 
 
-def test_logit_lens_and_window_views_render(dashboard):
+def test_logit_lens_renders(dashboard):
     url, page = dashboard
     open_page(page, url, "experiments")
     pick(page, "Logit lens")
-    assert any("Logit lens" in t for t in chart_texts(page))
+    assert any("Logit lens" in t for t in chart_texts(page)) and no_exception(page)
     shoot(page, "lens")
+
+
+@pytest.mark.skipif(not hasattr(ModelConfig(), "sinks"), reason="ModelConfig has no `sinks` field yet (issue 14)")
+def test_window_view_adds_sinks_when_typed(dashboard):
+    url, page = dashboard
+    open_page(page, url, "experiments")
     pick(page, "Window & sinks")
+    assert {row["sinks"] for row in table(page)} == {"0", "4"}
+    type_number(main(page), "Sink tokens (compared with none)", 2)
+    assert {row["sinks"] for row in table(page)} == {"0", "2"}
     assert no_exception(page)
     shoot(page, "window")

@@ -121,8 +121,10 @@ def frontier_figure(rows: list[dict], base_loss: float, scratch: dict | None = N
                                  marker=dict(symbol="star", size=14), name="trained from scratch",
                                  text=list(scratch),
                                  hovertemplate="%{text}: %{x} B/token, %{y:.3f} nats<extra>scratch</extra>"))
-    fig.add_hline(y=base_loss, line_dash="dot", line_color="grey", annotation_text=f"MHA as trained {base_loss:.3f}")
-    fig.update_xaxes(title_text="KV cache bytes per token (fp32, all layers)", type="log")
+    fig.add_hline(y=base_loss, line_dash="dot", line_color="grey", annotation_position="bottom left",
+                  annotation_text=f"MHA as trained {base_loss:.3f}")
+    fig.update_xaxes(title_text="KV cache bytes per token (fp32, all layers)", type="log",
+                     tickvals=x, ticktext=[f"{b:,} B" for b in x])
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="GQA frontier: quality against KV-cache size", height=440,
                       margin=dict(t=60, l=10, r=10, b=10))
