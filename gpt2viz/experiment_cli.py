@@ -52,7 +52,8 @@ def variant_config(spec: str) -> ModelConfig:
         key, eq, text = item.partition("=")
         if not eq:
             raise ValueError(f"variant {spec!r}: write overrides as key=value, e.g. gpt2:window=16.")
-        changes[key.strip()] = _value(text.strip())
+        key, text = key.strip(), text.strip()
+        changes[key] = None if key == "window" and text.lower() in ("none", "full") else _value(text)
     unknown = set(changes) - set(ModelConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"variant {spec!r}: {', '.join(sorted(unknown))} is not a ModelConfig field.")
@@ -60,8 +61,6 @@ def variant_config(spec: str) -> ModelConfig:
 
 
 def _value(text: str):
-    if text.lower() in ("none", "full"):
-        return None
     for kind in (int, float):
         try:
             return kind(text)
