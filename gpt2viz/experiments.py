@@ -40,12 +40,14 @@ def reconfigured(model: GPT2, **changes) -> GPT2:
 
 
 @torch.no_grad()
-def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """x, y (N, T) inputs and next tokens -> (N, T) loss (nats) of every token."""
+def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, tokens: int = 8192) -> torch.Tensor:
+    """x, y (N, T) inputs and next tokens -> (N, T) loss (nats) of every token, in batches
+    of about `tokens` tokens."""
     losses = []
+    batch = max(1, tokens // x.shape[1])
     for xb, yb in zip(x.split(batch), y.split(batch)):
         logits = model(xb)  # (b, T, vocab)
-        losses.append(F.cross_entropy(logits.transpose(1, 2), yb, reduction="none"))
+        losses.append(F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape))
     return torch.cat(losses)
 
 
