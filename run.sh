@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One entry point that sets itself up: ./run.sh app [--share] | test | bench [...] | train [...]
+# One entry point that sets itself up: ./run.sh app [--share] | test | bench [...] | train [...] | experiment [...]
 # Creates .venv on first use and reinstalls only when a requirements file changes.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -59,8 +59,8 @@ case "$cmd" in
     setup requirements-dev.txt
     ensure_chromium
     exec .venv/bin/python -m pytest "$@" ;;
-  bench|train)
+  bench|train|experiment)
     setup requirements.txt
     exec .venv/bin/python -m gpt2viz "$cmd" "$@" ;;
-  *) echo "usage: ./run.sh app [--share] | test | bench [...] | train [...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh app [--share] | test | bench [...] | train [...] | experiment [...]" >&2; exit 2 ;;
 esac

@@ -47,7 +47,8 @@ PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
          ("pages/compare.py", "Compare & generate", ":material/compare_arrows:"),
          ("pages/rope.py", "RoPE geometry", ":material/rotate_right:"),
          ("pages/gqa.py", "GQA sharing", ":material/hub:"),
-         ("pages/performance.py", "Latency & memory", ":material/speed:")]
+         ("pages/performance.py", "Latency & memory", ":material/speed:"),
+         ("pages/experiments.py", "Experiments", ":material/science:")]
 
 
 def run_app():

@@ -1,4 +1,4 @@
-"""Command line: python -m gpt2viz train ... | bench ..."""
+"""Command line: python -m gpt2viz train ... | bench ... | experiment ..."""
 from __future__ import annotations
 
 import argparse
@@ -26,11 +26,16 @@ def main(argv=None) -> int:
 
     from .bench import add_bench_arguments
     add_bench_arguments(commands.add_parser("bench", help="measure attention and models"))
+    from .experiment_cli import add_experiment_arguments
+    add_experiment_arguments(commands.add_parser("experiment", help="what each alteration buys and costs"))
 
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command == "experiment":
+            from .experiment_cli import run_experiment
+            return run_experiment(args)
         from .bench import run_bench
         return run_bench(args)
     except (ValueError, MemoryError) as err:

@@ -310,6 +310,17 @@ def param_count(config: ModelConfig) -> int:
         return GPT2(config).num_params()
 
 
+def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed: int = 0,
+                      callback: Callable[[Progress], None] | None = None) -> History:
+    """Train an existing model further (GQA uptraining) with train()'s optimizer and data
+    order; nothing is cached."""
+    ensure_fits(training_bytes(model.config, settings), f"training with batch "
+                f"{settings.batch_size} x {settings.block_size} tokens")
+    history = _optimize(model, corpus, settings, seed, callback)
+    model.eval()
+    return history
+
+
 def _optimize(model, corpus, settings, seed, callback) -> History:
     history = History(unigram_loss=corpus.unigram_loss())
     batches = torch.Generator().manual_seed(seed)  # the data order: same for every variant

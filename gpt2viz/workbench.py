@@ -76,14 +76,19 @@ def prompt_loss(variant: Variant, trace: Trace, prompt: Prompt) -> float:
     return float(F.cross_entropy(trace.logits[0, :-1], ids[1:]))
 
 
-def next_token_top_k(variant: Variant, trace: Trace, k: int = 10) -> tuple[list[str], list[float]]:
-    probs = trace.logits[0, -1].softmax(-1)
-    top = torch.topk(probs, min(k, probs.numel()))
-    ids = top.indices
+def token_labels(variant: Variant, ids) -> list[str]:
+    """Readable labels of ids in the variant's vocabulary; the unknown id says so."""
+    ids = torch.as_tensor(ids).cpu()
     labels = get_tokenizer().token_labels(ids if variant.vocab is None else variant.vocab.to_gpt2(ids))
     if variant.vocab is not None:
         labels = ["⟨unknown⟩" if int(i) == variant.vocab.unknown else lab for i, lab in zip(ids, labels)]
-    return labels, top.values.tolist()
+    return labels
+
+
+def next_token_top_k(variant: Variant, trace: Trace, k: int = 10) -> tuple[list[str], list[float]]:
+    probs = trace.logits[0, -1].softmax(-1)
+    top = torch.topk(probs, min(k, probs.numel()))
+    return token_labels(variant, top.indices), top.values.tolist()
 
 
 def new_token_room(config: ModelConfig, prompt_len: int, wanted: int) -> int:

@@ -1,0 +1,281 @@
+"""What each alteration buys and what it costs, measured on the models the dashboard builds.
+
+Five experiments, each a plain function of a model and token ids (the page and the command
+line only call them):
+
+- length generalization: loss by position past the training length, scored twice (the whole
+  prefix as context, and the context cut to the training length) so the text's own
+  difficulty at a position cancels out in the difference;
+- window at inference and attention sinks (StreamingLLM): the same weights evaluated with
+  another window and `sinks` always-visible first tokens;
+- receptive field: which input positions reach the hidden state at P after each layer,
+  measured by gradients, beside the theory l * (w - 1);
+- GQA frontier and uptraining (Ainslie et al. 2023): mean-pool K/V heads, evaluate, train a
+  few steps more, evaluate again;
+- logit lens: the next-token read-out of the residual stream after every layer.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoints import to_gqa
+from .config import ModelConfig
+from .corpus import Corpus
+from .model import GPT2
+from .resources import ensure_fits
+from .train import TrainSettings, checkpoint_folder, continue_training, evaluate, training_bytes
+
+
+def reconfigured(model: GPT2, **changes) -> GPT2:
+    """The same weights under another config, for evaluation only: an inference-time knob
+    (rope_base, window, sinks) changed without retraining."""
+    clone = GPT2(model.config.replace(**changes)).to(model.wte.weight.device)
+    clone.load_state_dict(model.state_dict())
+    return clone.eval()
+
+
+@torch.no_grad()
+def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, tokens: int = 8192) -> torch.Tensor:
+    """x, y (N, T) inputs and next tokens -> (N, T) loss (nats) of every token, in batches
+    of about `tokens` tokens."""
+    losses = []
+    batch = max(1, tokens // x.shape[1])
+    for xb, yb in zip(x.split(batch), y.split(batch)):
+        logits = model(xb)  # (b, T, vocab)
+        losses.append(F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape))
+    return torch.cat(losses)
+
+
+def blocks(ids: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-overlapping (inputs, next tokens) blocks of `length`, (N, length) each."""
+    n = (len(ids) - 1) // length
+    if n < 1:
+        raise ValueError(f"the validation text has {len(ids)} tokens, fewer than one block of "
+                         f"{length}; choose a shorter length.")
+    return ids[: n * length].view(n, length), ids[1: n * length + 1].view(n, length)
+
+
+# ------------------------------------------------------------------ 1. length generalization
+@dataclass
+class LengthCurve:
+    positions: list[int]  # first position of each bucket
+    loss: list[float]  # mean loss in the bucket, every earlier token of the block as context
+    sliding_loss: list[float]  # the same tokens, context cut to the training length
+    limit: int | None  # learned positions: max_seq_len, where `loss` stops; else None
+
+    def to_dict(self) -> dict:
+        return {"positions": self.positions, "loss": self.loss,
+                "sliding_loss": self.sliding_loss, "limit": self.limit}
+
+
+def length_curve(model: GPT2, val_ids: torch.Tensor, train_len: int, max_len: int,
+                 bucket: int | None = None, stride: int | None = None) -> LengthCurve:
+    """Loss by position on validation blocks of max_len tokens, in buckets.
+
+    `loss` sees the whole block before each token; `sliding_loss` scores the same tokens with
+    windows of train_len tokens moved by `stride` (default train_len / 4), so each token past
+    the first window has between train_len - stride + 1 and train_len tokens of context at
+    the positions the model was trained on. Their difference is what positions past the
+    training length cost; the text's own difficulty is in both.
+    """
+    if max_len < 2 or train_len < 2:
+        raise ValueError(f"max_len={max_len} and train_len={train_len} must be at least 2.")
+    bucket = bucket or max(1, train_len // 4)
+    stride = stride or max(1, train_len // 4)
+    device = model.wte.weight.device
+    x, y = (t.to(device) for t in blocks(val_ids, max_len))
+    cfg = model.config
+    limit = cfg.max_seq_len if cfg.position == "learned" and max_len > cfg.max_seq_len else None
+    reach = limit or max_len
+    full = token_losses(model, x[:, :reach], y[:, :reach]).mean(0)  # (reach,)
+    sliding = sliding_token_losses(model, x, y, min(train_len, max_len), stride).mean(0)  # (max_len,)
+    starts = list(range(0, max_len, bucket))
+    return LengthCurve(
+        positions=starts,
+        loss=[float(full[s:s + bucket].mean()) for s in starts if s + bucket <= reach],
+        sliding_loss=[float(sliding[s:s + bucket].mean()) for s in starts],
+        limit=limit)
+
+
+def sliding_token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, context: int,
+                         stride: int) -> torch.Tensor:
+    """(N, M) loss of every token, each scored in a window of `context` tokens: the first
+    window scores all its tokens, each later one (moved by `stride`) only its new ones."""
+    n, m = x.shape
+    starts = list(range(0, m - context + 1, stride))
+    if starts[-1] != m - context:
+        starts.append(m - context)
+    windows_x = torch.stack([x[:, s:s + context] for s in starts], dim=1)  # (N, W, context)
+    windows_y = torch.stack([y[:, s:s + context] for s in starts], dim=1)
+    losses = token_losses(model, windows_x.flatten(0, 1), windows_y.flatten(0, 1))
+    losses = losses.view(n, len(starts), context)
+    out = torch.empty(n, m, device=x.device, dtype=losses.dtype)
+    scored_to = 0
+    for w, s in enumerate(starts):
+        out[:, scored_to:s + context] = losses[:, w, scored_to - s:]
+        scored_to = s + context
+    return out
+
+
+def loss_between(curve: LengthCurve, lo: int, hi: int, key: str = "loss") -> float | None:
+    """Mean of the buckets that start in [lo, hi); None where the curve has none (past a
+    learned table)."""
+    values = [v for p, v in zip(curve.positions, getattr(curve, key)) if lo <= p < hi]
+    return sum(values) / len(values) if values else None
+
+
+# ------------------------------------------------------------------ 2. window and sinks at inference
+def check_window_sinks(windows: list[int], sinks: list[int], block_size: int) -> None:
+    for w in windows:
+        if w < 1:
+            raise ValueError(f"window={w}: a window holds at least the token itself (>= 1).")
+    for s in sinks:
+        if not 0 <= s < block_size:
+            raise ValueError(f"sinks={s} must be between 0 and {block_size - 1}: the blocks have "
+                             f"{block_size} tokens, and sinks are the first tokens of a block.")
+
+
+def window_losses(model: GPT2, val_ids: torch.Tensor, block_size: int, windows: list[int],
+                  sinks: list[int]) -> dict:
+    """Validation loss (blocks of block_size) with every (window, sinks) pair at inference,
+    beside the loss with full causal attention."""
+    check_window_sinks(windows, sinks, block_size)
+    rows = [{"window": w, "sinks": s,
+             "loss": evaluate(reconfigured(model, window=w, sinks=s), val_ids, block_size)}
+            for s in sinks for w in windows]
+    full = evaluate(reconfigured(model, window=None, sinks=0), val_ids, block_size)
+    return {"full_loss": full, "trained_window": model.config.window, "rows": rows}
+
+
+# ------------------------------------------------------------------ 3. receptive field
+@contextlib.contextmanager
+def residual_stream(model: GPT2):
+    """Collect the residual stream of the next forward pass: the input embeddings (positions
+    added), made a leaf so gradients can be taken with respect to them, then the output of
+    every block: n_layer + 1 tensors (B, T, d_model)."""
+    stream = []
+
+    def leaf(module, inputs, output):
+        output = output.detach().requires_grad_(torch.is_grad_enabled())
+        stream.append(output)
+        return output
+
+    hooks = [model.drop.register_forward_hook(leaf)]
+    hooks += [block.register_forward_hook(lambda m, i, out: stream.append(out))
+              for block in model.blocks]
+    try:
+        yield stream
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def check_position(config: ModelConfig, position: int, n_tokens: int) -> None:
+    if not 0 <= position < n_tokens:
+        raise ValueError(f"position {position} is past the text ({n_tokens} tokens); choose "
+                         f"0 to {n_tokens - 1}.")
+    config.check_seq_len(position + 1)
+
+
+def receptive_field(model: GPT2, ids: torch.Tensor, position: int) -> torch.Tensor:
+    """(n_layer, position + 1) bool: [l, j] is True where input token j changes the output
+    of layer l + 1 at `position` (a non-zero gradient; masked keys get exactly zero)."""
+    check_position(model.config, position, len(ids))
+    ids = ids[: position + 1][None].to(model.wte.weight.device)  # (1, P + 1)
+    with torch.enable_grad(), residual_stream(model) as stream:
+        model(ids)
+        rows = []
+        for hidden in stream[1:]:
+            (grad,) = torch.autograd.grad(hidden[0, position].sum(), stream[0], retain_graph=True)
+            rows.append(grad[0].abs().sum(-1) > 0)  # (P + 1,)
+    return torch.stack(rows).cpu()
+
+
+def reach(influence: torch.Tensor) -> list[int]:
+    """How many positions back each layer's output at the last position is influenced."""
+    last = influence.shape[1] - 1
+    return [last - int(row.nonzero()[0]) for row in influence]
+
+
+def theory_reach(n_layer: int, window: int | None, position: int) -> list[int]:
+    """After l layers of window w, information travels l * (w - 1) positions (DESIGN.md)."""
+    return [position if window is None else min(position, layer * (window - 1))
+            for layer in range(1, n_layer + 1)]
+
+
+# ------------------------------------------------------------------ 4. GQA frontier and uptraining
+UPTRAIN_MAX_SECONDS = 600.0  # one experiment's budget for all its uptraining runs
+
+
+def uptrain_settings(settings: TrainSettings, steps: int) -> TrainSettings:
+    """Continue at the rate the original schedule ended with, constant after a short warm-up,
+    one evaluation at the end. Measured on the gpt2 preset pooled to MQA, 12 steps: from 4.100
+    to 4.014 nats at 3e-4; restarting at the peak 3e-3 made it worse (4.130)."""
+    return replace(settings, steps=steps, lr=settings.lr * settings.min_lr_ratio, min_lr_ratio=1.0,
+                   warmup_steps=max(1, steps // 10), eval_every=steps, max_seconds=None)
+
+
+def check_uptrain_budget(config: ModelConfig, settings: TrainSettings, steps: int, runs: int,
+                         seconds_per_step: float) -> None:
+    """Refuse, before anything trains, a budget over the memory or time limit."""
+    if steps < 0:
+        raise ValueError(f"uptraining steps={steps} must be >= 0.")
+    ensure_fits(training_bytes(config, settings), "uptraining")
+    estimate = steps * runs * seconds_per_step
+    if estimate > UPTRAIN_MAX_SECONDS:
+        most = int(UPTRAIN_MAX_SECONDS / (runs * seconds_per_step))
+        raise ValueError(f"uptraining {runs} models for {steps} steps needs about {estimate:.0f} s "
+                         f"at the measured {seconds_per_step:.2f} s a step, over the "
+                         f"{UPTRAIN_MAX_SECONDS:.0f} s limit; use at most {most} steps.")
+
+
+def gqa_frontier(model: GPT2, corpus: Corpus, settings: TrainSettings, uptrain_steps: int,
+                 seconds_per_step: float, seed: int = 0, on_step=None) -> dict:
+    """For every n_kv_head the model's kv heads divide into: KV-cache bytes per token, the
+    loss after mean-pooling (to_gqa) and after `uptrain_steps` more training steps.
+    on_step(n_kv_head, Progress) reports uptraining progress."""
+    kv_counts = [k for k in range(model.config.n_kv_head, 0, -1) if model.config.n_kv_head % k == 0]
+    check_uptrain_budget(model.config, settings, uptrain_steps, len(kv_counts), seconds_per_step)
+    block = settings.block_size
+    rows = []
+    for kv in kv_counts:
+        pooled = to_gqa(model, kv).eval()
+        row = {"n_kv_head": kv, "kv_bytes_per_token": pooled.config.kv_cache_bytes_per_token(),
+               "pooled_loss": evaluate(pooled, corpus.val, block), "uptrained_loss": None}
+        if uptrain_steps:
+            report = None if on_step is None else (lambda p, kv=kv: on_step(kv, p))
+            history = continue_training(pooled, corpus, uptrain_settings(settings, uptrain_steps),
+                                        seed, report)
+            row["uptrained_loss"] = history.val_loss[-1]
+        rows.append(row)
+    return {"base_loss": evaluate(model, corpus.val, block), "rows": rows}
+
+
+def scratch_loss(config: ModelConfig, corpus: Corpus, settings: TrainSettings,
+                 seed: int = 0) -> float | None:
+    """Validation loss of config trained from scratch, if its checkpoint is cached (read from
+    its history; nothing is trained or loaded)."""
+    meta = checkpoint_folder(config, corpus, settings, seed) / "meta.json"
+    try:
+        return json.loads(meta.read_text())["history"]["val_loss"][-1]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------ 5. logit lens
+@torch.no_grad()
+def logit_lens(model: GPT2, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids (T,) -> the top-1 next-token probability and id read from the residual stream
+    (final layer norm + LM head) at the embeddings and after every layer: (n_layer + 1, T)."""
+    with residual_stream(model) as stream:
+        model(ids[None].to(model.wte.weight.device))
+    hidden = torch.cat(stream)  # (n_layer + 1, T, d_model)
+    probs = model.lm_head(model.ln_f(hidden)).softmax(-1)
+    top = probs.max(-1)
+    return top.values.cpu(), top.indices.cpu()
+

@@ -1,0 +1,154 @@
+"""Figures of the experiments (gpt2viz.experiments): plain data in, plotly Figure out."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+COLOURS = qualitative.Plotly
+
+
+def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
+    """curves: name -> LengthCurve. Top: loss by position, with the whole block as context
+    (solid) and with the context cut to the training length (dotted). Bottom: their
+    difference, what positions past the training length cost on the same tokens. Each point
+    sits at the middle of its bucket."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
+                        subplot_titles=["loss by position (bucket mean)",
+                                        "whole block as context − context cut to the training length"])
+    for i, (name, c) in enumerate(curves.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        middle = [p + (bucket - 1) / 2 for p in c.positions]
+        spans = [f"{p}–{p + bucket - 1}" for p in c.positions]
+        whole = len(c.loss)
+        fig.add_trace(go.Scatter(x=middle[:whole], y=c.loss, mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=colour), customdata=spans[:whole],
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:.3f}} nats"
+                                               "<extra>whole block</extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=middle, y=c.sliding_loss, mode="lines", legendgroup=name,
+                                 name=f"{name}, context ≤ {train_len}", line=dict(color=colour, dash="dot"),
+                                 customdata=spans,
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:.3f}} nats"
+                                               f"<extra>context ≤ {train_len}</extra>"), row=1, col=1)
+        gap = [a - b for a, b in zip(c.loss, c.sliding_loss)]
+        fig.add_trace(go.Scatter(x=middle[:whole], y=gap, mode="lines+markers", legendgroup=name,
+                                 showlegend=False, line=dict(color=colour), customdata=spans[:whole],
+                                 hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:+.3f}} nats"
+                                               "<extra>difference</extra>"), row=2, col=1)
+        if c.limit is not None:
+            _both_rows_vline(fig, c.limit, f"{name}: learned positions end at {c.limit}", "bottom right",
+                             line_dash="dash", line_color=colour)
+    _both_rows_vline(fig, train_len, f"training length {train_len}", "top right", line_color="grey")
+    fig.add_hline(y=0, line_color="grey", line_width=1, row=2, col=1)
+    fig.update_xaxes(title_text="position in the block", row=2, col=1)
+    fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="Δ loss (nats)", row=2, col=1)
+    fig.update_layout(title="Length generalization: past the training length", height=620,
+                      margin=dict(t=70, l=10, r=10, b=10))
+    return fig
+
+
+def _both_rows_vline(fig, x, text, where, **line):
+    """A vertical line through both panels, labelled once (in the top one)."""
+    fig.add_vline(x=x, row=1, col=1, annotation_text=text, annotation_position=where, **line)
+    fig.add_vline(x=x, row=2, col=1, **line)
+
+
+def window_figure(results: dict) -> go.Figure:
+    """results: name -> window_losses(...). Loss against the inference window, one line per
+    variant and sinks count (dashed with sinks), full attention as a dotted level."""
+    fig = go.Figure()
+    for i, (name, r) in enumerate(results.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        for j, s in enumerate(sorted({row["sinks"] for row in r["rows"]})):
+            rows = sorted((row for row in r["rows"] if row["sinks"] == s), key=lambda row: row["window"])
+            label = f"{name}, {s} sink{'s' if s != 1 else ''}"
+            fig.add_trace(go.Scatter(x=[row["window"] for row in rows], y=[row["loss"] for row in rows],
+                                     mode="lines+markers", name=label, legendgroup=name,
+                                     line=dict(color=colour, dash="solid" if s == 0 else ["dash", "dashdot", "longdash"][j % 3]),
+                                     hovertemplate=f"{label}<br>window %{{x}}: %{{y:.3f}} nats<extra></extra>"))
+        fig.add_hline(y=r["full_loss"], line_dash="dot", line_color=colour,
+                      annotation_text=f"{name}, full attention {r['full_loss']:.2f}")
+        if r["trained_window"] is not None:
+            fig.add_vline(x=r["trained_window"], line_dash="dash", line_color=colour,
+                          annotation_text=f"{name} trained with {r['trained_window']}")
+    fig.update_xaxes(title_text="window at inference (keys per query, itself included)", type="log")
+    fig.update_yaxes(title_text="validation loss (nats)")
+    fig.update_layout(title="Window at inference, with and without attention sinks", height=460,
+                      margin=dict(t=60, l=10, r=10, b=10))
+    return fig
+
+
+def receptive_figure(influence, window: int | None, theory: list[int], title: str) -> go.Figure:
+    """influence: (n_layer, P + 1) bool, [l, j] True where input j reaches layer l + 1 at P.
+    The theory's first reachable position P - theory[l] is marked on each row."""
+    influence = np.asarray(influence, bool)
+    n_layer, length = influence.shape
+    position = length - 1
+    layers = [f"layer {l + 1}" for l in range(n_layer)]
+    fig = go.Figure(go.Heatmap(z=influence.astype(float), x=list(range(length)), y=layers, zmin=0, zmax=1,
+                               colorscale=[[0, "#f4f4f4"], [1, "#1f77b4"]], showscale=False,
+                               hovertemplate="%{y}, input %{x}: %{z:.0f}<extra>1 = influences</extra>"))
+    fig.add_trace(go.Scatter(x=[position - r - 0.5 for r in theory], y=layers, mode="markers+lines",
+                             name="theory: P − l·(w−1)" if window else "theory: every earlier position",
+                             marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
+                             line=dict(color="#d62728", width=1, dash="dot")))
+    fig.update_xaxes(title_text="input position", range=[-0.5, length - 0.5])
+    fig.update_layout(title=title, height=140 + 50 * n_layer, showlegend=True,
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+                      margin=dict(t=60, l=10, r=10, b=10))
+    return fig
+
+
+def frontier_figure(rows: list[dict], base_loss: float, scratch: dict | None = None) -> go.Figure:
+    """Validation loss against KV-cache bytes per token: mean-pooled, uptrained, and (where
+    cached) trained from scratch with that many kv heads; the trade-off frontier."""
+    x = [r["kv_bytes_per_token"] for r in rows]
+    labels = [f"n_kv_head {r['n_kv_head']}" for r in rows]
+    fig = go.Figure(go.Scatter(x=x, y=[r["pooled_loss"] for r in rows], mode="lines+markers+text",
+                               name="mean-pooled (to_gqa), no retraining", text=labels,
+                               textposition="top center",
+                               hovertemplate="%{text}: %{x} B/token, %{y:.3f} nats<extra>pooled</extra>"))
+    up = [(xx, r["uptrained_loss"], lab) for xx, r, lab in zip(x, rows, labels) if r["uptrained_loss"] is not None]
+    if up:
+        fig.add_trace(go.Scatter(x=[u[0] for u in up], y=[u[1] for u in up], mode="lines+markers",
+                                 name="pooled, then uptrained", text=[u[2] for u in up],
+                                 hovertemplate="%{text}: %{x} B/token, %{y:.3f} nats<extra>uptrained</extra>"))
+    if scratch:
+        fig.add_trace(go.Scatter(x=[s["kv_bytes_per_token"] for s in scratch.values()],
+                                 y=[s["loss"] for s in scratch.values()], mode="markers",
+                                 marker=dict(symbol="star", size=14), name="trained from scratch",
+                                 text=list(scratch),
+                                 hovertemplate="%{text}: %{x} B/token, %{y:.3f} nats<extra>scratch</extra>"))
+    fig.add_hline(y=base_loss, line_dash="dot", line_color="grey", annotation_position="bottom left",
+                  annotation_text=f"MHA as trained {base_loss:.3f}")
+    fig.update_xaxes(title_text="KV cache bytes per token (fp32, all layers)", type="log",
+                     tickvals=x, ticktext=[f"{b:,} B" for b in x])
+    fig.update_yaxes(title_text="validation loss (nats)")
+    fig.update_layout(title="GQA frontier: quality against KV-cache size", height=440,
+                      margin=dict(t=60, l=10, r=10, b=10))
+    return fig
+
+
+def logit_lens_figure(lenses: dict, labels: list[str]) -> go.Figure:
+    """lenses: name -> (probs (n_layer + 1, T), top-1 token labels (n_layer + 1, T)); one
+    heatmap per variant, positions across, layers up, the token on hover."""
+    names = list(lenses)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.04)
+    for col, name in enumerate(names, start=1):
+        probs, tokens = lenses[name]
+        probs = np.asarray(probs, float)
+        rows = ["embeddings"] + [f"layer {l}" for l in range(1, len(probs))]
+        fig.add_trace(go.Heatmap(z=probs, x=list(range(probs.shape[1])), y=rows, zmin=0, zmax=1,
+                                 colorscale="Viridis", showscale=col == len(names),
+                                 customdata=np.array(tokens, dtype=object),
+                                 text=np.array([labels] * len(rows), dtype=object),
+                                 hovertemplate="%{y}, after %{text} (position %{x}):<br>top-1 "
+                                               "%{customdata} p=%{z:.3f}<extra>" + name + "</extra>"),
+                      row=1, col=col)
+    fig.update_xaxes(title_text="position")
+    fig.update_layout(title="Logit lens: the top-1 next-token probability read after every layer",
+                      height=200 + 40 * max(len(p) for p, _ in lenses.values()),
+                      margin=dict(t=70, l=10, r=10, b=10))
+    return fig

@@ -1,0 +1,226 @@
+"""Experiments: what RoPE, GQA and sliding windows buy and what they cost, measured live on
+the selected models (gpt2viz.experiments measures; this page picks and draws)."""
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from gpt2viz import PRESETS
+from gpt2viz.config import POSITIONS, preset
+from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_between, reach,
+                                 receptive_field, reconfigured, scratch_loss, theory_reach,
+                                 window_losses)
+from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
+                                     receptive_figure, window_figure)
+from gpt2viz.workbench import model_ids, token_labels
+
+EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
+               "Logit lens"]
+selection = ui.selection()
+data, settings = ui.corpus(selection), selection.settings
+train_len = settings.block_size
+
+
+def _length(model, max_len, rope_base):
+    model = reconfigured(model, rope_base=rope_base) if rope_base else model
+    return length_curve(model, data.val, train_len, max_len)
+
+
+MEASURES = {
+    "length": _length,
+    "window": lambda model, windows, sinks: window_losses(model, data.val, train_len, list(windows), list(sinks)),
+    "receptive": lambda model, position: receptive_field(model, data.val, position),
+    "pooled": lambda model: gqa_frontier(model, data, settings, 0, 0.0),
+}
+
+
+@st.cache_resource(max_entries=64, show_spinner="Measuring...")
+def measure(what: str, _model, model_id: int, *args):
+    """One measurement per (experiment, model, arguments): moving another control never
+    recomputes it."""
+    return MEASURES[what](_model, *args)
+
+
+@st.cache_resource(show_spinner=False)
+def uptrained() -> dict:
+    """Finished uptraining runs, (model id, steps, seed) -> frontier, for every session."""
+    return {}
+
+
+def run_or_explain(what, variant, *args):
+    """The measurement, or its problem shown as one line (None)."""
+    try:
+        return measure(what, variant.model, id(variant.model), *args)
+    except (ValueError, MemoryError) as err:
+        st.error(f"{variant.name}: {err}")
+        return None
+
+
+st.title("Experiments: what each alteration buys, and what it costs")
+experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="experiment",
+                      label_visibility="collapsed")
+built = ui.variants(selection)
+if built and selection.weights != "trained" and experiment != "Receptive field":
+    st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
+            "(the receptive field works with random weights too).")
+    st.stop()
+
+if experiment == "Length generalization":
+    st.caption(f"Validation loss at each position of blocks longer than the {train_len} tokens "
+               f"every model was trained on. Solid: the whole block before each token is its "
+               f"context. Dotted: the same tokens scored with the context cut to the training "
+               f"length (windows of {train_len} moved by {train_len // 4}). The text's own "
+               f"difficulty at a position is in both, so their difference (bottom) is what "
+               f"positions past the training length cost.")
+    c1, c2, c3 = st.columns(3)
+    max_len = c1.select_slider("Evaluate up to", [2 * train_len, 4 * train_len, 8 * train_len],
+                               value=8 * train_len, format_func=lambda n: f"{n} ({n // train_len}×)")
+    schemes = c2.multiselect("Also the gpt2 body with each position scheme", POSITIONS,
+                             help="Trained here with the presets' settings (then cached on disk).")
+    rope_base = c3.number_input("RoPE base at inference (0 = as trained)", 0.0, 1e8, 0.0, format="%g",
+                                help="Changes rope_base for evaluation only: a larger base turns "
+                                     "the rotations more slowly over the longer context.")
+    extra = ui.variants(replace(selection, weights="trained", unbuildable={},
+                                configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
+                        purpose="position schemes") if schemes else {}
+    curves = {}
+    for name, v in {**built, **extra}.items():
+        base = rope_base if v.config.position == "rope" else 0.0
+        curve = run_or_explain("length", v, max_len, base)
+        if curve is not None:
+            curves[name + (f" (base {base:g})" if base else "")] = curve
+    if curves:
+        st.plotly_chart(length_figure(curves, train_len, train_len // 4), width="stretch")
+        rows = []
+        for name, c in curves.items():
+            row = {"variant": name, "position table ends at": str(c.limit or "—")}
+            for lo, hi, label in ((0, train_len, "1×"), (train_len, 2 * train_len, "2×"),
+                                  (max_len // 2, max_len, f"{max_len // train_len}×")):
+                full, cut = loss_between(c, lo, hi), loss_between(c, lo, hi, "sliding_loss")
+                row[f"{label}: whole block"] = None if full is None else round(full, 3)
+                row[f"{label}: context ≤ {train_len}"] = round(cut, 3)
+            rows.append(row)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(f"1× = positions 0–{train_len - 1}, 2× = {train_len}–{2 * train_len - 1}, "
+                   f"{max_len // train_len}× = {max_len // 2}–{max_len - 1}; loss in nats per token.")
+        for name, c in curves.items():
+            if c.limit is not None:
+                st.warning(f"{name}: learned positions have no embedding past {c.limit}, so its "
+                           f"whole-block curve stops there (the dotted one never needs them).")
+
+elif experiment == "Window & sinks":
+    st.caption(f"Every model evaluated on validation blocks of {train_len} tokens with another "
+               f"window than it was trained with, and with s attention sinks: the first s tokens "
+               f"that every query may always attend (StreamingLLM, Xiao et al. 2023). Query i "
+               f"attends key j iff j ≤ i and (i − w < j or j < s).")
+    c1, c2 = st.columns(2)
+    windows = c1.multiselect("Windows at inference", [1, 2, 4, 8, 16, 32, 64, 128, 256],
+                             default=[4, 8, 16, 32, 64, 128])
+    sinks = c2.number_input("Sink tokens (compared with none)", 0, 4 * train_len, 4)
+    if not windows:
+        st.info("Pick at least one window.")
+    else:
+        results = {}
+        for name, v in built.items():
+            r = run_or_explain("window", v, tuple(sorted(windows)), tuple(sorted({0, int(sinks)})))
+            if r is not None:
+                results[name] = r
+        if results:
+            st.plotly_chart(window_figure(results), width="stretch")
+            table = [{"variant": n, "window": row["window"], "sinks": row["sinks"],
+                      "loss": round(row["loss"], 3), "vs full attention": round(row["loss"] - r["full_loss"], 3)}
+                     for n, r in results.items() for row in r["rows"]]
+            st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+
+elif experiment == "Receptive field":
+    st.caption("Which input positions change the hidden state at position P after each layer: the "
+               "gradient of layer l's output at P with respect to every input embedding, any "
+               "non-zero value counts. With a window w, theory says l·(w−1) positions back.")
+    if built:
+        c1, c2 = st.columns(2)
+        name = c1.selectbox("Model", list(built))
+        v = built[name]
+        limit = v.config.max_seq_len if v.config.position == "learned" else 4 * train_len
+        position = c2.slider("Position P", 1, limit - 1, min(100, limit - 1))
+        influence = run_or_explain("receptive", v, position)
+        if influence is not None:
+            measured = reach(influence)
+            theory = theory_reach(v.config.n_layer, v.config.window, position)
+            st.plotly_chart(receptive_figure(influence.numpy(), v.config.window, theory,
+                                             f"{name} ({v.source}): what reaches position {position}"),
+                            width="stretch")
+            st.dataframe(pd.DataFrame({"layer": range(1, len(measured) + 1), "measured reach": measured,
+                                       "theory": theory}), hide_index=True)
+            if v.config.window is None:
+                st.info(f"{name} has no window: from the first layer on, every one of the {position} "
+                        f"earlier positions reaches P (reach = everything).")
+            elif measured == theory:
+                st.success(f"Measured and theory agree at every layer: l·(w−1) with w = {v.config.window}.")
+            else:
+                st.error(f"Measured {measured} differs from theory {theory}.")
+
+elif experiment == "GQA frontier":
+    st.caption("From a trained MHA model: for every n_kv_head dividing n_head, the KV-cache bytes "
+               "per token, the validation loss after mean-pooling each group's K/V heads (to_gqa), "
+               "and after a short uptraining (Ainslie et al. 2023: about 5 % of the original steps), "
+               "beside the model trained from scratch with that many kv heads where it is cached.")
+    mha = {n: v for n, v in built.items() if v.config.n_kv_head == v.config.n_head}
+    if not mha:
+        mha = ui.variants(replace(selection, weights="trained", unbuildable={},
+                                  configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
+    if mha:
+        c1, c2 = st.columns(2)
+        name = c1.selectbox("MHA model", list(mha))
+        v = mha[name]
+        steps = c2.number_input("Uptraining steps", 1, 10 * settings.steps, max(1, settings.steps // 20),
+                                help=f"The models were trained for {settings.steps} steps.")
+        key = (id(v.model), int(steps), selection.seed)
+        if st.button(f"Uptrain every pooled model for {steps} steps"):
+            bar = st.progress(0.0, text="Uptraining...")
+            kv_counts = [k for k in range(v.config.n_head, 0, -1) if v.config.n_head % k == 0]
+
+            def report(kv, p):
+                done = kv_counts.index(kv) + p.step / p.steps
+                bar.progress(done / len(kv_counts), text=f"n_kv_head {kv}: step {p.step}/{p.steps}, loss {p.loss:.3f}")
+
+            per_step = v.history.seconds / max(1, len(v.history.steps)) if v.history else 1.0
+            try:
+                uptrained()[key] = gqa_frontier(v.model, data, settings, int(steps), per_step,
+                                                selection.seed, report)
+            except (ValueError, MemoryError) as err:
+                st.error(str(err))
+            bar.empty()
+        result = uptrained().get(key) or run_or_explain("pooled", v)
+        if result is not None:
+            scratch = {}  # n_kv_head -> loss of that many kv heads trained from scratch, if cached
+            for row in result["rows"]:
+                loss = scratch_loss(v.config.replace(n_kv_head=row["n_kv_head"]), data, settings,
+                                    selection.seed)
+                if loss is not None:
+                    scratch[row["n_kv_head"]] = loss
+            points = {f"n_kv_head {r['n_kv_head']} from scratch": {"kv_bytes_per_token": r["kv_bytes_per_token"],
+                                                                  "loss": scratch[r["n_kv_head"]]}
+                      for r in result["rows"] if r["n_kv_head"] in scratch}
+            st.plotly_chart(frontier_figure(result["rows"], result["base_loss"], points), width="stretch")
+            st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "KV bytes / token": r["kv_bytes_per_token"],
+                                        "pooled": round(r["pooled_loss"], 3),
+                                        f"uptrained ({steps} steps)": None if r["uptrained_loss"] is None
+                                        else round(r["uptrained_loss"], 3),
+                                        "from scratch": round(scratch[r["n_kv_head"]], 3) if r["n_kv_head"] in scratch else None}
+                                       for r in result["rows"]]), hide_index=True, width="stretch")
+            if key not in uptrained():
+                st.caption("Press the button to uptrain (one model per n_kv_head, a progress bar "
+                           "shows it); pooled losses need no training.")
+
+else:  # Logit lens
+    st.caption("The residual stream after every layer, read out as the final layer would (final "
+               "layer norm + LM head): the top-1 next-token probability at each position, the "
+               "token on hover. Early layers of a trained model already guess common tokens.")
+    prompt = ui.prompt_input() if built else None
+    if prompt:
+        lenses = {}
+        for name, v in built.items():
+            probs, top = logit_lens(v.model, model_ids(v, prompt)[0])
+            lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top])
+        st.plotly_chart(logit_lens_figure(lenses, prompt.labels), width="stretch")

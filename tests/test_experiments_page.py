@@ -1,0 +1,93 @@
+"""The Experiments page through AppTest: each experiment draws what its definition says, on the
+sidebar's default models (gpt2 and rope+gqa+swa, trained for a few steps)."""
+import numpy as np
+import pytest
+
+from gpt2viz import ModelConfig
+from test_app import app, array, figures
+
+HAS_SINKS = hasattr(ModelConfig(), "sinks")
+
+
+@pytest.fixture(autouse=True)
+def quick_training(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
+
+
+def choose(at, experiment):
+    at.radio(key="experiment").set_value(experiment).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_length_curves_stop_at_the_learned_table_and_mark_the_training_length():
+    at = app("experiments")
+    (fig,) = figures(at)
+    traces = {t["name"]: t for t in fig["data"] if "name" in t}
+    gpt2, cut = traces["gpt2"], traces["gpt2, context ≤ 128"]
+    assert max(array(gpt2["x"])) < 128 <= max(array(cut["x"]))  # whole block stops at max_seq_len
+    assert any(s.get("x0") == 128 for s in fig["layout"]["shapes"])  # the training length
+    assert any("learned positions have no embedding past 128" in w.value for w in at.warning)
+    # RoPE + window 16 over 4 layers sees 60 tokens back, relative positions only: cutting the
+    # context to 128 tokens changes nothing, so both curves agree everywhere.
+    rope, rope_cut = traces["rope+gqa+swa"], traces["rope+gqa+swa, context ≤ 128"]
+    assert np.allclose(array(rope["y"]), array(rope_cut["y"]), atol=1e-4)
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["gpt2", "rope+gqa+swa"]
+    assert table["8×: whole block"].isna().tolist() == [True, False]
+
+
+@pytest.mark.skipif(not HAS_SINKS, reason="ModelConfig has no `sinks` field yet (issue 14)")
+def test_window_that_covers_the_block_is_full_attention():
+    at = choose(app("experiments"), "Window & sinks")
+    (fig,) = figures(at)
+    names = [t["name"] for t in fig["data"]]
+    assert names == ["gpt2, 0 sinks", "gpt2, 4 sinks", "rope+gqa+swa, 0 sinks", "rope+gqa+swa, 4 sinks"]
+    table = at.dataframe[0].value
+    covering = table[table["window"] == 128]
+    assert (covering["vs full attention"] == 0).all() and len(covering) == 4
+
+
+def test_receptive_field_reach_matches_theory_on_the_page():
+    at = choose(app("experiments"), "Receptive field")
+    at.selectbox[-1].set_value("rope+gqa+swa").run()
+    (fig,) = figures(at)
+    z = array(fig["data"][0]["z"])  # (layers, P + 1)
+    position = z.shape[1] - 1
+    assert position == 100
+    for layer in range(4):  # l * (w - 1) with w = 16, the position itself included
+        assert z[layer].sum() == min(position, 15 * (layer + 1)) + 1
+    assert list(at.dataframe[0].value["measured reach"]) == [15, 30, 45, 60]
+    assert any("agree at every layer" in s.value for s in at.success)
+    at.selectbox[-1].set_value("gpt2").run()
+    assert any("no window" in i.value for i in at.info)
+
+
+def test_gqa_frontier_pools_then_uptrains_on_demand():
+    at = choose(app("experiments"), "GQA frontier")
+    table = at.dataframe[0].value
+    assert list(table["n_kv_head"]) == [8, 4, 2, 1] and table.filter(like="uptrained").isna().all().all()
+    at.number_input[-1].set_value(2).run()
+    at.button[0].click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["uptrained (2 steps)"].notna().all()
+    assert list(table["KV bytes / token"]) == [2 * 4 * kv * 16 * 4 for kv in (8, 4, 2, 1)]
+
+
+def test_logit_lens_one_heatmap_per_variant():
+    at = choose(app("experiments"), "Logit lens")
+    (fig,) = figures(at)
+    heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == 2
+    for h in heatmaps:
+        z = array(h["z"])
+        assert z.shape[0] == 5 and (z > 0).all() and (z <= 1).all()  # embeddings + 4 layers
+
+
+def test_random_weights_are_refused_for_losses_but_not_for_reach():
+    at = app("experiments", weights="random")
+    assert any("Losses of random weights say nothing" in i.value for i in at.info)
+    at = choose(at, "Receptive field")
+    assert len(figures(at)) == 1
