@@ -21,12 +21,12 @@ def corpus():
     return Corpus.default()
 
 
-def stored(name, weights="trained", **fields):
-    """The model a page built, from the process-wide store the pages read."""
+def stored(name, weights="trained", seed=0, **fields):
+    """The model a page built (default seed), from the process-wide store the pages read."""
     import ui
 
     matches = [v for key, v in ui._store()["variants"].items()
-               if key[0] == name and key[2] == weights
+               if key[0] == name and key[2] == weights and key[3] == seed
                and all(getattr(key[1], f) == value for f, value in fields.items())]
     assert matches, f"{name} was not built"
     return matches[-1]
