@@ -62,15 +62,23 @@ def serve_app(env_overrides: dict | None = None, timeout: float = 60):
 
 
 @contextlib.contextmanager
-def browser_page(width=1400, height=1000):
+def open_browser():
+    """One Chromium; Playwright's sync API allows one at a time per thread, so a test module
+    opens one and makes its pages from it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def browser_page(width=1400, height=1000):
+    with open_browser() as browser:
+        yield browser.new_page(viewport={"width": width, "height": height})
 
 
 def wait_idle(page, timeout_ms=180_000):

@@ -2,13 +2,14 @@
 clicked or typed, then the test reads what the page shows (tables, chart titles, messages) and
 the URL; a reload and every page keep the choices. Then one real interaction with each page's
 own controls. (test_browser.py keeps the deep-link tests that start from a URL.)"""
+import contextlib
 import json
 import re
 import time
 
 import pytest
 
-from browser import (ROOT, add_variant, wait_trained, browser_page, chart_texts, choose, chromium_path,
+from browser import (ROOT, add_variant, wait_trained, open_browser, chart_texts, choose, chromium_path,
                      custom_panel, no_exception, open_page, remove_variant, serve_app, sidebar,
                      step_number, table, type_number, wait_idle)
 
@@ -23,10 +24,25 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
+def chromium():
+    with open_browser() as browser:
+        yield browser
+
+
+@contextlib.contextmanager
+def new_page(chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory, chromium):
     env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
     with serve_app(env) as url:
-        with browser_page() as page:
+        with new_page(chromium) as page:
             yield url, page
 
 
@@ -126,7 +142,8 @@ def test_every_sidebar_control_sticks_and_changes_the_page(dashboard):
     folder.fill("/no/such/folder")
     folder.press("Enter")
     wait_idle(page)
-    assert "does not load" in page_text(page) and "checkpoint=%2Fno%2Fsuch%2Ffolder" in page.url
+    assert "There is no folder '/no/such/folder'" in page_text(page)
+    assert "checkpoint=%2Fno%2Fsuch%2Ffolder" in page.url
     assert no_exception(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "controls-sidebar.png"), full_page=True)
@@ -152,7 +169,7 @@ def test_each_page_control_redraws_what_it_names(dashboard):
     assert all("head 3" in t for t in chart_texts(page))
 
     started = time.perf_counter()
-    page.get_by_text("per variant (0 to max)").click()
+    page.get_by_text("log (0.001 to 1)").click()
     wait_idle(page)
     timings["attention: colour scale"] = time.perf_counter() - started - 0.8  # wait_idle's pauses
     page.get_by_text("All layers × heads").click()
@@ -202,10 +219,10 @@ def test_each_page_control_redraws_what_it_names(dashboard):
     print("view-only rerun seconds:", timings)
 
 
-def test_closing_the_tab_mid_training_keeps_the_model(tmp_path):
+def test_closing_the_tab_mid_training_keeps_the_model(tmp_path, chromium):
     """Training runs on the server's worker, not in the tab's script run."""
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "20", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
-        with browser_page() as page:
+        with new_page(chromium) as page:
             page.goto(f"{url}/?variants=gpt2&seed=3")
             page.get_by_text(re.compile(r"gpt2: step \d+/20")).wait_for(timeout=120_000)
             page.close()  # mid-training
@@ -213,14 +230,14 @@ def test_closing_the_tab_mid_training_keeps_the_model(tmp_path):
         while not any(tmp_path.iterdir()) and time.time() < deadline:
             time.sleep(0.5)
         assert len(list(tmp_path.iterdir())) == 1  # the checkpoint, written although nobody waited
-        with browser_page() as page:
+        with new_page(chromium) as page:
             open_page(page, url, "build", "variants=gpt2&seed=3")
             assert [r["weights"] for r in table(page)] == ["trained"]  # from the store: no retraining
 
 
-def test_training_settings_typed_on_build_then_cancelled_leave_no_checkpoint(tmp_path):
+def test_training_settings_typed_on_build_then_cancelled_leave_no_checkpoint(tmp_path, chromium):
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
-        with browser_page() as page:
+        with new_page(chromium) as page:
             open_page(page, url, "build", "variants=gqa")  # the quick default budget, trained
             before = set(tmp_path.iterdir())
             page.get_by_text("Training settings").click()
@@ -262,13 +279,13 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
     assert no_exception(page)
 
 
-def test_your_own_text_trains_and_its_row_says_so(tmp_path):
+def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
     from gpt2viz.corpus import default_text
 
     text = tmp_path / "python-notes.txt"
     text.write_text(default_text()[:60_000], encoding="utf-8")
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "4", "GPT2VIZ_CACHE": str(tmp_path / "cache")}) as url:
-        with browser_page() as page:
+        with new_page(chromium) as page:
             open_page(page, url, "build", "variants=swa")
             page.get_by_text("Training settings").click()
             page.get_by_text("Train on your own text").click()
@@ -286,21 +303,21 @@ def test_your_own_text_trains_and_its_row_says_so(tmp_path):
             row = table(page)[0]
             assert row["corpus"] == "python-notes.txt" and row["weights"] == "trained"
             link = page.url
-        with browser_page() as page:  # a new session on the same server: the link finds the text
+        with new_page(chromium) as page:  # a new session on the same server: the link finds the text
             page.goto(link)
             wait_idle(page)
             wait_trained(page)
             assert table(page)[0]["corpus"] == "python-notes.txt" and no_exception(page)
 
 
-def test_four_sessions_at_once_each_see_only_their_own(tmp_path):
+def test_four_sessions_at_once_each_see_only_their_own(tmp_path, chromium):
     asked = {"variants=gpt2&seed=1": ["gpt2"],
              "variants=swa&variants=gqa&steps=4": ["swa", "gqa"],
              "weights=random&variants=rope&variants=custom2": ["rope", "custom 2: rope · MQA · w=16"],
              "weights=random&variants=custom&window=4&seed=9": ["custom 1: rope · GQA-2 · w=4"]}
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "3", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
-        with browser_page() as first:
-            pages = [first] + [first.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+        with new_page(chromium) as first:
+            pages = [first] + [chromium.new_page(viewport={"width": 1400, "height": 1000})
                                for _ in range(3)]
             for page, query in zip(pages, asked):  # all four asked before any is waited for
                 page.goto(f"{url}/?{query}", wait_until="commit")

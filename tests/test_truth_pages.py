@@ -25,8 +25,12 @@ def stored(name, weights="trained", seed=0, **fields):
     """The model a page built (default seed), from the process-wide store the pages read."""
     import ui
 
+    from gpt2viz.corpus import Corpus
+
+    embedded = Corpus.default().sha256 if weights == "random" else ""  # keys end with the corpus
     matches = [v for key, v in ui._store()["variants"].items()
-               if key[0] == name and key[2] == weights and key[3] == seed
+               if (key[0] == name or key[0].startswith(name + ":")) and key[2] == weights
+               and key[3] == seed and key[-1] == embedded
                and all(getattr(key[1], f) == value for f, value in fields.items())]
     assert matches, f"{name} was not built"
     return matches[-1]
@@ -170,7 +174,7 @@ def test_issue16_finding9_titles_name_the_layer_that_is_drawn():
     gpt2_map, custom_map = figures(at)
     assert "layer 3" in gpt2_map["layout"]["title"]["text"]
     assert "layer 0" in custom_map["layout"]["title"]["text"]  # custom has one layer: layer 0 is drawn
-    model = stored("custom", "random", n_layer=1).model
+    model = stored("custom 1", "random", n_layer=1).model
     ids = Corpus.default().vocab.to_compact(torch.tensor(get_tokenizer().encode(at.text_area[0].value)))
     with torch.no_grad():
         expected = model.trace(ids[None]).attn[0][0].mean(0).numpy()
@@ -187,17 +191,18 @@ def test_attention_difference_caption_is_the_largest_difference():
 
 # ----------------------------------------------------------------- GQA
 def test_issue16_finding2_gqa_parameters_are_those_of_the_models_built(corpus):
-    at = app("gqa")
+    at = app("gqa")  # the shape shown: the first selected model that shares heads, rope+gqa+swa
     table = at.dataframe[0].value
+    shown = PRESETS["rope+gqa+swa"]
     for _, row in table.iterrows():
-        cfg = PRESETS["gpt2"].replace(n_kv_head=int(row["n_kv_head"]))
+        cfg = shown.replace(n_kv_head=int(row["n_kv_head"]))
         assert row["params"] == param_formula(cfg, corpus.vocab.size)
         assert row["KV cache / token"] == shown_bytes(kv_bytes_per_token(cfg))
-    mha = param_formula(PRESETS["gpt2"], corpus.vocab.size)
-    saved = 1 - param_formula(PRESETS["gqa"], corpus.vocab.size) / mha
+    mha = param_formula(shown.replace(n_kv_head=8), corpus.vocab.size)
+    saved = 1 - param_formula(shown, corpus.vocab.size) / mha
     assert table.set_index("n_kv_head").loc[2, "params saved vs MHA"] == f"{saved:.1%}"
     build = app().dataframe[0].value.set_index("variant")
-    assert build.loc["gpt2", "params"] == table.set_index("n_kv_head").loc[8, "params"]
+    assert build.loc["rope+gqa+swa", "params"] == table.set_index("n_kv_head").loc[2, "params"]
 
 
 def test_issue16_finding6_pooling_is_compared_with_a_model_that_differs_only_in_kv_heads(corpus):
