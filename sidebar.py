@@ -8,17 +8,20 @@ a value a link cannot mean is clamped or replaced, and the page says so in one l
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import streamlit as st
 import torch
 
+import serving_ui
 from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.resources import device
+from gpt2viz.train import TrainSettings
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
-           "checkpoint": "Local checkpoint folder"}
+           "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}
 # Two custom slots so two settings can be compared side by side. The first keeps the unprefixed
 # URL names (older links say variants=custom&n_layer=...), the second prefixes them with "c2_".
 SLOTS = {"custom": ("custom 1", ""), "custom2": ("custom 2", "c2_")}
@@ -28,16 +31,36 @@ NUMBER_FIELDS = {  # field: (label, smallest, largest, step)
     "n_head": ("Query heads", 1, 32, 1),
     "n_kv_head": ("Key/value heads", 1, 32, 1),
     "window": ("Window (0 = full attention)", 0, 256, 1),
-    "rope_base": ("RoPE base", 2.0, 1e7, None),
+    "rope_base": ("RoPE base", 2.0, 1e7, 1000.0),
     "seed": ("Seed", 0, 2**31 - 1, 1),
 }
+# The training budget and optimizer, the same for every variant compared (a fair comparison);
+# drawn on Build & train, carried everywhere (they key the checkpoint cache) and in the URL.
+TRAINING_FIELDS = {  # field: (label, smallest, largest, step)
+    "steps": ("Steps", 1, 20_000, 10),
+    "max_seconds": ("Time budget per model (s, 0 = none)", 0, 3600, 10),
+    "lr": ("Learning rate", 1e-5, 1.0, 5e-4),
+    "batch_size": ("Batch size", 1, 256, 1),
+    "block_size": ("Context (block) length", 8, 1024, 8),
+    "warmup_steps": ("Warm-up steps", 0, 10_000, 1),
+    "weight_decay": ("Weight decay", 0.0, 1.0, 0.05),
+    "dropout": ("Dropout", 0.0, 0.9, 0.05),
+}
+NUMBER_FIELDS |= TRAINING_FIELDS
+_SETTINGS = TrainSettings()
+TRAINING_DEFAULTS = dict(steps=_SETTINGS.steps, max_seconds=0, lr=_SETTINGS.lr,
+                         batch_size=_SETTINGS.batch_size, block_size=_SETTINGS.block_size,
+                         warmup_steps=_SETTINGS.warmup_steps, weight_decay=_SETTINGS.weight_decay,
+                         dropout=0.0)
 CUSTOM_DEFAULTS = {
     "custom": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=2, window=16,
                    rope_base=10000.0),
     "custom2": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=1, window=16,
                     rope_base=10000.0),
 }
-DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="",
+CUSTOM_NUMBERS = [f for f in CUSTOM_DEFAULTS["custom"] if f != "position"]
+DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="", corpus="",
+                **TRAINING_DEFAULTS,
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
                    for f, v in CUSTOM_DEFAULTS[slot].items()})
 VARIANT_IDS = list(PRESETS) + list(SLOTS)
@@ -50,13 +73,31 @@ class Selection:
     seed: int
     checkpoint: str
     unbuildable: dict = field(default_factory=dict)  # custom slot title -> why it cannot be built
+    settings: TrainSettings = TrainSettings()
+    dropout: float = 0.0  # while training; a trained model's config carries it
+    corpus: str = ""  # "" = the embedded corpus, else "name@hash" (corpora.py)
+
+
+def defaults() -> dict:
+    """DEFAULTS, with GPT2VIZ_TRAIN_STEPS (a quicker budget for demos and tests) as the steps."""
+    steps = os.environ.get("GPT2VIZ_TRAIN_STEPS")
+    return DEFAULTS | ({"steps": int(steps)} if steps else {})
+
+
+def training_settings(values: dict) -> TrainSettings:
+    """ValueError (with the fix) for settings that cannot work."""
+    return TrainSettings(steps=int(values["steps"]), lr=float(values["lr"]),
+                         batch_size=int(values["batch_size"]), block_size=int(values["block_size"]),
+                         warmup_steps=int(values["warmup_steps"]),
+                         weight_decay=float(values["weight_decay"]),
+                         max_seconds=float(values["max_seconds"]) or None)
 
 
 # ------------------------------------------------------------------------------- the link
 def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
     """Sidebar values from URL query parameters, and one note per value the link could not
     mean as written (unknown names, out-of-range numbers): nothing is replaced silently."""
-    state, notes = dict(DEFAULTS), []
+    state, notes = defaults(), []
     if "variants" in params:
         asked = params["variants"]
         known = [v for v in asked if v in VARIANT_IDS]
@@ -65,8 +106,8 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
             fallback = "showing the others" if known else "showing the defaults"
             notes.append(f"The link names unknown variant(s) {', '.join(map(repr, unknown))} "
                          f"(known: {', '.join(VARIANT_IDS)}); {fallback}.")
-        state["variants"] = known or DEFAULTS["variants"]
-    for key, allowed in [("weights", list(WEIGHTS))] + [(p + "position", list(POSITIONS))
+        state["variants"] = known or state["variants"]
+    for key, allowed in [("weights", serving_ui.weight_options(WEIGHTS))] + [(p + "position", list(POSITIONS))
                                                        for _, p in SLOTS.values()]:
         if key in params:
             value = params[key][-1]
@@ -75,9 +116,11 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
             else:
                 notes.append(f"{key}={value!r} is not one of {', '.join(allowed)}; "
                              f"using {state[key]!r}.")
-    if "checkpoint" in params:
-        state["checkpoint"] = params["checkpoint"][-1]
-    numbers = {"seed": "seed"} | {p + f: f for _, p in SLOTS.values() for f in NUMBER_FIELDS if f != "seed"}
+    for key in ("checkpoint", "corpus"):  # looked up where they are used, and said there
+        if key in params:
+            state[key] = params[key][-1]
+    numbers = ({"seed": "seed"} | {f: f for f in TRAINING_FIELDS}
+               | {prefix + f: f for _, prefix in SLOTS.values() for f in CUSTOM_NUMBERS})
     for key, spec in numbers.items():
         if key in params:
             state[key], note = _number_from_link(key, params[key][-1], *NUMBER_FIELDS[spec][1:3],
@@ -104,7 +147,7 @@ def write_link(values: dict) -> None:
     """Everything that differs from the defaults goes in the URL, so a shared link
     reproduces the view."""
     wanted = {}
-    for name, default in DEFAULTS.items():
+    for name, default in defaults().items():
         value = values[name]
         if value != default:
             wanted[name] = [str(v) for v in value] if isinstance(value, list) else str(value)
@@ -161,9 +204,8 @@ def _restore_dropped_widgets() -> None:
 
 def _number(container, key: str, spec: str):
     label, lowest, highest, step = NUMBER_FIELDS[spec]
-    if step is None:
-        return container.number_input(label, lowest, highest, key=f"sb_{key}", format="%g")
-    return container.number_input(label, lowest, highest, step=step, key=f"sb_{key}")
+    style = {"format": "%g"} if isinstance(lowest, float) else {}
+    return container.number_input(label, lowest, highest, step=step, key=f"sb_{key}", **style)
 
 
 def draw() -> Selection:
@@ -184,9 +226,8 @@ def draw() -> Selection:
             heading = f"{title}: cannot be built"
         with sb.expander(heading[0].upper() + heading[1:], expanded=slot in names):
             st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
-            for f in NUMBER_FIELDS:
-                if f != "seed":
-                    _number(st, prefix + f, f)
+            for f in CUSTOM_NUMBERS:
+                _number(st, prefix + f, f)
         if slot in names:
             try:
                 config = custom_config(current, slot)
@@ -202,18 +243,34 @@ def draw() -> Selection:
         elif name in customs:
             configs[customs[name][0]] = customs[name][1]
     sb.header("Weights")
-    weights = sb.radio("Weights", list(WEIGHTS), format_func=WEIGHTS.get, key="sb_weights",
-                       label_visibility="collapsed")
+    weights = sb.radio("Weights", serving_ui.weight_options(WEIGHTS), format_func=WEIGHTS.get,
+                       key="sb_weights", label_visibility="collapsed")
     checkpoint = ""
     if weights == "checkpoint":
-        checkpoint = sb.text_input("Folder (HF GPT-2: config.json + model.safetensors, or a "
-                                   "gpt2viz checkpoint)", key="sb_checkpoint").strip()
+        checkpoint = sb.text_input(serving_ui.checkpoint_prompt(), key="sb_checkpoint").strip()
+    elif weights == "upload":
+        sb.file_uploader("A gpt2viz checkpoint (.zip from Build & train), or a Hugging Face GPT-2 "
+                         "folder zipped (config.json + model.safetensors)", type=["zip"],
+                         key="checkpoint_upload", max_upload_size=serving_ui.upload_megabytes("checkpoint"))
     seed = int(_number(sb, "seed", "seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
     values = {k: st.session_state.get(f"sb_{k}", current[k]) for k in DEFAULTS}
     st.session_state["sidebar_values"] = values
     write_link(values)
-    return Selection(configs, weights, seed, checkpoint, unbuildable)
+    try:
+        settings = training_settings(values)
+    except ValueError as err:
+        st.error(f"The training settings cannot work: {err} Using the defaults.")
+        settings = training_settings(defaults())
+    return Selection(configs, weights, seed, checkpoint, unbuildable, settings, float(values["dropout"]),
+                     values["corpus"])
+
+
+def training_controls() -> None:
+    """The training settings' widgets (on Build & train); their values live with the sidebar's."""
+    columns = st.columns(4)
+    for i, f in enumerate(TRAINING_FIELDS):
+        _number(columns[i % 4], f, f)
 
 
 def show_link_notes() -> None:

@@ -2,41 +2,38 @@
 
 Models are built once per (variant, config, weights, seed) and kept in a process-wide store
 (st.cache_resource); they are in eval mode and never trained further, so every session can
-read them. Training runs on the store's worker thread (gpt2viz.jobs), so a model in progress
-survives its tab closing; the page that asked shows a progress bar and a live loss curve.
-The sidebar lives in sidebar.py.
+read them. Training runs in the background (training.py); the sidebar lives in sidebar.py.
 """
 from __future__ import annotations
 
-import os
-import time
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
 import streamlit as st
 import torch
 
+import corpora
+import serving_ui
 import sidebar
+import training
 from gpt2viz import GPT2
-from gpt2viz.checkpoints import CheckpointError, load_checkpoint
+from gpt2viz.checkpoints import CheckpointError, checkpoint_zip, load_checkpoint, load_checkpoint_zip
 from gpt2viz.corpus import Corpus, Vocabulary
-from gpt2viz.jobs import TrainingQueue
+from gpt2viz.jobs import TrainingQueue, job_tokens
 from gpt2viz.resources import device, format_bytes
-from gpt2viz.train import TrainSettings, checkpoint_folder, train
+from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
+from gpt2viz.train import History, checkpoint_folder, training_bytes
 from gpt2viz.viz.charts import loss_curves
-from gpt2viz.workbench import (Prompt, Variant, pooled_losses, run_trace, tokenize_prompt,
-                               unknown_positions)
+from gpt2viz.workbench import (CONTEXTS, Prompt, Variant, context_losses, pooled_losses, run_trace,
+                               tokenize_prompt, unknown_positions)
 from sidebar import Selection
 
 
-def train_settings() -> TrainSettings:
-    steps = os.environ.get("GPT2VIZ_TRAIN_STEPS")  # a quicker budget for demos and tests
-    return TrainSettings(steps=int(steps)) if steps else TrainSettings()
-
-
-@st.cache_resource(show_spinner=False)
-def corpus() -> Corpus:
-    return Corpus.default()
+def corpus(selection: Selection) -> Corpus:
+    """The text the selection's models train on (the embedded corpus unless the user chose
+    their own on Build & train)."""
+    return corpora.for_selection(selection.corpus)
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,6 +53,7 @@ PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
 
 def run_app():
     st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
+    serving_ui.apply_mode()
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
     st.session_state["selection"] = sidebar.draw()
@@ -73,120 +71,153 @@ def selection() -> Selection:
 
 
 # ------------------------------------------------------------------------------- models
-def variants(selection: Selection, show_training: bool = False) -> dict[str, Variant]:
-    """Build (or fetch) every selected variant. Problems are shown, never raised."""
+def variants(selection: Selection, show_training: bool = False, purpose: str = "selection") -> dict[str, Variant]:
+    """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
+    names what a page asks for (its selection, or a reference model of its own)."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
+    if selection.weights == "upload":
+        return _uploaded_variant()
     for title, problem in selection.unbuildable.items():
         st.error(f"{title} cannot be built, so it is not shown: {problem} Fix it in the sidebar.")
     if not selection.configs:
         if not selection.unbuildable:
             st.info("Pick at least one variant in the sidebar.")
         return {}
-    built, store = {}, _store()
-    missing = [n for n, c in selection.configs.items() if _key(n, c, selection) not in store["variants"]]
-    if missing and selection.weights == "trained":
-        _train_missing(missing, selection, show_training)
-    for name, config in selection.configs.items():
-        key = _key(name, config, selection)
-        if key not in store["variants"] and selection.weights == "random":
-            torch.manual_seed(selection.seed)
-            model = GPT2(config.replace(vocab_size=corpus().vocab.size)).to(device()).eval()
-            store["variants"][key] = Variant(name, model, corpus().vocab, "random init")
+    store, settings = _store(), selection.settings
+    if selection.weights == "trained":  # dropout is part of how a model was trained
+        configs = {name: c.replace(dropout=selection.dropout) for name, c in selection.configs.items()}
+    else:
+        configs = selection.configs
+    wanted = {name: (_key(name, config, selection), config) for name, config in configs.items()}
+    if selection.weights == "trained":
+        jobs = training.start(store, wanted, corpus(selection), settings, selection.seed, _place, purpose)
+        training.show_stopped([key for key, _ in wanted.values()])
+        if jobs:
+            training.status(store, jobs, show_training)
+    built = {}
+    for name, (key, config) in wanted.items():
         if key in store["variants"]:
             built[name] = store["variants"][key]
+        else:  # random weights: chosen, or standing in until the trained model is ready
+            stand_in = selection.weights == "trained"
+            built[name] = replace(_random_variant(name, config, selection.seed, corpus(selection)),
+                                  source="random init (not trained yet)" if stand_in else "random init")
     return built
 
 
 def _key(name, config, selection):
-    return (name, config, selection.weights, selection.seed, train_settings())
+    return (name, config, selection.weights, selection.seed, selection.settings, selection.corpus)
 
 
-def _train_into_store(key, name, config, data, settings, seed, callback):
-    """Runs on the training thread: the model lands in the store (and the disk cache) even if
-    the page that asked for it has gone."""
-    result = train(config, data, settings, seed=seed, callback=callback)
-    _store()["variants"][key] = Variant(name, result.model.to(device()), result.vocab,
-                                        "trained (cache)" if result.from_cache else "trained",
-                                        result.history)
+def _place(key, variant: Variant) -> None:
+    """Runs on the training thread when a model is ready (or in the script, from the cache)."""
+    variant.model.to(device())
+    _store()["variants"][key] = variant
 
 
-def _train_missing(names, selection, show_training):
-    """Queue every missing model, then show the queue's progress until all are in the store."""
-    store, data, settings = _store(), corpus(), train_settings()
-    jobs = {}
-    for name in names:
-        config = selection.configs[name]
-        key = _key(name, config, selection)
-        cached = checkpoint_folder(config, data, settings, selection.seed).is_dir()
-        tokens = 0 if cached else settings.steps * settings.batch_size * settings.block_size
-        jobs[name] = store["training"].submit(
-            key, name, partial(_train_into_store, key, name, config, data, settings, selection.seed),
-            tokens)
-    to_train = [n for n, job in jobs.items() if job.tokens > 0]
-    box = st.container(border=True) if show_training and to_train else st.empty()
-    with box:
-        if to_train:
-            st.write(f"Training {', '.join(to_train)} on the embedded corpus ({settings.steps} steps "
-                     f"each, one model at a time; cached on disk afterwards). Training goes on if "
-                     f"you switch pages or close the tab.")
-        bar = st.progress(0.0, text="Starting to train..." if to_train else "Loading from the checkpoint cache...")
-        chart = st.empty()
-    last = list(jobs.values())[-1]
-    while not all(job.done.is_set() for job in jobs.values()):
-        running = [job for job in jobs.values() if job.progress and not job.done.is_set()]
-        finished = sum(job.done.is_set() for job in jobs.values())
-        if running:
-            job, p = running[0], running[0].progress
-            left = store["training"].seconds_until_done(last)
-            bar.progress(min(1.0, (finished + p.step / p.steps) / len(jobs)),
-                         text=f"{job.name}: step {p.step}/{p.steps}, loss {p.loss:.2f}, "
-                              f"{p.tokens_per_second:,.0f} tokens/s · about {left:.0f} s left for "
-                              f"{len(jobs) - finished} model(s)")
-            if show_training:
-                chart.line_chart({"loss": list(job.losses)}, height=200)
-        time.sleep(0.25)
-    bar.empty()
-    if not (show_training and to_train):
-        box.empty()
-    for name, job in jobs.items():
-        if job.error is not None:
-            st.error(f"{name} could not be trained: {job.error}")
+def _random_variant(name, config, seed, data: Corpus) -> Variant:
+    store, key = _store(), (name, config, "random", seed, data.sha256)
+    if key not in store["variants"]:
+        torch.manual_seed(seed)
+        model = GPT2(config.replace(vocab_size=data.vocab.size)).to(device()).eval()
+        store["variants"][key] = Variant(name, model, data.vocab, "random init")
+    return store["variants"][key]
 
 
-def _checkpoint_variant(folder: str) -> dict[str, Variant]:
-    if not folder:
+def _checkpoint_variant(text: str) -> dict[str, Variant]:
+    if not text:
         st.info("Type the path of a local checkpoint folder in the sidebar.")
         return {}
+    folder = serving_ui.checkpoint_folder(text)  # checked: exists, readable, allowed here
+    if folder is None:
+        return {}
     store = _store()
-    key = ("checkpoint", str(Path(folder).resolve()))
+    key = ("checkpoint", str(folder.resolve()))
     if key not in store["variants"]:
         try:
-            if (Path(folder) / "meta.json").is_file():
+            if (folder / "meta.json").is_file():
                 model, meta = load_checkpoint(folder)
                 vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
             else:
                 model, vocab = GPT2.from_hf_gpt2(folder), None
         except (CheckpointError, KeyError) as err:
-            st.error(f"That checkpoint does not load: {err}")
+            serving_ui.show_error("That checkpoint does not load", err)
             return {}
-        store["variants"][key] = Variant(Path(folder).name or folder, model.to(device()).eval(), vocab, folder)
+        store["variants"][key] = Variant(folder.name or text, model.to(device()).eval(), vocab, text)
     variant = store["variants"][key]
     return {variant.name: variant}
 
 
-def summary_rows(built: dict[str, Variant]) -> list[dict]:
-    rows = []
+def _uploaded_variant() -> dict[str, Variant]:
+    """The .zip in the sidebar's uploader, loaded once per upload; it lives for the session."""
+    upload = st.session_state.get("checkpoint_upload")
+    if upload is None:
+        st.info("Upload a checkpoint .zip in the sidebar (one downloaded from Build & train, or a "
+                "Hugging Face GPT-2 folder zipped). It stays for this session only.")
+        return {}
+    if st.session_state.get("uploaded", (None,))[0] != upload.file_id:
+        try:
+            check_upload("checkpoint", upload.size)
+            model, meta = load_checkpoint_zip(upload.getvalue(), UPLOAD_CAPS["checkpoint"])
+        except (CheckpointError, Refused) as err:
+            serving_ui.show_error(f"{upload.name} does not load", err)
+            return {}
+        vocab = Vocabulary(meta["vocab"]) if meta and "vocab" in meta else None
+        history = History(**meta["history"]) if meta and "history" in meta else None
+        name = Path(upload.name).stem
+        st.session_state["uploaded"] = (upload.file_id, Variant(name, model.to(device()).eval(), vocab,
+                                                                f"uploaded {upload.name}", history))
+    variant = st.session_state["uploaded"][1]
+    return {variant.name: variant}
+
+
+def download_button(name: str, variant: Variant, selection: Selection) -> None:
+    """One .zip per built variant: weights (safetensors) and JSON (config, vocabulary, and for
+    a trained one its settings, seed, corpus and history)."""
+    meta = {"vocab": variant.vocab.gpt2_ids} if variant.vocab else {}
+    if variant.history is not None:
+        meta |= {"history": asdict(variant.history), "settings": asdict(selection.settings),
+                 "seed": selection.seed, "corpus": corpus(selection).id}
+    st.download_button(f"{name} (.zip)", partial(checkpoint_zip, variant.model, meta),  # zipped on click
+                       f"gpt2viz-{''.join(c if c.isalnum() or c in '+-' else '_' for c in name)}.zip",
+                       "application/zip", key=f"download-{name}", icon=":material/download:")
+
+
+def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
+    """One row per variant; the settings and corpus only where this selection trained it."""
+    rows, settings, data = [], selection.settings, corpus(selection)
     for name, v in built.items():
         cfg, h = v.config, v.history
-        rows.append({"variant": name, "weights": v.source, "params": v.model.num_params(),
-                     "attention": cfg.attention_kind, "position": cfg.position,
-                     "window": str(cfg.window or "full"),
-                     "trained": _training_label(h) if h else None,
+        ours = v.source.startswith("trained")
+        rows.append({"variant": name, "weights": v.source, "corpus": data.name if ours else None,
+                     "params": v.model.num_params(), "attention": cfg.attention_kind,
+                     "position": cfg.position, "window": str(cfg.window or "full"),
                      "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
+                     **{f"val loss, context {'≤ ' if c > 1 else ''}{c}": round(loss, 3) if h else None
+                        for c, loss in (cached_context_losses(v, data) if h else dict.fromkeys(CONTEXTS)).items()},
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
-                     "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token())})
+                     "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token()),
+                     "trained": _training_label(h) if h else None,
+                     "settings": settings.describe() if ours else None})
     return rows
+
+
+def training_estimate(selection: Selection) -> str:
+    """Before a run: what training the selected models that are not cached yet would take."""
+    settings, data = selection.settings, corpus(selection)
+    todo = {name: config.replace(dropout=selection.dropout, vocab_size=data.vocab.size)
+            for name, config in selection.configs.items()}
+    todo = {name: c for name, c in todo.items()
+            if not checkpoint_folder(c, data, settings, selection.seed).is_dir()}
+    if not todo:
+        return "Every selected model with these settings is in the checkpoint cache: nothing to train."
+    rate = _store()["training"].tokens_per_second
+    seconds = len(todo) * job_tokens(settings) / rate
+    memory = max(training_bytes(c, settings) for c in todo.values())
+    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s (the "
+            f"last pace measured here; the time budget, if set, stops each model earlier), peak "
+            f"memory about {format_bytes(memory)} per model, one model at a time.")
 
 
 def _training_label(h) -> str:
@@ -248,9 +279,19 @@ def unknown_note(built: dict, prompt: Prompt):
 
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating every mean-pooled group count...")
-def _pooled_losses(_variant: Variant, model_id: int):
-    return pooled_losses(_variant.model, corpus().val)
+def _pooled_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return pooled_losses(_variant.model, _data.val)
 
 
-def cached_pooled_losses(variant: Variant) -> list[dict]:
-    return _pooled_losses(variant, id(variant.model))
+def cached_pooled_losses(variant: Variant, selection: Selection) -> list[dict]:
+    data = corpus(selection)
+    return _pooled_losses(variant, id(variant.model), data, data.id)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring the validation split with the context cut...")
+def _context_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return context_losses(_variant.model, _data.val)
+
+
+def cached_context_losses(variant: Variant, data: Corpus) -> dict[int, float]:
+    return _context_losses(variant, id(variant.model), data, data.id)

@@ -12,8 +12,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpt2viz")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train_cmd = commands.add_parser("train", help="train one variant on a corpus")
-    train_cmd.add_argument("--variant", required=True, choices=list(PRESETS))
+    train_cmd = commands.add_parser("train", help="train one variant, or the whole matrix, on a corpus")
+    what = train_cmd.add_mutually_exclusive_group(required=True)
+    what.add_argument("--variant", choices=list(PRESETS))
+    what.add_argument("--matrix", action="store_true",
+                      help="every position scheme x {MHA, GQA, MQA} x {full, window 16} on the "
+                           "gpt2 preset's body; exit 1 if any of them did not learn")
     train_cmd.add_argument("--steps", type=int, help="optimizer steps (default 240)")
     train_cmd.add_argument("--seconds", type=float, help="stop after this many seconds")
     train_cmd.add_argument("--corpus", help="a UTF-8 text file (default: pydoc_data.topics)")
@@ -61,6 +65,8 @@ def run_train(args) -> int:
             print(f"step {p.step}/{p.steps} loss {p.loss:.3f}{val} {p.tokens_per_second:,.0f} tok/s "
                   f"~{p.seconds_left:.0f}s left", file=sys.stderr, flush=True)
 
+    if args.matrix:
+        return run_matrix(corpus, settings, args)
     result = train(preset(args.variant), corpus, settings, seed=args.seed, callback=report,
                    use_cache=not args.no_cache)
     h = result.history
@@ -70,6 +76,31 @@ def run_train(args) -> int:
                       "from_cache": result.from_cache, "stopped_early": h.stopped_early,
                       "corpus": result.corpus_name}))
     return 0
+
+
+def run_matrix(corpus, settings, args) -> int:
+    """A Markdown table on stdout, then the rows as JSON on the last line."""
+    from .train import training_matrix
+
+    def report(row):
+        print(f"{row['position']:>10} {row['attention']} window {row['window'] or 'full'}: val "
+              f"{row['val_loss']:.3f} in {row['seconds']:.0f} s"
+              f"{' (cached)' if row['from_cache'] else ''}", file=sys.stderr, flush=True)
+
+    rows = training_matrix(preset("gpt2"), corpus, settings, seed=args.seed,
+                           use_cache=not args.no_cache, on_row=report)
+    print("| position | attention | window | val loss | unigram | seconds | learned |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['position']} | {r['attention']} | {r['window'] or 'full'} | "
+              f"{r['val_loss']:.3f} | {r['unigram_loss']:.3f} | {r['seconds']:.0f} | "
+              f"{'no: ' + r['problem'] if r['problem'] else 'yes'} |")
+    print(json.dumps(rows))
+    failed = [r for r in rows if r["problem"]]
+    for r in failed:
+        print(f"error: {r['position']} {r['attention']} window {r['window'] or 'full'}: "
+              f"{r['problem']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

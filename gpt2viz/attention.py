@@ -1,10 +1,14 @@
-"""Causal attention with grouped key/value heads and an optional sliding window.
+"""Causal attention with grouped key/value heads, an optional sliding window with attention
+sinks, and an optional ALiBi bias.
 
 One function, `attention`, decides which kernel runs (impl="auto"); every kernel computes
 the same thing and is tested against "eager", the reference that materializes the
 probabilities (what `trace` shows):
 
-  query i attends key j  iff  j <= i  and  i - window < j  and  key j is a real token.
+  query i attends key j  iff  j <= i  and  (i - window < j  or  j < sinks)  and  key j is real,
+
+with the score q·k/√D, minus m_h·(i - j) under ALiBi (head h's slope m_h, true distances).
+With padding, the sinks are the first `sinks` real tokens of each row.
 
 Queries are the last Tq of the Tk key positions (Tq == Tk in a forward pass, Tq == 1 when
 decoding from a cache). Query head h reads kv head h // (Hq // Hkv); no kernel here copies
@@ -24,8 +28,12 @@ IMPLS = ("auto", "eager", "sdpa", "banded", "flex")
 BANDED_MIN_KEYS = 512
 
 
-def attention(q, k, v, window=None, impl="auto", key_mask=None):
-    """q (B, Hq, Tq, D); k, v (B, Hkv, Tk, D); key_mask (B, Tk) bool, True = real token.
+def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=None,
+              positions=None):
+    """q (B, Hq, Tq, D); k, v (B, Hkv, Tk, D); key_mask (B, Tk) bool, True = real token;
+    alibi (Hq,) slopes or None; positions (query (B, Tq), key (B, Tk)): true token positions
+    for ALiBi's distances (a rolling cache stores keys out of order); by default the queries
+    are the last Tq of keys at 0 .. Tk-1.
 
     Returns (B, Hq, Tq, D).
     """
@@ -34,32 +42,47 @@ def attention(q, k, v, window=None, impl="auto", key_mask=None):
         raise ValueError(f"impl={impl!r} is unknown; choose one of {', '.join(IMPLS)}.")
     if window is not None and window < 1:
         raise ValueError(f"window={window} must be None or >= 1.")
-    if window is not None and window >= k.shape[2]:
+    if not isinstance(sinks, int) or isinstance(sinks, bool) or sinks < 0:
+        raise ValueError(f"sinks={sinks!r} must be an integer >= 0 (0 = no attention sinks).")
+    if alibi is not None and tuple(alibi.shape) != (q.shape[1],):
+        raise ValueError(f"alibi must hold one slope per query head, ({q.shape[1]},); "
+                         f"got {tuple(alibi.shape)}.")
+    tq, tk = q.shape[2], k.shape[2]
+    if window is not None and window >= tk:
         window = None  # a window that covers every key is full causal attention
+    if window is None:
+        sinks = 0  # every earlier key is visible already
     if impl == "auto":
-        impl = choose_impl(q.shape[2], k.shape[2], window, q.device.type,
-                           torch.is_grad_enabled() and q.requires_grad)
+        impl = choose_impl(tq, tk, window, q.device.type,
+                           torch.is_grad_enabled() and q.requires_grad, alibi is not None)
+    if impl == "banded" and alibi is not None:
+        raise ValueError("impl='banded' cannot add ALiBi's bias (its flash passes take no bias); "
+                         "use impl='auto' (it routes ALiBi to 'sdpa'), 'sdpa', 'eager' or 'flex'.")
+    if alibi is not None:
+        positions = alibi_positions(positions, q.shape[0], tq, tk, q.device)
     if impl == "eager":
-        return eager_attention(q, k, v, window, key_mask)[0]
+        return eager_attention(q, k, v, window, key_mask, sinks, alibi, positions)[0]
     if impl == "sdpa" or window is None:
-        return sdpa_attention(q, k, v, window, key_mask)
-    if q.shape[2] != k.shape[2]:
+        return sdpa_attention(q, k, v, window, key_mask, sinks, alibi, positions)
+    if tq != tk:
         raise ValueError(f"impl={impl!r} is the sliding-window path for self-attention and needs "
                          f"Tq == Tk; got q {tuple(q.shape)}, k {tuple(k.shape)}.")
     if key_mask is not None or (impl == "banded" and q.device.type != "cpu"):
-        return sdpa_attention(q, k, v, window, key_mask)  # padding or no CPU flash kernel: masked
+        # padding, or no CPU flash kernel: masked SDPA
+        return sdpa_attention(q, k, v, window, key_mask, sinks, alibi, positions)
     if impl == "banded":
-        return banded_attention(q, k, v, window)
-    return flex_attention(q, k, v, window)
+        return banded_attention(q, k, v, window, sinks)
+    return flex_attention(q, k, v, window, sinks, alibi, positions)
 
 
 def choose_impl(tq: int, tk: int, window: int | None, device_type: str = "cpu",
-                needs_grad: bool = False) -> str:
+                needs_grad: bool = False, alibi: bool = False) -> str:
     """The one place that picks a kernel. "banded" for long windowed self-attention on the
-    CPU at inference; "sdpa" (fused, masked where it must be) otherwise. Never "flex": its
-    compile takes seconds per new shape, which an interactive page cannot pay."""
+    CPU at inference; "sdpa" (fused, masked where it must be, with ALiBi's bias as a float
+    mask) otherwise. Never "flex": its compile takes seconds per new shape, which an
+    interactive page cannot pay."""
     if (window is None or tq != tk or tk < BANDED_MIN_KEYS or device_type != "cpu"
-            or needs_grad):
+            or needs_grad or alibi):
         return "sdpa"
     return "banded"
 
@@ -80,56 +103,88 @@ def check_shapes(q, k, v, key_mask=None):
         raise ValueError(f"key_mask must be (B, Tk) = ({b}, {tk}); got {tuple(key_mask.shape)}.")
 
 
-def allowed_mask(tq, tk, window, key_mask, device):
+def allowed_mask(tq, tk, window, key_mask, device, sinks=0):
     """(B or 1, 1, Tq, Tk) bool: which keys each query may attend to."""
     query_at = torch.arange(tk - tq, tk, device=device)[:, None]  # key index of each query
     key_at = torch.arange(tk, device=device)[None, :]
-    allowed = key_at <= query_at
+    allowed = (key_at <= query_at)[None, None]
     if window is not None:
-        allowed &= key_at > query_at - window
-    allowed = allowed[None, None]
+        near = key_at > query_at - window
+        if sinks and key_mask is None:
+            near = near | (key_at < sinks)
+        near = near[None, None]
+        if sinks and key_mask is not None:  # the first `sinks` real tokens of each row
+            near = near | (key_mask.cumsum(dim=-1) <= sinks)[:, None, None, :]
+        allowed = allowed & near
     if key_mask is not None:
         # A padding query attends only to itself, so no row is empty (its output is unused).
         allowed = (allowed & key_mask[:, None, None, :]) | (key_at == query_at)
     return allowed
 
 
-def eager_attention(q, k, v, window=None, key_mask=None):
+def alibi_positions(positions, batch, tq, tk, device):
+    """(query (B, Tq), key (B, Tk)) positions; by default queries are the last Tq keys."""
+    if positions is None:
+        key_at = torch.arange(tk, device=device)[None]
+        return key_at[:, tk - tq:].expand(batch, tq), key_at.expand(batch, tk)
+    query_pos, key_pos = positions
+    if tuple(query_pos.shape) != (batch, tq) or tuple(key_pos.shape) != (batch, tk):
+        raise ValueError(f"positions must be (query (B, Tq), key (B, Tk)) = (({batch}, {tq}), "
+                         f"({batch}, {tk})); got {tuple(query_pos.shape)}, {tuple(key_pos.shape)}.")
+    return query_pos, key_pos
+
+
+def alibi_bias(slopes, positions, dtype):
+    """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions."""
+    query_pos, key_pos = positions
+    distance = (query_pos[:, :, None] - key_pos[:, None, :]).to(dtype)  # (B, Tq, Tk)
+    return -slopes.to(dtype)[None, :, None, None] * distance[:, None]
+
+
+def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
     """Reference: (output (B, Hq, Tq, D), probabilities (B, Hq, Tq, Tk))."""
     b, hq, tq, d = q.shape
     hkv, tk = k.shape[1], k.shape[2]
     q_grouped = q.view(b, hkv, hq // hkv, tq, d)  # (B, Hkv, G, Tq, D): head h = kv*G + g
     scores = q_grouped @ k.unsqueeze(2).transpose(-1, -2) / math.sqrt(d)  # (B, Hkv, G, Tq, Tk)
-    allowed = allowed_mask(tq, tk, window, key_mask, q.device).unsqueeze(2)
+    if alibi is not None:
+        positions = alibi_positions(positions, b, tq, tk, q.device)
+        scores = scores + alibi_bias(alibi, positions, q.dtype).view(b, hkv, hq // hkv, tq, tk)
+    allowed = allowed_mask(tq, tk, window, key_mask, q.device, sinks).unsqueeze(2)
     probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
     out = probs @ v.unsqueeze(2)  # (B, Hkv, G, Tq, D)
     return out.reshape(b, hq, tq, d), probs.reshape(b, hq, tq, tk)
 
 
-def sdpa_attention(q, k, v, window=None, key_mask=None):
-    """torch's fused kernel; K/V stay at Hkv heads (enable_gqa)."""
+def sdpa_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
+    """torch's fused kernel; K/V stay at Hkv heads (enable_gqa). ALiBi goes in as a float
+    mask: its bias, -inf where a key is not allowed."""
     tq, tk = q.shape[2], k.shape[2]
     gqa = q.shape[1] != k.shape[1]
-    if key_mask is None and (window is None or window >= tk):
+    if alibi is None and key_mask is None and (window is None or window >= tk):
         if tq == 1:  # one new query at the end sees every key
             return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
         if tq == tk:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-    mask = allowed_mask(tq, tk, window, key_mask, q.device)
+    mask = allowed_mask(tq, tk, window, key_mask, q.device, sinks)
+    if alibi is not None:
+        positions = alibi_positions(positions, q.shape[0], tq, tk, q.device)
+        mask = alibi_bias(alibi, positions, q.dtype).masked_fill(~mask, float("-inf"))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
 
 
-def banded_attention(q, k, v, window):
+def banded_attention(q, k, v, window, sinks=0):
     """Sliding window in O(T * window) time and memory, with no mask and no compile.
 
     Cut the sequence into chunks of c = window. A query at row r of chunk n attends keys
     j <= r of its own chunk (causal inside the chunk) and keys j > r of chunk n-1, exactly
     the window. Both halves are plain causal flash attention over c x c blocks (the second
     after flipping chunk n's queries and chunk n-1's keys end to end, which turns "j > r"
-    into "j <= r"), and the two partial softmaxes are merged by their log-sum-exps.
+    into "j <= r"), and the two partial softmaxes are merged by their log-sum-exps; the
+    sinks older than the window are a third part (T x sinks scores), merged the same way.
     """
     b, hq, t, d = q.shape
-    hkv, c = k.shape[1], window
+    c = window
     n_chunks = -(-t // c)
     tail = n_chunks * c - t  # padding at the end: no real query ever sees it (causal)
 
@@ -144,11 +199,37 @@ def banded_attention(q, k, v, window):
                                              k_chunks[:, :-1, :, 1:].flip(-2),
                                              v_chunks[:, :-1, :, 1:].flip(-2))
         own_out, own_lse = out[:, 1:, :, : c - 1], lse[:, 1:, :, : c - 1]
-        prev_out, prev_lse = prev_out.flip(-2), prev_lse.flip(-1)
-        top = torch.maximum(own_lse, prev_lse)
-        own_w, prev_w = (own_lse - top).exp()[..., None], (prev_lse - top).exp()[..., None]
-        out[:, 1:, :, : c - 1] = (own_out * own_w + prev_out * prev_w) / (own_w + prev_w)
-    return out.transpose(1, 2).reshape(b, hq, n_chunks * c, d)[:, :, :t]
+        out[:, 1:, :, : c - 1], lse[:, 1:, :, : c - 1] = _merge(
+            own_out, own_lse, prev_out.flip(-2), prev_lse.flip(-1))
+    out = out.transpose(1, 2).reshape(b, hq, n_chunks * c, d)[:, :, :t]
+    lse = lse.transpose(1, 2).reshape(b, hq, n_chunks * c)[:, :, :t]
+    if sinks and t > window:
+        # queries i >= window also see keys j < sinks with j <= i - window (older than the band)
+        far_out, far_lse = _sink_part(q[:, :, window:], k[:, :, :min(sinks, t - window)],
+                                      v[:, :, :min(sinks, t - window)])
+        out[:, :, window:] = _merge(out[:, :, window:], lse[:, :, window:], far_out, far_lse)[0]
+    return out
+
+
+def _merge(out_a, lse_a, out_b, lse_b):
+    """Two softmax-normalized partial attentions over disjoint keys -> their union's."""
+    top = torch.maximum(lse_a, lse_b)
+    w_a, w_b = (lse_a - top).exp(), (lse_b - top).exp()
+    total = w_a + w_b
+    return (out_a * w_a[..., None] + out_b * w_b[..., None]) / total[..., None], top + total.log()
+
+
+def _sink_part(q, k_sinks, v_sinks):
+    """Query r (the query at i = window + r) against sink keys j <= r: output and lse."""
+    b, hq, tq, d = q.shape
+    hkv, s = k_sinks.shape[1], k_sinks.shape[2]
+    q_grouped = q.reshape(b, hkv, hq // hkv, tq, d)
+    scores = q_grouped @ k_sinks.unsqueeze(2).transpose(-1, -2) / math.sqrt(d)  # (B, Hkv, G, Tq, s)
+    older = torch.arange(s, device=q.device)[None, :] <= torch.arange(tq, device=q.device)[:, None]
+    scores = scores.masked_fill(~older, float("-inf"))
+    lse = scores.logsumexp(dim=-1)
+    out = (scores - lse[..., None]).exp() @ v_sinks.unsqueeze(2)  # (B, Hkv, G, Tq, D)
+    return out.reshape(b, hq, tq, d), lse.reshape(b, hq, tq)
 
 
 def _flash_with_lse(q, k, v):
@@ -166,9 +247,18 @@ def _flash_with_lse(q, k, v):
 FLEX_BLOCK = 64
 
 
-def flex_attention(q, k, v, window):
-    block_mask = _sliding_block_mask(q.shape[2], window, str(q.device))
-    return _compiled_flex()(q, k, v, block_mask=block_mask, enable_gqa=q.shape[1] != k.shape[1])
+def flex_attention(q, k, v, window, sinks=0, alibi=None, positions=None):
+    block_mask = _sliding_block_mask(q.shape[2], window, sinks, str(q.device))
+    score_mod = None
+    if alibi is not None:
+        query_pos, key_pos = (p.to(q.dtype).contiguous() for p in positions)
+        slopes = alibi.to(q.dtype)
+
+        def score_mod(score, b, h, q_idx, kv_idx):
+            return score - slopes[h] * (query_pos[b, q_idx] - key_pos[b, kv_idx])
+
+    return _compiled_flex()(q, k, v, score_mod=score_mod, block_mask=block_mask,
+                            enable_gqa=q.shape[1] != k.shape[1])
 
 
 @lru_cache(maxsize=1)
@@ -179,11 +269,11 @@ def _compiled_flex():
 
 
 @lru_cache(maxsize=32)
-def _sliding_block_mask(t, window, device):
+def _sliding_block_mask(t, window, sinks, device):
     from torch.nn.attention.flex_attention import create_block_mask
 
     def sliding(b, h, q_idx, kv_idx):
-        return (kv_idx <= q_idx) & (q_idx - kv_idx < window)
+        return (kv_idx <= q_idx) & ((q_idx - kv_idx < window) | (kv_idx < sinks))
 
     return create_block_mask(sliding, None, None, t, t, device=device,
                              BLOCK_SIZE=FLEX_BLOCK)

@@ -1,13 +1,14 @@
 """Latency and memory, measured: attention kernels, whole-model forward, and generation.
 
 Every row: median of `repeats` timed runs after one warm-up call whose time is reported
-apart as first_s (it includes any compile), peak memory, and the analytic FLOPs and bytes
-next to the measurement. Dense causal SDPA is measured in the same run as a reference row.
+apart as first_s (it includes any compile), the fastest and slowest repeat (min_s, max_s),
+peak memory, and the analytic FLOPs and bytes next to the measurement. Dense causal SDPA is
+measured in the same run as a reference row.
 
 Peak memory on CPU is the high-water mark of live tensor storage allocated during one call
 (a TorchDispatchMode that sees every tensor an op returns and its release): it counts what
-PyTorch allocates, not scratch inside a fused kernel. On CUDA it is
-torch.cuda.max_memory_allocated.
+PyTorch allocates during the call, not the inputs that exist before it, and not scratch
+inside a fused kernel. On CUDA it is torch.cuda.max_memory_allocated above the inputs.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .attention import attention
+from .attention import attention, choose_impl
 from .config import ModelConfig
 from .model import GPT2
 from .resources import ensure_fits, format_bytes
@@ -37,6 +38,7 @@ class Measurement:
     first_s: float
     median_s: float
     peak_bytes: int | None
+    times: list  # every timed repeat, seconds: the spread a median hides
 
 
 class _PeakTensorMemory(TorchDispatchMode):
@@ -92,7 +94,7 @@ def measure(fn, repeats=5, device=torch.device("cpu"), track_memory=True) -> Mea
             sync()
             times.append(time.perf_counter() - start)
         peak = peak_memory(fn, device) if track_memory or device.type == "cuda" else None
-    return Measurement(first, statistics.median(times), peak)
+    return Measurement(first, statistics.median(times), peak, times)
 
 
 # ------------------------------------------------------------------ analytic costs
@@ -123,6 +125,32 @@ def attended_pairs(n: int, window: int | None) -> int:
 def attention_flops(n, window, n_head, head_dim, batch=1) -> int:
     """QK^T and PV, two flops per multiply-add each."""
     return 4 * batch * n_head * attended_pairs(n, window) * head_dim
+
+
+def forward_flops(config: ModelConfig, n: int, batch: int = 1) -> int:
+    """Every matmul of one forward pass, two flops per multiply-add: per token and layer the
+    q, k, v and output projections and the 4x MLP, then the attention scores, then the LM
+    head over the whole vocabulary. Layer norms, GELU and softmax (O(n*d)) are left out."""
+    d, kv_width = config.d_model, config.n_kv_head * config.head_dim
+    per_token_layer = 2 * (d * d + 2 * d * kv_width + d * d) + 2 * (2 * d * 4 * d)
+    dense = batch * n * (config.n_layer * per_token_layer + 2 * d * config.vocab_size)
+    return dense + config.n_layer * attention_flops(n, config.window, config.n_head,
+                                                    config.head_dim, batch)
+
+
+def kernel_that_runs(impl: str, n: int, window: int | None, device_type: str = "cpu") -> str:
+    """What attention(q, k, v, window, impl) runs for self-attention over n tokens, so a row
+    is labelled by the kernel it measured: a window that covers every key is full causal
+    attention (dense SDPA), and the banded kernel needs the CPU (elsewhere: masked SDPA)."""
+    if impl == "eager" or impl.startswith("sdpa"):
+        return impl
+    if window is None or window >= n:
+        return "sdpa"
+    if impl == "auto":
+        return choose_impl(n, n, window, device_type)
+    if impl == "banded" and device_type != "cpu":
+        return "sdpa"
+    return impl
 
 
 def attention_bytes(n, n_head, n_kv_head, head_dim, batch=1, itemsize=4) -> int:
@@ -172,9 +200,11 @@ def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
         m = measure(fn, repeats, device, track_memory=impl != "flex")
         dense_time.setdefault(n, m.median_s)
         flops = attention_flops(n, w, n_head, head_dim, batch)
-        rows.append({"bench": "attention", "impl": impl, "n": n, "window": w, "n_head": n_head,
+        rows.append({"bench": "attention", "impl": impl, "n": n, "window": w,
+                     "ran": kernel_that_runs(impl, n, w, device.type), "n_head": n_head,
                      "n_kv_head": kv, "head_dim": head_dim, "first_s": m.first_s,
-                     "median_s": m.median_s, "vs_dense": m.median_s / dense_time[n],
+                     "median_s": m.median_s, "min_s": min(m.times), "max_s": max(m.times),
+                     "vs_dense": m.median_s / dense_time[n],
                      "peak_bytes": m.peak_bytes, "flops": flops,
                      "gflop_rate": flops / m.median_s / 1e9,
                      "min_bytes": attention_bytes(n, n_head, kv, head_dim, batch)})
@@ -201,7 +231,9 @@ def bench_forward(configs: dict[str, ModelConfig], seq_lens, batch=1, repeats=3,
         m = measure(lambda: model(idx), repeats, device)
         rows.append({"bench": "forward", "variant": name, "n": n, "window": cfg.window,
                      "n_kv_head": cfg.n_kv_head, "first_s": m.first_s, "median_s": m.median_s,
+                     "min_s": min(m.times), "max_s": max(m.times),
                      "peak_bytes": m.peak_bytes, "params": model.num_params(),
+                     "flops": forward_flops(cfg, n, batch),
                      "attention_flops": cfg.n_layer * attention_flops(n, cfg.window, cfg.n_head,
                                                                       cfg.head_dim, batch),
                      "kv_cache_bytes": cfg.kv_cache_bytes(n, batch)})

@@ -6,10 +6,12 @@ torch.load(weights_only=True).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -152,7 +154,8 @@ def save_checkpoint(folder, model: GPT2, meta: dict) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        weights = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+                   if k != "lm_head.weight"}
         save_file(weights, str(staging / "model.safetensors"))
         (staging / "meta.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}))
         os.replace(staging, folder)
@@ -193,3 +196,58 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
                               f"{', '.join(unexpected[:5])}.")
     model.load_state_dict(weights, strict=True)
     return model.eval(), meta
+
+
+# ---------------------------------------------------------------- one .zip, in and out
+ZIP_FILES = {"model.safetensors", "meta.json", "config.json"}  # nothing else is read
+
+
+def checkpoint_zip(model: GPT2, meta: dict) -> bytes:
+    """Our checkpoint (model.safetensors + meta.json: config, vocabulary, settings, history)
+    as one .zip to download."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_checkpoint(Path(tmp) / "checkpoint", model, meta)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in ("model.safetensors", "meta.json"):
+                archive.write(folder / name, name)
+        return buffer.getvalue()
+
+
+def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dict | None]:
+    """A .zip of our checkpoint, or of a Hugging Face GPT-2 folder (config.json +
+    model.safetensors; pickled .bin weights are refused: nothing is unpickled). The files may
+    sit in one top-level folder. Returns the model and our meta (None for Hugging Face)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise CheckpointError("That file is not a .zip archive.") from None
+    with archive, tempfile.TemporaryDirectory() as tmp:
+        wanted = {}
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            parts = Path(info.filename).parts
+            if info.filename.startswith("/") or ".." in parts or len(parts) > 2:
+                raise CheckpointError(f"The archive holds {info.filename!r}: a checkpoint zip has "
+                                      f"its files at the top or in one folder, no other paths.")
+            if parts[-1].endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")):
+                raise CheckpointError(f"The archive holds {parts[-1]!r}, pickled weights: they can "
+                                      f"run code when loaded, so they are refused. Save the "
+                                      f"weights as model.safetensors.")
+            if parts[-1] in ZIP_FILES:
+                wanted[parts[-1]] = info
+        if "model.safetensors" not in wanted:
+            raise CheckpointError("The archive has no model.safetensors.")
+        if sum(info.file_size for info in wanted.values()) > max_unpacked_bytes:
+            raise CheckpointError(f"The archive unpacks to more than {max_unpacked_bytes / 1024**2:.0f} "
+                                  f"MiB, the checkpoint limit.")
+        folder = Path(tmp)
+        for name, info in wanted.items():
+            (folder / name).write_bytes(archive.read(info))
+        if (folder / "meta.json").is_file():
+            return load_checkpoint(folder)
+        if (folder / "config.json").is_file():
+            return load_hf_gpt2(folder), None
+        raise CheckpointError("The archive has neither meta.json (a gpt2viz checkpoint) nor "
+                              "config.json (a Hugging Face GPT-2 folder).")

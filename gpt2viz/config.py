@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-POSITIONS = ("learned", "sinusoidal", "rope", "none")
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
+DEFAULT_ROPE_BASE = 10000.0
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,11 @@ class ModelConfig:
     n_head: int = 8
     n_kv_head: int | None = None  # None = n_head (multi-head attention)
     d_model: int = 128
-    max_seq_len: int = 256
-    position: str = "learned"  # "learned" | "sinusoidal" | "rope" | "none"
-    rope_base: float = 10000.0
+    max_seq_len: int = 128  # = TrainSettings.block_size: every learned position row is trained
+    position: str = "learned"  # "learned" | "sinusoidal" | "rope" | "alibi" | "none"
+    rope_base: float = DEFAULT_ROPE_BASE
     window: int | None = None  # None = full causal attention; w = keys i-w < j <= i
+    sinks: int = 0  # with a window, every query also sees the first `sinks` tokens
     dropout: float = 0.0
     bias: bool = True
     layer_norm_eps: float = 1e-5
@@ -58,9 +60,17 @@ class ModelConfig:
                    f"{self.head_dim} is odd; make d_model/n_head even.")
         if not self.rope_base > 1.0:
             yield f"rope_base={self.rope_base} must be greater than 1 (10000 is the usual value)."
+        elif self.position != "rope" and self.rope_base != DEFAULT_ROPE_BASE:
+            yield (f"rope_base={self.rope_base:g} has no effect with position={self.position!r}; "
+                   f"set position='rope' or leave rope_base at {DEFAULT_ROPE_BASE:g}.")
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             yield (f"window={self.window!r} must be None (full attention) or an integer >= 1 "
                    f"(the number of keys each query sees, itself included).")
+        if not isinstance(self.sinks, int) or isinstance(self.sinks, bool) or self.sinks < 0:
+            yield f"sinks={self.sinks!r} must be an integer >= 0 (0 = no attention sinks)."
+        elif self.sinks and self.window is None:
+            yield (f"sinks={self.sinks} only matters with a sliding window (without one every "
+                   f"query already sees every earlier token); set window or sinks=0.")
         if not 0.0 <= self.dropout < 1.0:
             yield f"dropout={self.dropout} must be in [0, 1)."
 
@@ -84,8 +94,8 @@ class ModelConfig:
         return 2 * self.n_layer * self.n_kv_head * self.head_dim * dtype_bytes
 
     def kv_cache_bytes(self, seq_len: int, batch: int = 1, dtype_bytes: int = 4) -> int:
-        """A window caps the cache at `window` slots (rolling buffer)."""
-        slots = seq_len if self.window is None else min(seq_len, self.window)
+        """A window caps the cache at `sinks + window` slots (sinks kept, the rest rolling)."""
+        slots = seq_len if self.window is None else min(seq_len, self.sinks + self.window)
         return batch * slots * self.kv_cache_bytes_per_token(dtype_bytes)
 
     def check_seq_len(self, seq_len: int) -> None:
@@ -93,7 +103,7 @@ class ModelConfig:
             raise ValueError(
                 f"sequence of {seq_len} tokens is longer than max_seq_len={self.max_seq_len}, "
                 f"and learned positions have no embedding past it; shorten the input or use "
-                f"position='rope', 'sinusoidal' or 'none'.")
+                f"position='rope', 'alibi', 'sinusoidal' or 'none'.")
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

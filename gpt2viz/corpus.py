@@ -14,6 +14,9 @@ other GPT-2 id. `Vocabulary` maps both ways and is saved with each checkpoint.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,11 @@ def read_text(path) -> str:
 
 
 def decode_text(data: bytes, name: str = "the text") -> str:
+    """UTF-8 text, or CorpusError saying what is wrong: empty, binary, another encoding."""
+    if not data.strip():
+        raise CorpusError(f"{name} is empty: give some text to train on.")
+    if b"\x00" in data[:65536]:
+        raise CorpusError(f"{name} looks binary (it holds NUL bytes): give a plain text file.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -76,12 +84,43 @@ class Corpus:
     def default(cls) -> "Corpus":
         return cls.from_text(default_text(), "pydoc_data.topics")
 
+    @property
+    def id(self) -> str:
+        """How a link names a corpus: never its text."""
+        return f"{self.name}@{self.sha256[:12]}"
+
+    def describe(self) -> str:
+        return (f"{self.name}: {len(self.train) + len(self.val):,} GPT-2 tokens, split "
+                f"{len(self.train):,} training / {len(self.val):,} validation (every tenth block of "
+                f"{SPLIT_BLOCK}); vocabulary {self.vocab.size - 1:,} distinct ids + 1 unknown")
+
     def unigram_loss(self) -> float:
         """Cross-entropy (nats) of the validation tokens under the training split's token
         frequencies, add-one smoothed: what a model that ignores context would score."""
         counts = torch.bincount(self.train, minlength=self.vocab.size).double() + 1.0
         log_probs = (counts / counts.sum()).log()
         return float(-log_probs[self.val].mean())
+
+
+def store_text(folder: Path, text: str) -> None:
+    """Keep a user's text (folder/text.txt) so a link naming its hash finds it again; written
+    to a temporary folder and renamed into place, so no half-written copy survives."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (staging / "text.txt").write_text(text, encoding="utf-8")
+        os.replace(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not folder.is_dir():
+            raise
+
+
+def stored_text(folder: Path) -> str | None:
+    path = folder / "text.txt"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 class Vocabulary:

@@ -1,10 +1,16 @@
-"""Training jobs that outlive the page that asked for them.
+"""Training jobs that outlive the page that asked for them, on a server that may be shared.
 
 A Streamlit script run stops when its tab closes or its user clicks something else; a model
 trained inside it would be lost half-way. Here one worker thread trains queued jobs one at a
-time (the cores are shared: two at once would each run at half speed), keeps their progress for
-whoever polls, and hands each result to the job's own `finish` (which caches it) when done.
-Two requests for the same key share one job: a model is never trained twice at once.
+time (training takes every core: two at once would each run at half speed), keeps their
+progress for whoever polls, and hands each result to the job's own work (which caches it).
+
+- Two requests for the same key share one job: a model is never trained twice at once.
+- A job is cancelled only when every waiter (session) on it has cancelled; a cancelled run
+  stops at its next step and writes nothing.
+- Bounds, for a shared server: a line of at most `max_waiting` jobs behind the running one;
+  a waiter may have jobs from one request in flight at a time; no job over MAX_JOB_TOKENS.
+  A refusal says how long the wait is.
 """
 from __future__ import annotations
 
@@ -13,7 +19,25 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-from .train import Progress
+from .serving import Refused
+from .train import Progress, TrainSettings
+
+MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
+MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)
+# Until a job has reported its pace here: the default budget (491,520 tokens) took 41 s on 2 cores.
+FIRST_TOKENS_PER_SECOND = 491_520 / 41
+
+
+def job_tokens(settings: TrainSettings) -> int:
+    return settings.steps * settings.batch_size * settings.block_size
+
+
+def check_budget(settings: TrainSettings) -> None:
+    """A per-job cap, so one visitor cannot hold the queue for hours."""
+    tokens = job_tokens(settings)
+    if tokens > MAX_JOB_TOKENS:
+        raise Refused(f"That training run is {tokens:,} tokens; one job may train at most "
+                      f"{MAX_JOB_TOKENS:,} (fewer steps, a smaller batch or shorter blocks).")
 
 
 @dataclass
@@ -21,12 +45,14 @@ class TrainingJob:
     key: Hashable
     name: str
     work: Callable[[Callable[[Progress], None]], Any]  # work(callback) -> result
-    tokens: int  # to train on; 0 when the model only has to be loaded from the cache
+    tokens: int  # to train on
     progress: Progress | None = None
     losses: list = field(default_factory=list)
     result: Any = None
     error: Exception | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    waiters: set = field(default_factory=set)  # who asked for it (session ids)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def seconds_left(self, tokens_per_second: float) -> float:
         if self.done.is_set():
@@ -36,36 +62,69 @@ class TrainingJob:
         return self.progress.seconds_left
 
 
-class TrainingQueue:
-    """One worker, jobs in arrival order. The estimate for jobs not yet started uses the last
-    measured rate (before any, a guess for 2 CPU cores: NOTES.md, about 0.23 s a step of
-    16 x 128 tokens)."""
+class TrainingCancelled(Exception):
+    """Raised inside a job's work at the step after every waiter cancelled it."""
 
-    def __init__(self, tokens_per_second: float = 9000.0):
+    def __init__(self):
+        super().__init__("Training was cancelled; nothing was saved.")
+
+
+class TrainingQueue:
+    """One worker, jobs in arrival order. Estimates for jobs not yet started use the last
+    measured pace."""
+
+    def __init__(self, tokens_per_second: float = FIRST_TOKENS_PER_SECOND):
         self.tokens_per_second = tokens_per_second
-        self._jobs: OrderedDict[Hashable, TrainingJob] = OrderedDict()  # queued and running
+        self._jobs: OrderedDict[Hashable, TrainingJob] = OrderedDict()  # running first, then waiting
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._worker: threading.Thread | None = None
 
-    def submit(self, key: Hashable, name: str, work, tokens: int) -> TrainingJob:
-        """The job for key: the one already queued or running, else a new one at the back."""
+    def submit(self, key: Hashable, name: str, work, tokens: int, waiter: Hashable = None,
+               request: frozenset | None = None, max_waiting: int | None = None) -> TrainingJob:
+        """The job for key: the one already queued or running, else a new one at the back.
+        Bounds (shared mode): with `request` (every key the waiter asks for now), a waiter
+        still waiting on other keys is refused; with `max_waiting`, a full line is refused.
+        Joining a job already in the line is always allowed."""
         with self._lock:
-            if key not in self._jobs:
-                self._jobs[key] = TrainingJob(key, name, work, tokens)
+            job = self._jobs.get(key)
+            if job is None or job.cancelled.is_set():
+                self._check_room(waiter, request, max_waiting)
+                job = self._jobs[key] = TrainingJob(key, name, work, tokens)
                 if self._worker is None or not self._worker.is_alive():
                     self._worker = threading.Thread(target=self._run, name="gpt2viz-training",
                                                     daemon=True)
                     self._worker.start()
                 self._wakeup.notify()
-            return self._jobs[key]
+            job.waiters.add(waiter)
+            return job
+
+    def _check_room(self, waiter, request, max_waiting):
+        if request is not None:
+            busy = [j.name for j in self._jobs.values()
+                    if waiter in j.waiters and j.key not in request and not j.cancelled.is_set()]
+            if busy:
+                raise Refused(f"You already have {', '.join(busy)} training; wait for it to "
+                              f"finish or cancel it, then ask for another model.")
+        if max_waiting is not None and len(self._jobs) > max_waiting:
+            wait = sum(j.seconds_left(self.tokens_per_second) for j in self._jobs.values())
+            raise Refused(f"The training queue is full ({len(self._jobs)} jobs); the wait is "
+                          f"about {wait:.0f} s. Try again then.")
+
+    def cancel(self, job: TrainingJob, waiter: Hashable = None) -> None:
+        with self._lock:
+            job.waiters.discard(waiter)
+            if not job.waiters:
+                job.cancelled.set()
+
+    def pending(self) -> list[TrainingJob]:
+        with self._lock:
+            return list(self._jobs.values())
 
     def seconds_until_done(self, job: TrainingJob) -> float:
         """Everything ahead of job in the queue, plus job itself."""
-        with self._lock:
-            ahead = list(self._jobs.values())
         total = 0.0
-        for other in ahead:
+        for other in self.pending():
             total += other.seconds_left(self.tokens_per_second)
             if other is job:
                 break
@@ -79,14 +138,19 @@ class TrainingQueue:
                 job = next(iter(self._jobs.values()))
 
             def report(p: Progress, job=job):
+                if job.cancelled.is_set():
+                    raise TrainingCancelled()
                 job.progress = p
                 job.losses.append(p.loss)
                 self.tokens_per_second = p.tokens_per_second
 
             try:
+                if job.cancelled.is_set():
+                    raise TrainingCancelled()
                 job.result = job.work(report)
             except Exception as err:  # handed to whoever waits on the job, shown there
                 job.error = err
             with self._lock:
-                del self._jobs[job.key]
+                if self._jobs.get(job.key) is job:
+                    del self._jobs[job.key]
             job.done.set()

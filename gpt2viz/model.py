@@ -1,5 +1,5 @@
-"""GPT-2 with every variant: positions (learned / sinusoidal / rope / none), grouped-query
-attention and sliding windows, all chosen by one ModelConfig.
+"""GPT-2 with every variant: positions (learned / sinusoidal / rope / alibi / none),
+grouped-query attention, sliding windows and attention sinks, all chosen by one ModelConfig.
 
 The vanilla config is GPT-2 exactly (pre-LN, tanh GELU, tied embeddings): tests load Hugging
 Face's weights and compare logits. `trace` returns the internals the dashboard draws.
@@ -16,8 +16,19 @@ import torch.nn.functional as F
 from .attention import attention, eager_attention
 from .cache import KVCache
 from .config import ModelConfig
-from .positions import apply_rope, positions_from_mask, rope_cos_sin, sinusoidal_table
+from .positions import (alibi_slopes, apply_rope, positions_from_mask, rope_cos_sin,
+                        sinusoidal_table)
 from .resources import ensure_fits
+
+INIT_STD = 0.02  # GPT-2's init of every weight matrix and embedding
+# The fixed sinusoidal table has unit amplitude while token embeddings start at std INIT_STD:
+# added as is, position outweighs content 35 to 1 (rms) and the model ends above the unigram
+# baseline. We multiply the table by INIT_STD, as if it were an embedding table drawn on the
+# same scale as the learned ones; it stays exactly Vaswani's sin/cos up to that constant.
+# Measured (gpt2 body, defaults, seed 0; README): unscaled 5.436 nats, x INIT_STD 3.952,
+# x INIT_STD*sqrt(2) (equal rms) 3.996, Vaswani's own fix (embeddings x sqrt(d_model),
+# table unscaled) 4.193; learned positions 3.944.
+SINUSOIDAL_SCALE = INIT_STD
 
 
 @dataclass
@@ -31,6 +42,17 @@ class Trace:
     positions: torch.Tensor | None = None  # (B, T) position of each token (real tokens only)
 
 
+@dataclass
+class Step:
+    """What every layer of one forward pass shares."""
+    positions: torch.Tensor  # (B, T) position of each token, real tokens only
+    key_mask: torch.Tensor | None  # (B, T) True for real tokens; None: no padding
+    rope: tuple | None  # cos, sin (B, 1, T, head_dim) under RoPE
+    alibi: torch.Tensor | None  # (n_head,) slopes under ALiBi
+    cache: KVCache | None
+    trace: Trace | None
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
@@ -42,35 +64,42 @@ class SelfAttention(nn.Module):
         self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope, key_mask, cache: KVCache | None, trace: Trace | None):
-        cfg = self.config
+    def forward(self, x, step: Step):
+        cfg, cache, trace = self.config, step.cache, step.trace
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, cfg.n_head, cfg.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = self.k_proj(x).view(b, t, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = self.v_proj(x).view(b, t, cfg.n_kv_head, cfg.head_dim).transpose(1, 2)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if step.rope is not None:
+            q, k = apply_rope(q, *step.rope), apply_rope(k, *step.rope)
         if cache is not None:
             cache.store(self.layer, k, v)
+        same = (step.positions, step.positions)  # query and key positions for ALiBi
         if cache is not None and cache.decoding:
-            k_all, v_all, cached_mask = cache.keys_values(self.layer)  # all within the window
-            y = attention(q, k_all, v_all, key_mask=cached_mask)
+            # every cached slot is a sink or inside the window: no window mask needed
+            k_all, v_all, cached_mask, cached_positions = cache.keys_values(self.layer)
+            y = attention(q, k_all, v_all, key_mask=cached_mask, alibi=step.alibi,
+                          positions=(step.positions, cached_positions))
         elif trace is not None:
-            y, probs = eager_attention(q, k, v, cfg.window, key_mask)
+            y, probs = eager_attention(q, k, v, cfg.window, step.key_mask, cfg.sinks,
+                                       step.alibi, same)
             trace.attn.append(probs)
             trace.q.append(q)
             trace.k.append(k)
             trace.v.append(v)
         elif self.training and cfg.dropout > 0:
-            y = self._dropout_attention(q, k, v, key_mask)
+            y = self._dropout_attention(q, k, v, step)
         else:
-            y = attention(q, k, v, cfg.window, key_mask=key_mask)
+            y = attention(q, k, v, cfg.window, cfg.sinks, key_mask=step.key_mask,
+                          alibi=step.alibi, positions=same)
         y = y.transpose(1, 2).reshape(b, t, cfg.d_model)  # (B, T, d_model)
         return self.resid_dropout(self.out_proj(y))
 
-    def _dropout_attention(self, q, k, v, key_mask):
+    def _dropout_attention(self, q, k, v, step: Step):
         """Training with attention dropout: the reference path, probabilities dropped."""
-        _, probs = eager_attention(q, k, v, self.config.window, key_mask)
+        cfg = self.config
+        _, probs = eager_attention(q, k, v, cfg.window, step.key_mask, cfg.sinks, step.alibi,
+                                   (step.positions, step.positions))
         probs = F.dropout(probs, self.config.dropout, training=True)
         b, hq, t, _ = probs.shape
         hkv = k.shape[1]
@@ -97,8 +126,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope, key_mask, cache, trace):
-        x = x + self.attn(self.ln_1(x), rope, key_mask, cache, trace)
+    def forward(self, x, step: Step):
+        x = x + self.attn(self.ln_1(x), step)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -113,19 +142,21 @@ class GPT2(nn.Module):
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+        if config.position == "alibi":  # fixed, so not in the state dict
+            self.register_buffer("alibi", alibi_slopes(config.n_head).float(), persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("out_proj.weight", "c_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module):
         if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
 
     @classmethod
     def from_hf_gpt2(cls, folder) -> "GPT2":
@@ -157,19 +188,23 @@ class GPT2(nn.Module):
             padding_mask = padding_mask.to(device=idx.device, dtype=torch.bool)
             if bool(padding_mask.all()):
                 padding_mask = None
-        offset = 0 if cache is None else cache.begin(t, padding_mask)
+        offset = 0 if cache is None else cache.n_real.clone()
         positions = positions_from_mask(padding_mask, b, t, idx.device, offset)  # (B, T)
+        if cache is not None:
+            cache.begin(positions, padding_mask)
         if cfg.position == "learned":  # the only scheme with a table that can run out
             cfg.check_seq_len(int(positions.max()) + 1)
         x = self.wte(idx)  # (B, T, d_model)
         if cfg.position == "learned":
             x = x + self.wpe(positions)
         elif cfg.position == "sinusoidal":
-            x = x + sinusoidal_table(positions, cfg.d_model, x.dtype)
+            x = x + SINUSOIDAL_SCALE * sinusoidal_table(positions, cfg.d_model, x.dtype)
         rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, x.dtype) if cfg.position == "rope" else None
+        step = Step(positions, padding_mask, rope, self.alibi if cfg.position == "alibi" else None,
+                    cache, trace)
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x, rope, padding_mask, cache, trace)
+            x = block(x, step)
         if trace is not None:
             trace.positions = positions
         x = self.ln_f(x)

@@ -1,4 +1,5 @@
-"""Position information: learned and sinusoidal tables added to the embeddings, rotary on q/k.
+"""Position information: learned and sinusoidal tables added to the embeddings, rotary on
+q/k, ALiBi's linear bias on the scores (its slopes live here, the bias in attention.py).
 
 RoPE pairing: we rotate dimension k with dimension k + head_dim/2 (the "halves" layout of
 GPT-NeoX and Llama), by the angle position * theta_k with theta_k = base^(-2k/head_dim),
@@ -56,3 +57,15 @@ def sinusoidal_table(positions: torch.Tensor, d_model: int, dtype) -> torch.Tens
     table[..., 0::2] = angles.sin()
     table[..., 1::2] = angles.cos()[..., : d_model // 2]
     return table.to(dtype)
+
+
+def alibi_slopes(n_head: int) -> torch.Tensor:
+    """Press et al. 2022: for H a power of two, the geometric sequence 2^(-8/H), 2^(-16/H),
+    .., 2^(-8); otherwise the slopes of the largest power of two P < H, then every other
+    slope of 2P for the H - P heads left (their reference code's rule). (H,) float64."""
+    def geometric(h):
+        return [2.0 ** (-8.0 * (i + 1) / h) for i in range(h)]
+
+    power = 2 ** int(math.floor(math.log2(n_head)))
+    slopes = geometric(power) + geometric(2 * power)[0::2][: n_head - power]
+    return torch.tensor(slopes, dtype=torch.float64)

@@ -39,3 +39,17 @@ def format_bytes(n: float) -> str:
 def device() -> torch.device:
     """The one device choice: a CUDA GPU when present, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_size(text: str) -> int:
+    """'2G', '500M', '64K' (powers of 1024) or a plain number of bytes."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    plain = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = units.get(plain[-1:], 1)
+    try:
+        value = float(plain[:-1] if plain[-1:] in units else plain) * scale
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size; write e.g. 2G, 500M or 1048576.") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a positive size.")
+    return int(value)

@@ -2,15 +2,22 @@
 
 Fair comparison: every variant trained with the same TrainSettings and seed sees the same
 batches in the same order (the batch sampler has its own generator, untouched by model init).
-Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice.
+Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice. The
+cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least recently used checkpoints go, never
+one that this process is reading or writing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import shutil
+import threading
 import time
+import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ModelConfig
+from .config import POSITIONS, ModelConfig
 from .corpus import Corpus, Vocabulary
 from .model import GPT2
-from .resources import ensure_fits
+from .resources import device, ensure_fits, parse_size
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,11 @@ class TrainSettings:
     grad_clip: float = 1.0
     eval_every: int = 40
     max_seconds: float | None = None  # stop early (the history says so) if time runs out
+
+    def describe(self) -> str:
+        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
+        return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
+                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "block_size", "eval_every"):
@@ -88,6 +100,95 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GPT2VIZ_CACHE", Path.home() / ".cache" / "gpt2viz"))
 
 
+DEFAULT_CACHE_MAX = 2 * 1024**3  # a laptop's worth; a default preset's checkpoint is 6 MB
+_in_use: Counter = Counter()     # folder -> readers and writers in this process
+_in_use_lock = threading.Lock()
+
+
+def cache_max_bytes() -> int:
+    text = os.environ.get("GPT2VIZ_CACHE_MAX", "").strip()
+    if not text:
+        return DEFAULT_CACHE_MAX
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise ValueError(f"GPT2VIZ_CACHE_MAX: {err}") from None
+
+
+@contextlib.contextmanager
+def checkpoint_in_use(folder: Path):
+    """While held, eviction and clear_cache() leave `folder` alone."""
+    with _in_use_lock:
+        _in_use[folder] += 1
+    try:
+        yield folder
+    finally:
+        with _in_use_lock:
+            _in_use[folder] -= 1
+            if not _in_use[folder]:
+                del _in_use[folder]
+
+
+@dataclass
+class CacheEntry:
+    folder: Path
+    bytes: int
+    last_used: float  # the folder's mtime: written, or touched when loaded
+
+
+def cache_entries() -> list[CacheEntry]:
+    """Finished checkpoints, least recently used first. Hidden folders are being written
+    (save_checkpoint's staging) or removed: they are not entries."""
+    entries = []
+    root = cache_dir()
+    for folder in (root.iterdir() if root.is_dir() else []):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            entries.append(CacheEntry(folder, size, folder.stat().st_mtime))
+        except OSError:
+            continue  # removed while we looked
+    return sorted(entries, key=lambda e: e.last_used)
+
+
+def cache_size() -> int:
+    return sum(e.bytes for e in cache_entries())
+
+
+def evict(max_bytes: int | None = None) -> list[Path]:
+    """Remove least recently used checkpoints until the cache fits in max_bytes (default the
+    cap); checkpoints in use are skipped, so the cache may stay over a cap smaller than them."""
+    max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+    entries = cache_entries()
+    total, removed = sum(e.bytes for e in entries), []
+    for entry in entries:
+        if total <= max_bytes:
+            break
+        if _remove_unless_in_use(entry.folder):
+            total -= entry.bytes
+            removed.append(entry.folder)
+    return removed
+
+
+def clear_cache() -> list[Path]:
+    return evict(max_bytes=0)
+
+
+def _remove_unless_in_use(folder: Path) -> bool:
+    """Rename out of sight first, so a reader sees the whole checkpoint or none of it."""
+    with _in_use_lock:
+        if _in_use[folder]:
+            return False
+        hidden = folder.with_name(f".removing.{folder.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(folder, hidden)
+        except OSError:
+            return False  # gone already, or another process is removing it
+    shutil.rmtree(hidden, ignore_errors=True)
+    return True
+
+
 def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> str:
     payload = json.dumps([config.to_dict(), corpus.sha256, asdict(settings), seed], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -105,6 +206,32 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     """Train config (its vocab_size is replaced by the corpus vocabulary's) or load it from
     the checkpoint cache."""
     config = config.replace(vocab_size=corpus.vocab.size)
+    check_trainable(config, corpus, settings)
+    folder = checkpoint_folder(config, corpus, settings, seed)
+    max_bytes = cache_max_bytes() if use_cache else None  # a bad GPT2VIZ_CACHE_MAX fails first
+    cached = load_cached(config, corpus, settings, seed) if use_cache else None
+    if cached is not None:
+        return cached
+    if use_cache and folder.is_dir():
+        _remove_unless_in_use(folder)  # unreadable: retrained and replaced below
+
+    torch.manual_seed(seed)
+    model = GPT2(config).to(device())  # initialised on the CPU: the same weights on any device
+    history = _optimize(model, corpus, settings, seed, callback)
+    model.eval()
+    if use_cache:
+        with checkpoint_in_use(folder):
+            save_checkpoint(folder, model, {"vocab": corpus.vocab.gpt2_ids, "corpus": corpus.name,
+                                            "history": asdict(history), "seed": seed,
+                                            "settings": asdict(settings)})
+            evict(max_bytes)
+    return TrainedModel(model, corpus.vocab, history, corpus.name)
+
+
+def check_trainable(config: ModelConfig, corpus: Corpus, settings: TrainSettings) -> None:
+    """ValueError / MemoryError, naming the fix, for settings that cannot train this config
+    on this corpus: checked before a run is queued, so nothing starts that must fail."""
+    config = config.replace(vocab_size=corpus.vocab.size)
     config.check_seq_len(settings.block_size)
     for split, ids in (("training", corpus.train), ("validation", corpus.val)):
         if len(ids) <= settings.block_size:
@@ -112,24 +239,59 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
                              f"{settings.block_size}; give a longer text or a smaller block.")
     ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
                 f"{settings.block_size} tokens")
+
+
+def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> TrainedModel | None:
+    """The model train() would return from the checkpoint cache; None when it is not there
+    or cannot be read."""
     folder = checkpoint_folder(config, corpus, settings, seed)
-    if use_cache and folder.is_dir():
+    if not folder.is_dir():
+        return None
+    with checkpoint_in_use(folder):
         try:
             model, meta = load_checkpoint(folder)
+            os.utime(folder)  # most recently used
             return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
                                 corpus.name, from_cache=True)
-        except (CheckpointError, KeyError, TypeError):
-            pass  # an unreadable cache entry is retrained and replaced below
+        except (CheckpointError, KeyError, TypeError, OSError):
+            return None
 
-    torch.manual_seed(seed)
-    model = GPT2(config)
-    history = _optimize(model, corpus, settings, seed, callback)
-    model.eval()
-    if use_cache:
-        save_checkpoint(folder, model, {"vocab": corpus.vocab.gpt2_ids, "history": asdict(history),
-                                        "corpus": corpus.name, "settings": asdict(settings),
-                                        "seed": seed})
-    return TrainedModel(model, corpus.vocab, history, corpus.name)
+
+def learning_problem(history: History) -> str | None:
+    """Why a trained model must not be shown as if it were fine, or None: a loss that became
+    NaN, or a validation loss at or above the unigram baseline (what a model that ignores
+    context scores), i.e. nothing learned from context."""
+    if not history.val_loss:
+        return None
+    val = history.val_loss[-1]
+    if not all(math.isfinite(x) for x in history.train_loss + history.val_loss):
+        return "its loss became NaN or infinite during training (training diverged)."
+    if val >= history.unigram_loss:
+        return (f"its validation loss {val:.3f} is at or above the unigram baseline "
+                f"{history.unigram_loss:.3f}: it learned nothing from context.")
+    return None
+
+
+def training_matrix(base: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
+                    kv_heads: tuple | None = None, windows: tuple = (None, 16), seed: int = 0,
+                    use_cache: bool = True, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train every position scheme x kv heads (default MHA, GQA with 2, MQA) x window on one
+    body with the same settings: every variant the dashboard can build must learn."""
+    rows = []
+    for position in POSITIONS:
+        for n_kv_head in kv_heads or (base.n_head, 2, 1):
+            for window in windows:
+                config = base.replace(position=position, n_kv_head=n_kv_head, window=window)
+                result = train(config, corpus, settings, seed=seed, use_cache=use_cache)
+                h = result.history
+                rows.append({"position": position, "attention": config.attention_kind,
+                             "n_kv_head": n_kv_head, "window": window,
+                             "val_loss": result.val_loss, "unigram_loss": h.unigram_loss,
+                             "seconds": h.seconds, "from_cache": result.from_cache,
+                             "problem": learning_problem(h)})
+                if on_row is not None:
+                    on_row(rows[-1])
+    return rows
 
 
 def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:
@@ -173,7 +335,7 @@ def _optimize(model, corpus, settings, seed, callback) -> History:
     for step in range(1, settings.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
-        x, y = sample_batch(corpus.train, settings, batches)
+        x, y = (t.to(model.wte.weight.device) for t in sample_batch(corpus.train, settings, batches))
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -224,7 +386,8 @@ def evaluate(model: GPT2, ids: torch.Tensor, block_size: int) -> float:
     x = ids[: n_blocks * block_size].view(n_blocks, block_size)
     y = ids[1: n_blocks * block_size + 1].view(n_blocks, block_size)
     total = 0.0
-    for xb, yb in zip(x.split(64), y.split(64)):
+    blocks_per_batch = max(1, 8192 // block_size)  # ~8k tokens a forward pass, short blocks too
+    for xb, yb in zip(x.split(blocks_per_batch), y.split(blocks_per_batch)):
         total += float(F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum"))
     model.train(was_training)
     return total / y.numel()

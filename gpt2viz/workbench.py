@@ -12,7 +12,7 @@ from .config import ModelConfig
 from .corpus import Vocabulary
 from .model import GPT2, Trace
 from .tokenizer import get_tokenizer
-from .train import History
+from .train import History, TrainSettings
 
 MAX_PROMPT_TOKENS = 128  # a heatmap past this is unreadable; longer prompts keep their end
 
@@ -91,12 +91,20 @@ def next_token_top_k(variant: Variant, trace: Trace, k: int = 10) -> tuple[list[
     return token_labels(variant, top.indices), top.values.tolist()
 
 
+def new_token_room(config: ModelConfig, prompt_len: int, wanted: int) -> int:
+    """Learned positions have a row for each of max_seq_len positions and nothing past them
+    (the presets keep max_seq_len at the training block, so every row was trained)."""
+    if config.position == "learned":
+        return max(0, min(wanted, config.max_seq_len - prompt_len))
+    return wanted
+
+
 def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
     ids = model_ids(variant, prompt)
-    cfg = variant.config
-    if cfg.position == "learned":
-        new_tokens = min(new_tokens, cfg.max_seq_len - ids.shape[1])
+    new_tokens = new_token_room(variant.config, ids.shape[1], new_tokens)
+    if new_tokens == 0:
+        return ""
     out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     new = out[0, ids.shape[1]:].cpu()
     gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
@@ -131,3 +139,39 @@ def pooled_losses(model: GPT2, val_ids: torch.Tensor, block_size: int = 128) -> 
 
     return [{"n_kv_head": kv, "val_loss": evaluate(to_gqa(model, kv).eval(), val_ids, block_size)}
             for kv in divisors(model.config.n_kv_head)]
+
+
+CONTEXTS = (1, 16)  # the cut contexts the Build table scores each model with
+
+
+def context_losses(model: GPT2, val_ids: torch.Tensor, contexts=CONTEXTS) -> dict[int, float]:
+    """Validation loss with the context cut: the same tokens scored in blocks of c tokens, so
+    each token is predicted from at most c tokens (itself included; c = 1: from itself
+    alone). Against the full-block loss this shows how much a model uses its context."""
+    from .train import evaluate
+
+    return {c: evaluate(model, val_ids, c) for c in contexts}
+
+
+def within_noise(losses: dict[str, float], noise: float) -> dict[str, list[str]]:
+    """For each variant, the others whose loss differs from its own by less than `noise`."""
+    return {name: [other for other, o in losses.items() if other != name and abs(o - loss) < noise]
+            for name, loss in losses.items()}
+
+
+# Seed-to-seed noise, measured: the gpt2 preset (128-row position table) trained with the
+# default TrainSettings on the default corpus, once per seed (`python -m gpt2viz train --variant
+# gpt2 --seed K`, 2026-11-25, a shared 2-core CPU; the seed changes the initial weights and the
+# batch order). Final validation loss per seed:
+SEED_LOSSES = {0: 4.0222, 1: 3.9555, 2: 3.9356, 3: 4.0275}
+SEED_NOISE_NOTE = (f"the gpt2 preset retrained with seeds {min(SEED_LOSSES)}–{max(SEED_LOSSES)} ends "
+                   f"between {min(SEED_LOSSES.values()):.3f} and {max(SEED_LOSSES.values()):.3f} "
+                   f"nats (a range of {max(SEED_LOSSES.values()) - min(SEED_LOSSES.values()):.3f}).")
+
+
+def seed_noise(settings: TrainSettings) -> float | None:
+    """The measured seed-to-seed range of the final validation loss, for the budget it was
+    measured with; None for any other budget (noise shrinks as training runs longer)."""
+    if settings != TrainSettings():
+        return None
+    return max(SEED_LOSSES.values()) - min(SEED_LOSSES.values())

@@ -9,7 +9,8 @@ selection = ui.selection()
 st.title("Attention")
 st.caption("Rows are queries, columns the keys they attend to. Grey cells can never be attended: "
            "the future (causal triangle) and, with a sliding window, everything older than the "
-           "window (the band).")
+           "window (the band) except attention sinks. ALiBi variants subtract m_h·(i − j) from head "
+           "h's scores, so their attention fades with distance, fastest in head 0 (m = 2^(−8/H)).")
 built = ui.variants(selection)
 prompt = ui.prompt_input() if built else None
 if built and prompt:
@@ -21,30 +22,38 @@ if built and prompt:
     max_layer = max(v.config.n_layer for v in built.values()) - 1
     layer = c2.slider("Layer", 0, max_layer, 0) if max_layer > 0 else 0
     head_choice = c3.selectbox("Head", ["mean over heads"] + list(range(max(v.config.n_head for v in built.values()))))
-    scale = c4.radio("Colour scale", ["shared (0 to 1)", "per variant (0 to max)"])
-    zmax = 1.0 if scale.startswith("shared") else None
+    scale = c4.radio("Colour scale", ["linear (0 to 1)", "log (0.001 to 1)"],
+                     help="Every map's maximum is 1 (query 0 can only attend itself), so a "
+                          "per-map maximum would change nothing; a log scale shows the small "
+                          "probabilities a linear one paints as zero.")
+    log = scale.startswith("log")
 
     def head_probs(name):
+        """(T, T) probabilities, and what they are: layer and head as drawn, after clamping
+        the sliders to this variant's own layers and heads."""
         cfg = built[name].config
-        probs = traces[name].attn[min(layer, cfg.n_layer - 1)][0]  # (n_head, T, T)
+        shown_layer = min(layer, cfg.n_layer - 1)
+        probs = traces[name].attn[shown_layer][0]  # (n_head, T, T)
         if head_choice == "mean over heads":
-            return probs.mean(0).numpy(), "mean"
+            return probs.mean(0).numpy(), f"layer {shown_layer} · mean over heads"
         head = min(int(head_choice), cfg.n_head - 1)
-        return probs[head].numpy(), f"head {head}"
+        return probs[head].numpy(), f"layer {shown_layer} · head {head}"
 
     if not shown:
         st.info("Pick at least one variant to show.")
     elif view == "One head":
         for col, name in zip(st.columns(len(shown)), shown):
             probs, which = head_probs(name)
-            col.plotly_chart(attention_heatmap(probs, prompt.labels, f"{name} · layer {layer} · {which}",
-                                               built[name].config.window, zmax),
+            col.plotly_chart(attention_heatmap(probs, prompt.labels, f"{name} · {which}",
+                                               built[name].config.window, log,
+                                               sinks=built[name].config.sinks),
                              width="stretch")
     elif view == "All layers × heads":
         for name in shown:
             attn = [a[0].numpy() for a in traces[name].attn]
             st.plotly_chart(attention_grid(attn, prompt.labels, f"{name}: every layer and head",
-                                           built[name].config.window, zmax),
+                                           built[name].config.window, log,
+                                           sinks=built[name].config.sinks),
                             width="stretch")
     elif len(shown) < 2:
         st.info("The difference view needs two variants: pick another in 'Show variants'.")
@@ -52,8 +61,10 @@ if built and prompt:
         a, b = st.columns(2)
         name_a = a.selectbox("Variant A", shown, index=0)
         name_b = b.selectbox("Variant B", shown, index=1)
-        (pa, which), (pb, _) = head_probs(name_a), head_probs(name_b)
+        (pa, which_a), (pb, which_b) = head_probs(name_a), head_probs(name_b)
         st.plotly_chart(attention_difference(pa, pb, prompt.labels, name_a, name_b,
-                                             built[name_a].config.window, built[name_b].config.window),
+                                             built[name_a].config.window, built[name_b].config.window,
+                                             built[name_a].config.sinks, built[name_b].config.sinks),
                         width="stretch")
-        st.caption(f"Layer {layer}, {which}. Largest absolute difference: {np.abs(pa - pb).max():.3f}.")
+        st.caption(f"{name_a}: {which_a}; {name_b}: {which_b}. Largest absolute difference: "
+                   f"{np.abs(pa - pb).max():.3f}.")

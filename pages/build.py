@@ -2,7 +2,13 @@
 import pandas as pd
 import streamlit as st
 
+import corpora
+import serving_ui
+import sidebar
 import ui
+from gpt2viz.tokenizer import get_tokenizer
+from gpt2viz.train import TrainSettings, learning_problem
+from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, within_noise
 
 selection = ui.selection()
 st.title("Build & train")
@@ -11,21 +17,67 @@ shapes = {name: f"{c.n_layer} layers, d={c.d_model}, {c.n_head} heads"
 shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
 if selection.weights == "trained":
-    st.caption(f"Each variant is a small GPT-2 ({shape}) trained on the Python docs that ship with "
-               f"every Python (`pydoc_data.topics`), with the same data, order, seed and token "
-               f"budget, so differences come from the architecture.")
+    data = ui.corpus(selection)
+    text = ("the Python docs that ship with every Python (`pydoc_data.topics`)"
+            if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
+    st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
+               f"order, seed and token budget, so differences come from the architecture. "
+               f"{data.describe()}.")
 elif selection.weights == "random":
     st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
                f"{selection.seed}): the architecture only, nothing learned.")
+if selection.weights == "trained":
+    with st.expander(f"Training settings — the same for every variant: {selection.settings.describe()} "
+                     f"· dropout {selection.dropout:g} · seed {selection.seed}"):
+        corpora.controls(selection.corpus)
+        sidebar.training_controls()
+        st.caption(ui.training_estimate(selection))
 built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
-    st.dataframe(pd.DataFrame(ui.summary_rows(built)), hide_index=True, width="stretch")
+    rows = ui.summary_rows(built, selection)
+    noise = seed_noise(selection.settings)
+    losses = {r["variant"]: r["val loss"] for r in rows if r["val loss"] is not None}
+    if noise is not None and losses:
+        close = within_noise(losses, noise)
+        for r in rows:
+            if r["val loss"] is not None:
+                r["within seed noise of"] = ", ".join(close[r["variant"]]) or "none"
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    for name, variant in built.items():
+        problem = learning_problem(variant.history) if variant.history else None
+        if problem:
+            st.error(f"**{name} did not learn**: {problem} What the other pages draw for it "
+                     f"does not show what this architecture can do.")
+    if losses:
+        st.caption(
+            "How much each model uses its context: the same validation tokens scored in blocks of "
+            f"1, 16 and {selection.settings.block_size} tokens ('context 1': each token predicted "
+            "from itself alone; 'val loss': from up to the whole training block). A small gap "
+            "between them means the model barely uses what came before.")
+        st.caption(
+            f"Seed-to-seed noise: {SEED_NOISE_NOTE} Two variants closer than {noise:.3f} nats are "
+            "listed as within seed noise of each other: their order says nothing about the "
+            "architecture." if noise is not None else
+            "Seed-to-seed noise was measured for the default budget only "
+            f"({TrainSettings().steps} steps); this run uses {selection.settings.steps}, so no "
+            "difference here is marked as meaningful or not.")
+    st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
+               "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
+    for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):
+        with column:
+            ui.download_button(name, variant, selection)
     figure = ui.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")
     else:
         st.info("Random or imported weights have no training history; pick "
                 "'Trained on the corpus' in the sidebar to see loss curves.")
+    vocab, gpt2_vocab = ui.corpus(selection).vocab, get_tokenizer().vocab_size
     st.caption("Validation loss is measured on every tenth 1,024-token block of the corpus, never "
-               "trained on. The unigram baseline is what a model that ignores context scores.")
+               "trained on. The unigram baseline is what a model that ignores context scores. "
+               f"Losses are over this corpus's vocabulary: the {len(vocab.gpt2_ids):,} GPT-2 ids seen "
+               f"in training plus one 'unknown' class for the other "
+               f"{gpt2_vocab - len(vocab.gpt2_ids):,} ({vocab.size:,} classes, not GPT-2's "
+               f"{gpt2_vocab:,}), so they are not comparable with losses reported for GPT-2 elsewhere.")
+serving_ui.cache_panel()

@@ -4,8 +4,10 @@ import streamlit as st
 
 import ui
 from gpt2viz.resources import format_bytes
+from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
-from gpt2viz.workbench import continuation, next_token_top_k, perplexity, prompt_loss
+from gpt2viz.workbench import (continuation, new_token_room, next_token_top_k, perplexity,
+                               prompt_loss)
 
 selection = ui.selection()
 st.title("Compare & generate")
@@ -29,6 +31,12 @@ if built and prompt:
                      f"KV cache at {len(prompt.gpt2_ids)} tokens":
                          format_bytes(v.config.kv_cache_bytes(len(prompt.gpt2_ids)))})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    compact = sorted({v.vocab.size for v in built.values() if v.vocab is not None})
+    if compact:
+        st.caption(f"Loss and perplexity are over the training corpus's vocabulary "
+                   f"({', '.join(f'{n:,}' for n in compact)} classes: the GPT-2 ids seen in training "
+                   f"plus one 'unknown' class for every other id), not GPT-2's "
+                   f"{get_tokenizer().vocab_size:,}: not comparable with GPT-2 numbers from elsewhere.")
 
     st.subheader("Continuations")
     c1, c2, c3, c4 = st.columns(4)
@@ -40,3 +48,7 @@ if built and prompt:
         text = continuation(v, prompt, new_tokens, temperature, int(top_k) or None, int(seed))
         col.markdown(f"**{name}**")
         col.code(text or "(no room left: the prompt fills the context)", language=None, wrap_lines=True)
+        room = new_token_room(v.config, len(prompt.gpt2_ids), new_tokens)
+        if room < new_tokens:
+            col.caption(f"{name} has learned positions for {v.config.max_seq_len} tokens (its training "
+                        f"block) and none past them: {room} of {new_tokens} new tokens generated.")

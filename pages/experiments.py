@@ -1,5 +1,7 @@
 """Experiments: what RoPE, GQA and sliding windows buy and what they cost, measured live on
 the selected models (gpt2viz.experiments measures; this page picks and draws)."""
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -15,7 +17,8 @@ from gpt2viz.workbench import model_ids, token_labels
 
 EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
                "Logit lens"]
-data, settings = ui.corpus(), ui.train_settings()
+selection = ui.selection()
+data, settings = ui.corpus(selection), selection.settings
 train_len = settings.block_size
 
 
@@ -54,7 +57,6 @@ def run_or_explain(what, variant, *args):
         return None
 
 
-selection = ui.selection()
 st.title("Experiments: what each alteration buys, and what it costs")
 experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="experiment",
                       label_visibility="collapsed")
@@ -79,8 +81,9 @@ if experiment == "Length generalization":
     rope_base = c3.number_input("RoPE base at inference (0 = as trained)", 0.0, 1e8, 0.0, format="%g",
                                 help="Changes rope_base for evaluation only: a larger base turns "
                                      "the rotations more slowly over the longer context.")
-    extra = ui.variants(ui.Selection({f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes},
-                                     "trained", selection.seed, "")) if schemes else {}
+    extra = ui.variants(replace(selection, weights="trained", unbuildable={},
+                                configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
+                        purpose="position schemes") if schemes else {}
     curves = {}
     for name, v in {**built, **extra}.items():
         base = rope_base if v.config.position == "rope" else 0.0
@@ -164,7 +167,8 @@ elif experiment == "GQA frontier":
                "beside the model trained from scratch with that many kv heads where it is cached.")
     mha = {n: v for n, v in built.items() if v.config.n_kv_head == v.config.n_head}
     if not mha:
-        mha = ui.variants(ui.Selection({"gpt2": PRESETS["gpt2"]}, "trained", selection.seed, ""))
+        mha = ui.variants(replace(selection, weights="trained", unbuildable={},
+                                  configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
     if mha:
         c1, c2 = st.columns(2)
         name = c1.selectbox("MHA model", list(mha))

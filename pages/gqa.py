@@ -1,5 +1,7 @@
 """GQA: which query heads share which key/value head, what that saves, how alike sharing
 heads attend, and what mean-pooling a trained MHA model into GQA costs."""
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +18,8 @@ st.title("GQA: sharing key/value heads")
 # The shape shown: the first selected model that shares heads, else the first selected one.
 base_name, base_cfg = next(((n, c) for n, c in selection.configs.items() if c.n_kv_head < c.n_head),
                            next(iter(selection.configs.items()), ("gpt2", PRESETS["gpt2"])))
+if selection.weights != "checkpoint":  # the embedding the built models have, as on Build
+    base_cfg = base_cfg.replace(vocab_size=ui.corpus(selection).vocab.size)
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
 n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=base_cfg.n_kv_head,
@@ -28,10 +32,13 @@ st.plotly_chart(cost_bars(rows, context), width="stretch")
 st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "kind": r["kind"],
                             "KV cache / token": format_bytes(r["kv_bytes_per_token"]),
                             f"KV cache at {context}": format_bytes(r["kv_bytes_context"]),
-                            "params": r["params"]} for r in rows]), hide_index=True, width="stretch")
+                            "params": r["params"],
+                            "params saved vs MHA": f"{1 - r['params'] / rows[0]['params']:.1%}"}
+                           for r in rows]), hide_index=True, width="stretch")
 st.caption(f"Shape of {base_name}: {base_cfg.n_layer} layers, "
            f"{base_cfg.n_head} heads of {base_cfg.head_dim}, fp32. Bytes = 2 (K and V) × layers × "
-           f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies.")
+           f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies. "
+           f"Parameters with the {base_cfg.vocab_size:,}-id vocabulary the models embed, as on Build.")
 
 built = ui.variants(selection)
 grouped = {n: v for n, v in built.items() if v.config.n_kv_head < v.config.n_head}
@@ -67,11 +74,14 @@ st.subheader("Mean-pooling a trained MHA model into GQA")
 if selection.weights != "trained":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
 else:
-    baseline = ui.variants(ui.Selection({"gpt2": PRESETS["gpt2"]}, "trained", selection.seed, ""))
-    if "gpt2" in baseline:
-        losses = ui.cached_pooled_losses(baseline["gpt2"])
-        reference = {f"{n} trained": v.history.val_loss[-1] for n, v in built.items()
-                     if v.history and v.config.n_kv_head < v.config.n_head}
+    pair = {"gpt2": PRESETS["gpt2"], "gqa": PRESETS["gqa"]}  # differ in n_kv_head only
+    trained = ui.variants(replace(selection, configs=pair, unbuildable={}), purpose="pooling pair")
+    if set(trained) == set(pair) and trained["gqa"].history is not None:
+        losses = ui.cached_pooled_losses(trained["gpt2"], selection)
+        gqa = trained["gqa"]
+        reference = {"gqa trained from scratch": (gqa.config.n_kv_head, gqa.history.val_loss[-1])}
         st.plotly_chart(conversion_curve(losses, reference), width="stretch")
-        st.caption("Each point: the trained gpt2 baseline with each group's K/V heads replaced by "
-                   "their mean (to_gqa), evaluated on the validation split with no retraining.")
+        st.caption("Line: the trained gpt2 baseline with each group's K/V heads replaced by their "
+                   "mean (to_gqa), evaluated on the validation split with no retraining. Star: the "
+                   f"gqa preset, which differs from gpt2 only in n_kv_head ({gqa.config.n_kv_head}), "
+                   "trained from scratch with the same data, order, seed and budget.")

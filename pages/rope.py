@@ -5,8 +5,8 @@ import torch
 
 import ui
 from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
-from gpt2viz.viz.rope import (absolute_position_similarity, rope_score_by_distance,
-                              rotation_panels, score_decay, wavelength_bars)
+from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance,
+                              rope_score_by_distance, rotation_panels, score_decay, wavelength_bars)
 
 selection = ui.selection()
 st.title("RoPE geometry")
@@ -64,10 +64,18 @@ sin_table = sinusoidal_table(torch.arange(context)[None], head_dim, torch.float6
 lines["sinusoidal PE(m)·PE(m+Δ) (absolute, added)"] = absolute_position_similarity(sin_table)
 learned = [v for v in built.values() if v.config.position == "learned" and v.model.wpe is not None]
 if learned:
-    wpe = learned[0].model.wpe.weight.detach().numpy()
-    lines[f"learned positions of {learned[0].name} (mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe[:context])
+    wpe = learned[0].model.wpe.weight.detach().cpu().numpy()[:context]  # (rows, d_model)
+    lines[f"learned positions of {learned[0].name}, rows 0–{len(wpe) - 1} ({learned[0].source}; "
+          f"mean p_m·p_m+Δ)"] = absolute_position_similarity(wpe)
+alibi_heads = next((v.config.n_head for v in built.values() if v.config.position == "alibi"), 8)
+alibi = alibi_weight_by_distance(alibi_heads, context)
+for head in (0, alibi_heads - 1):
+    lines[f"ALiBi weight exp(−m·Δ), head {head} of {alibi_heads} (m = {alibi['slopes'][head]:.4g})"] = \
+        (alibi["distance"], alibi["factor"][head])
 st.plotly_chart(score_decay(lines, head_dim, base), width="stretch")
 st.caption("RoPE's score oscillates and its envelope decays with distance. At base 10000 the "
            "sinusoidal table's similarity is the same curve (the same frequencies), but it is added "
            "to the input, so content and position mix before q and k are formed; RoPE builds the "
-           "distance into q·k itself. Move the base to separate them.")
+           "distance into q·k itself. Move the base to separate them. ALiBi has no rotation: it "
+           "subtracts m·Δ from the score, which multiplies a key's weight by exp(−m·Δ), the same "
+           "decay for every query and content.")

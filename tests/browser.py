@@ -82,8 +82,17 @@ def wait_idle(page, timeout_ms=180_000):
     page.wait_for_selector(IDLE, timeout=timeout_ms)
 
 
-def open_page(page, base_url, name, query="", timeout_ms=180_000):
+def open_page(page, base_url, name, query="", timeout_ms=180_000, trained=True):
+    """Open a page; with trained=True also wait until background training (if any) is done
+    and the trained models are drawn."""
     page.goto(f"{base_url}/{PAGES[name]}{'?' + query if query else ''}")
+    wait_idle(page, timeout_ms)
+    if trained:
+        wait_trained(page, timeout_ms)
+
+
+def wait_trained(page, timeout_ms=180_000):
+    page.get_by_text("Training in the background").first.wait_for(state="detached", timeout=timeout_ms)
     wait_idle(page, timeout_ms)
 
 

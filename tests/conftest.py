@@ -13,6 +13,10 @@ VARIANTS = {
     "mqa": dict(position="rope", n_kv_head=1),
     "swa": dict(position="learned", window=4),
     "rope+gqa+swa": dict(position="rope", n_kv_head=2, window=4),
+    "alibi": dict(position="alibi"),
+    "alibi+gqa+swa": dict(position="alibi", n_kv_head=2, window=4),
+    "swa+sinks": dict(position="rope", window=4, sinks=2),
+    "alibi+mqa+swa+sinks": dict(position="alibi", n_kv_head=1, window=4, sinks=3),
 }
 
 
@@ -32,3 +36,17 @@ def tiny_model(seed=0, dtype=torch.float64, **overrides) -> GPT2:
 @pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
 def variant(request):
     return request.param, VARIANTS[request.param]
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    from gpt2viz.corpus import Corpus
+    return Corpus.default()
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A checkpoint cache of the test's own, with the default size cap."""
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GPT2VIZ_CACHE_MAX", raising=False)
+    return tmp_path / "cache"

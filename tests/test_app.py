@@ -1,6 +1,7 @@
 """Every page through Streamlit's AppTest: no exception, the expected charts and tables."""
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,18 @@ def app(page=None, **params) -> AppTest:
     if page:
         at.switch_page(f"pages/{page}.py")
         at.run()
+    wait_for_training(at)
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def wait_for_training(at, timeout=240):
+    """Training runs in the background: rerun, as the page's own timer does, until it is done."""
+    deadline = time.time() + timeout
+    while any("Training in the background" in m.value for m in at.markdown):
+        assert time.time() < deadline, "training did not finish"
+        time.sleep(0.5)
+        at.run()
 
 
 def figures(at):
@@ -49,6 +60,12 @@ def test_build_page_trains_and_reports(tmp_path):
     (loss,) = figures(at)
     assert len(loss["data"]) == 4  # train + validation per variant
     assert any("unigram" in str(a.get("text")) for a in loss["layout"]["annotations"])
+    # 8 steps learn nothing: the page must say so for exactly the rows at or above unigram
+    errors = " ".join(e.value for e in at.error)
+    for _, row in table.iterrows():
+        failed = row["val loss"] >= row["unigram loss"]
+        assert (f"**{row['variant']} did not learn**" in errors) == failed
+    assert "did not learn" in errors  # 8 steps are far from enough
 
 
 def test_attention_page_views():
@@ -74,7 +91,7 @@ def test_view_only_controls_do_not_rerun_the_model(monkeypatch):
     calls = []
     original = workbench.GPT2.trace
     monkeypatch.setattr(workbench.GPT2, "trace", lambda *a, **k: calls.append(1) or original(*a, **k))
-    at.radio[1].set_value("per variant (0 to max)").run()
+    at.radio[1].set_value("log (0.001 to 1)").run()
     at.radio[0].set_value("All layers × heads").run()
     assert not at.exception and calls == []
 
@@ -119,7 +136,10 @@ def test_rope_page_real_and_synthetic():
     panels = [t for t in rotation["data"] if t.get("name") == "q rotated to each position"]
     assert len(panels) == 8 and any(t.get("name") == "real k" for t in rotation["data"])
     assert len(array(wavelengths["data"][0]["x"])) == 8
-    assert len(decay["data"]) == 4  # two RoPE curves, sinusoidal, learned positions of gpt2
+    assert len(decay["data"]) == 6  # two RoPE, sinusoidal, learned of gpt2, two ALiBi heads
+    for curve, slope in zip([t for t in decay["data"] if "ALiBi" in t["name"]], (1 / 2, 1 / 256)):
+        distance = array(curve["x"])  # no ALiBi model selected: 8 heads, slopes 2^-1 .. 2^-8
+        assert np.allclose(array(curve["y"]), np.exp(-slope * distance))
     at.select_slider[1].set_value(64).run()  # head size: only the explanatory figures change
     assert len(array(figures(at)[1]["data"][0]["x"])) == 32
     at = app("rope", weights="random", variants=["gpt2"])

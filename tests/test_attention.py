@@ -1,9 +1,13 @@
-"""Every kernel against the eager reference, and eager against torch's own SDPA."""
+"""Every kernel against the eager reference, and eager against torch's own SDPA; sinks and
+ALiBi against references written from their definitions."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gpt2viz.attention import BANDED_MIN_KEYS, attention, choose_impl, eager_attention
+from gpt2viz.positions import alibi_slopes
 
 
 def qkv(b, hq, hkv, t, d=16, seed=0, dtype=torch.float32):
@@ -11,10 +15,23 @@ def qkv(b, hq, hkv, t, d=16, seed=0, dtype=torch.float32):
     return tuple(torch.randn(b, h, t, d, generator=g, dtype=dtype) for h in (hq, hkv, hkv))
 
 
-def definition_mask(t, window):
+def definition_mask(t, window, sinks=0):
+    """Query i attends key j iff j <= i and (i - window < j or j < sinks)."""
     i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
     allowed = j <= i
-    return allowed if window is None else allowed & (i - window < j)
+    return allowed if window is None else allowed & ((i - window < j) | (j < sinks))
+
+
+def reference(q, k, v, window=None, sinks=0, slopes=None):
+    """softmax(q·kᵀ/√d − m_h·(i − j)) under the definition mask, K/V repeated per query head."""
+    t, g = q.shape[2], q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(g, 1).double(), v.repeat_interleave(g, 1).double()
+    scores = q.double() @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if slopes is not None:
+        i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+        scores = scores - slopes.double()[:, None, None] * (i - j)
+    scores = scores.masked_fill(~definition_mask(t, window, sinks), float("-inf"))
+    return scores.softmax(-1) @ v
 
 
 @pytest.mark.parametrize("window", [None, 1, 3, 16])
@@ -101,3 +118,86 @@ def test_auto_picks_banded_only_for_long_windowed_inference_on_cpu():
     assert choose_impl(1, long, 64) == "sdpa"  # decoding from a cache
     assert choose_impl(long, long, 64, needs_grad=True) == "sdpa"
     assert choose_impl(long, long, 64, device_type="cuda") == "sdpa"
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa", "banded", "auto"])
+@pytest.mark.parametrize("t", [100, 600])
+@pytest.mark.parametrize("window, sinks", [(1, 1), (5, 4), (64, 100)])
+@pytest.mark.parametrize("hkv", [4, 2, 1])
+def test_sinks_equal_the_reference_mask(impl, t, window, sinks, hkv):
+    q, k, v = qkv(2, 4, hkv, t, seed=t + sinks)
+    out = attention(q, k, v, window=window, sinks=sinks, impl=impl)
+    assert (out.double() - reference(q, k, v, window, sinks)).abs().max() <= 1e-5
+    if impl == "eager":
+        probs = eager_attention(q, k, v, window, sinks=sinks)[1]
+        assert (probs[..., ~definition_mask(t, window, sinks)] == 0).all()
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_sinks_are_each_rows_first_real_tokens_under_padding(impl):
+    q, k, v = qkv(2, 4, 2, 40, seed=5)
+    key_mask = torch.ones(2, 40, dtype=torch.bool)
+    key_mask[0, :9] = False  # left padding
+    key_mask[1, 33:] = False  # right padding
+    out = attention(q, k, v, window=6, sinks=3, impl=impl, key_mask=key_mask)
+    for row in range(2):
+        real = key_mask[row]
+        alone = reference(q[row:row + 1, :, real], k[row:row + 1, :, real],
+                          v[row:row + 1, :, real], 6, 3)
+        assert (out[row:row + 1, :, real].double() - alone).abs().max() <= 1e-5
+
+
+def test_alibi_slopes_are_the_papers():
+    assert alibi_slopes(8).tolist() == [2.0 ** -e for e in range(1, 9)]
+    # 12 heads: the 8 slopes of H=8, then every other slope of H=16 (2^-0.5, 2^-1.5, ...)
+    assert alibi_slopes(12).tolist() == [2.0 ** -e for e in range(1, 9)] + \
+        [2.0 ** -(e + 0.5) for e in range(4)]
+    # 6 heads: the 4 slopes of H=4, then 2^-1 and 2^-3 from H=8
+    assert alibi_slopes(6).tolist() == [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8, 2.0 ** -1,
+                                        2.0 ** -3]
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa", "auto"])
+@pytest.mark.parametrize("window, sinks", [(None, 0), (5, 0), (5, 2), (600, 0)])
+@pytest.mark.parametrize("hkv", [4, 2, 1])
+@pytest.mark.parametrize("t", [9, 100])
+def test_alibi_equals_the_reference(impl, window, sinks, hkv, t):
+    q, k, v = qkv(2, 4, hkv, t, seed=hkv)
+    slopes = alibi_slopes(4).float()
+    out = attention(q, k, v, window=window, sinks=sinks, impl=impl, alibi=slopes)
+    assert (out.double() - reference(q, k, v, window, sinks, slopes)).abs().max() <= 1e-5
+    if impl == "eager":  # and the bias is really there: without it the result differs
+        assert (out - attention(q, k, v, window=window, sinks=sinks, impl="eager")).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_alibi_depends_on_relative_position_only(impl):
+    q, k, v = qkv(1, 4, 2, 30, seed=7)
+    slopes = alibi_slopes(4).float()
+    at = torch.arange(30)[None]
+    base = attention(q, k, v, window=8, impl=impl, alibi=slopes)
+    for shift in (1, 1000):
+        moved = attention(q, k, v, window=8, impl=impl, alibi=slopes, positions=(at + shift, at + shift))
+        assert (moved - base).abs().max() <= 1e-5
+    stretched = attention(q, k, v, window=8, impl=impl, alibi=slopes, positions=(2 * at, 2 * at))
+    assert (stretched - base).abs().max() > 1e-3  # the distances themselves do matter
+
+
+def test_alibi_is_never_dropped_by_a_kernel_that_cannot_add_it():
+    q, k, v = qkv(1, 4, 2, BANDED_MIN_KEYS, seed=2)
+    slopes = alibi_slopes(4).float()
+    with pytest.raises(ValueError, match="impl='auto'"):
+        attention(q, k, v, window=16, impl="banded", alibi=slopes)
+    assert choose_impl(BANDED_MIN_KEYS, BANDED_MIN_KEYS, 16, alibi=True) == "sdpa"
+    with pytest.raises(ValueError, match="one slope per query head"):
+        attention(q, k, v, alibi=slopes[:2])
+    with pytest.raises(ValueError, match="sinks"):
+        attention(q, k, v, window=4, sinks=-1)
+
+
+def test_flex_with_sinks_and_alibi_equals_the_reference():
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    q, k, v = qkv(1, 4, 2, 200, seed=4)
+    slopes = alibi_slopes(4).float()
+    out = attention(q, k, v, window=37, sinks=5, impl="flex", alibi=slopes)
+    assert (out.double() - reference(q, k, v, 37, 5, slopes)).abs().max() <= 1e-5

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from browser import (ROOT, add_variant, browser_page, chart_texts, choose, chromium_path,
+from browser import (ROOT, add_variant, wait_trained, browser_page, chart_texts, choose, chromium_path,
                      custom_panel, no_exception, open_page, remove_variant, serve_app, sidebar,
                      step_number, table, type_number, wait_idle)
 
@@ -207,7 +207,7 @@ def test_closing_the_tab_mid_training_keeps_the_model(tmp_path):
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "20", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
         with browser_page() as page:
             page.goto(f"{url}/?variants=gpt2&seed=3")
-            page.get_by_text(re.compile(r"gpt2: step \d+/20.* left for 1 model")).wait_for(timeout=120_000)
+            page.get_by_text(re.compile(r"gpt2: step \d+/20")).wait_for(timeout=120_000)
             page.close()  # mid-training
         deadline = time.time() + 240
         while not any(tmp_path.iterdir()) and time.time() < deadline:
@@ -216,3 +216,99 @@ def test_closing_the_tab_mid_training_keeps_the_model(tmp_path):
         with browser_page() as page:
             open_page(page, url, "build", "variants=gpt2&seed=3")
             assert [r["weights"] for r in table(page)] == ["trained"]  # from the store: no retraining
+
+
+def test_training_settings_typed_on_build_then_cancelled_leave_no_checkpoint(tmp_path):
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
+        with browser_page() as page:
+            open_page(page, url, "build", "variants=gqa")  # the quick default budget, trained
+            before = set(tmp_path.iterdir())
+            page.get_by_text("Training settings").click()
+            type_number(page.locator("[data-testid='stMain']"), "Steps", 400)
+            page.get_by_text(re.compile(r"gqa: step \d+/400")).wait_for(timeout=120_000)
+            assert "steps=400" in page.url
+            assert "400 steps" in page.get_by_text("Training settings").inner_text()
+            page.get_by_role("button", name="Cancel training").click()
+            page.get_by_text("gqa: training cancelled").wait_for(timeout=60_000)
+            wait_idle(page)
+            assert table(page)[0]["weights"] == "random init (not trained yet)"
+            assert set(tmp_path.iterdir()) == before  # nothing half-written
+            assert no_exception(page)
+
+
+def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, tmp_path):
+    url, page = dashboard
+    open_page(page, url, "compare", "weights=random&variants=swa&seed=5")
+    loss = table(page)[0]["loss on prompt (nats)"]
+    go_to(page, "Build & train")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="swa (.zip)").click()
+    zipped = tmp_path / "swa.zip"
+    download.value.save_as(zipped)
+    sidebar(page).get_by_text("Upload a checkpoint (.zip)").click()
+    wait_idle(page)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    sidebar(page).locator("input[type='file']").set_input_files(str(broken))
+    wait_idle(page)
+    assert "broken.zip does not load: That file is not a .zip archive." in page_text(page)
+    sidebar(page).locator("input[type='file']").set_input_files(str(zipped))
+    wait_idle(page)
+    row = table(page)[0]
+    assert download.value.suggested_filename == "gpt2viz-swa.zip"
+    assert row["variant"] == "swa" and row["weights"] == "uploaded swa.zip" and row["window"] == "16"
+    go_to(page, "Compare & generate")
+    assert table(page)[0]["loss on prompt (nats)"] == loss
+    assert no_exception(page)
+
+
+def test_your_own_text_trains_and_its_row_says_so(tmp_path):
+    from gpt2viz.corpus import default_text
+
+    text = tmp_path / "python-notes.txt"
+    text.write_text(default_text()[:60_000], encoding="utf-8")
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "4", "GPT2VIZ_CACHE": str(tmp_path / "cache")}) as url:
+        with browser_page() as page:
+            open_page(page, url, "build", "variants=swa")
+            page.get_by_text("Training settings").click()
+            page.get_by_text("Train on your own text").click()
+            main = page.locator("[data-testid='stMain']")
+            main.get_by_role("button", name="Use this text").click()  # nothing given yet
+            wait_idle(page)
+            assert "The pasted text is empty" in page_text(page)
+            main.locator("input[type='file']").set_input_files(str(text))
+            wait_idle(page)
+            main.get_by_role("button", name="Use this text").click()
+            wait_idle(page)
+            wait_trained(page)
+            assert re.search(r"python-notes.txt: [\d,]+ GPT-2 tokens, split", page_text(page))
+            assert "corpus=python-notes.txt%40" in page.url
+            row = table(page)[0]
+            assert row["corpus"] == "python-notes.txt" and row["weights"] == "trained"
+            link = page.url
+        with browser_page() as page:  # a new session on the same server: the link finds the text
+            page.goto(link)
+            wait_idle(page)
+            wait_trained(page)
+            assert table(page)[0]["corpus"] == "python-notes.txt" and no_exception(page)
+
+
+def test_four_sessions_at_once_each_see_only_their_own(tmp_path):
+    asked = {"variants=gpt2&seed=1": ["gpt2"],
+             "variants=swa&variants=gqa&steps=4": ["swa", "gqa"],
+             "weights=random&variants=rope&variants=custom2": ["rope", "custom 2: rope · MQA · w=16"],
+             "weights=random&variants=custom&window=4&seed=9": ["custom 1: rope · GQA-2 · w=4"]}
+    with serve_app({"GPT2VIZ_TRAIN_STEPS": "3", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
+        with browser_page() as first:
+            pages = [first] + [first.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+                               for _ in range(3)]
+            for page, query in zip(pages, asked):  # all four asked before any is waited for
+                page.goto(f"{url}/?{query}", wait_until="commit")
+            for page, (query, names) in zip(pages, asked.items()):
+                wait_idle(page)
+                wait_trained(page)
+                assert variants_shown(page) == names, query
+                weights = [r["weights"] for r in table(page)]
+                assert all(w.startswith("trained" if "random" not in query else "random init")
+                           for w in weights), (query, weights)
+                assert no_exception(page), query

@@ -45,7 +45,7 @@ def test_length_generalization_marks_the_training_length(dashboard):
     open_page(page, url, "experiments")
     page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)
     texts = chart_texts(page)
-    assert "training length 128" in texts and "gpt2: learned positions end at 256" in texts
+    assert "training length 128" in texts and "gpt2: learned positions end at 128" in texts
     assert no_exception(page)
     shoot(page, "length")
 

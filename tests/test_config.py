@@ -10,10 +10,13 @@ from gpt2viz import PRESETS, ModelConfig, preset
     (dict(d_model=24, n_head=8, position="rope"), ["head_dim", "odd", "rope"]),
     (dict(window=0), ["window=0", ">= 1"]),
     (dict(window=-3), ["window=-3"]),
-    (dict(position="alibi"), ["position='alibi'", "learned"]),
+    (dict(position="absolute"), ["position='absolute'", "learned", "alibi"]),
     (dict(n_layer=0), ["n_layer=0", "positive"]),
     (dict(vocab_size=2.5), ["vocab_size"]),
     (dict(rope_base=1.0), ["rope_base"]),
+    (dict(position="alibi", rope_base=500.0), ["rope_base=500", "position='alibi'", "position='rope'"]),
+    (dict(window=8, sinks=-1), ["sinks=-1", ">= 0"]),
+    (dict(sinks=4), ["sinks=4", "window"]),
     (dict(dropout=1.0), ["dropout"]),
 ])
 def test_impossible_configs_name_fields_and_fix(fields, names):

@@ -173,7 +173,7 @@ def test_cli_receptive_json_and_clear_errors(capsys):
                       "theory": [15, 30, 45, 60]}
     assert main(["experiment", "receptive", "--variant", "gpt2", "--weights", "random",
                  "--position", "300"]) == 2
-    assert "max_seq_len=256" in capsys.readouterr().err
+    assert "max_seq_len=128" in capsys.readouterr().err
     assert main(["experiment", "window", "--variant", "gpt2", "--windows", "0"]) == 2
     assert "window=0" in capsys.readouterr().err
     assert main(["experiment", "receptive", "--variant", "gpt2:window=abc", "--weights", "random"]) == 2

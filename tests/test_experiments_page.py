@@ -26,9 +26,9 @@ def test_length_curves_stop_at_the_learned_table_and_mark_the_training_length():
     (fig,) = figures(at)
     traces = {t["name"]: t for t in fig["data"] if "name" in t}
     gpt2, cut = traces["gpt2"], traces["gpt2, context ≤ 128"]
-    assert max(array(gpt2["x"])) < 256 <= max(array(cut["x"]))  # whole block stops at max_seq_len
+    assert max(array(gpt2["x"])) < 128 <= max(array(cut["x"]))  # whole block stops at max_seq_len
     assert any(s.get("x0") == 128 for s in fig["layout"]["shapes"])  # the training length
-    assert any("learned positions have no embedding past 256" in w.value for w in at.warning)
+    assert any("learned positions have no embedding past 128" in w.value for w in at.warning)
     # RoPE + window 16 over 4 layers sees 60 tokens back, relative positions only: cutting the
     # context to 128 tokens changes nothing, so both curves agree everywhere.
     rope, rope_cut = traces["rope+gqa+swa"], traces["rope+gqa+swa, context ≤ 128"]

@@ -16,7 +16,8 @@ def test_cached_greedy_equals_uncached(variant):
     assert torch.equal(cached, uncached)
 
 
-@pytest.mark.parametrize("fields", [VARIANTS["swa"], VARIANTS["rope+gqa+swa"], VARIANTS["rope"]])
+@pytest.mark.parametrize("fields", [VARIANTS["swa"], VARIANTS["rope+gqa+swa"], VARIANTS["rope"],
+                                    VARIANTS["swa+sinks"], VARIANTS["alibi+mqa+swa+sinks"]])
 def test_left_padded_batch_generates_what_each_prompt_generates_alone(fields):
     model = tiny_model(**fields)
     gen = torch.Generator().manual_seed(1)
@@ -39,6 +40,22 @@ def test_window_cache_is_a_rolling_buffer_of_window_slots():
     assert cache.nbytes == cfg.kv_cache_bytes(100, dtype_bytes=8)
     full = KVCache(cfg.replace(window=None), 1, 100, "cpu", torch.float64)
     assert full.nbytes == 100 // cfg.window * cache.nbytes
+    sinks = KVCache(cfg.replace(sinks=3), 1, 100, "cpu", torch.float64)
+    assert sinks.slots == cfg.window + 3 and sinks.nbytes == cfg.replace(sinks=3).kv_cache_bytes(100, dtype_bytes=8)
+
+
+def test_cache_keeps_the_sinks_and_rolls_the_rest_at_true_positions():
+    model = tiny_model(**VARIANTS["alibi+mqa+swa+sinks"])  # window 4, sinks 3
+    cfg = model.config
+    cache = KVCache(cfg, 2, 40, "cpu", torch.float64)
+    mask = torch.tensor([[False] * 4 + [True] * 6, [True] * 10])  # 6 and 10 real prompt tokens
+    model._run(torch.randint(0, 97, (2, 10)), mask, cache)
+    for _ in range(5):
+        model._run(torch.randint(0, 97, (2, 1)), None, cache)
+    _, _, key_mask, positions = cache.keys_values(0)
+    held = [sorted(positions[row][key_mask[row] if key_mask is not None else slice(None)].tolist())
+            for row in range(2)]
+    assert held == [[0, 1, 2, 7, 8, 9, 10], [0, 1, 2, 11, 12, 13, 14]]
 
 
 def test_sampling_is_seeded_and_top_k_limits_choices():

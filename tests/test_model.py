@@ -43,9 +43,10 @@ def test_window_reach_is_exactly_layers_times_window_minus_one(fields):
 
 def test_rope_with_window_sees_relative_positions_only():
     """Same last L*(w-1)+1 tokens at different absolute positions: same last logits under
-    RoPE, different under learned positions."""
+    RoPE and ALiBi, different under learned positions."""
     gen = torch.Generator().manual_seed(2)
-    for fields, same in [(VARIANTS["rope+gqa+swa"], True), (VARIANTS["swa"], False)]:
+    for fields, same in [(VARIANTS["rope+gqa+swa"], True), (VARIANTS["alibi+gqa+swa"], True),
+                         (VARIANTS["swa"], False)]:
         model = tiny_model(**fields)
         suffix = torch.randint(0, 97, (1, model.config.n_layer * (model.config.window - 1) + 1),
                                generator=gen)
@@ -96,7 +97,8 @@ def test_trace_is_a_distribution_inside_the_window_and_matches_forward(variant):
     tr = model.trace(idx)
     cfg = model.config
     i, j = torch.arange(17)[:, None], torch.arange(17)[None, :]
-    outside = (j > i) | ((i - j >= cfg.window) if cfg.window else torch.zeros_like(j > i))
+    outside = (j > i) | ((i - j >= cfg.window) & (j >= cfg.sinks) if cfg.window
+                         else torch.zeros_like(j > i))
     assert len(tr.attn) == len(tr.q) == len(tr.k) == len(tr.v) == cfg.n_layer
     for probs, q, k, v in zip(tr.attn, tr.q, tr.k, tr.v):
         assert probs.shape == (2, cfg.n_head, 17, 17)
@@ -108,7 +110,8 @@ def test_trace_is_a_distribution_inside_the_window_and_matches_forward(variant):
         torch.testing.assert_close(tr.logits, model(idx), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("fields", [dict(window=40), dict(window=40, n_kv_head=2, position="rope")])
+@pytest.mark.parametrize("fields", [dict(window=40), dict(window=40, n_kv_head=2, position="rope"),
+                                    dict(window=40, sinks=4, n_kv_head=1, position="alibi")])
 def test_trace_eager_equals_banded_fast_path_on_long_inputs(fields):
     model = tiny_model(dtype=torch.float32, max_seq_len=800, **fields)
     idx = torch.randint(0, 97, (1, 700), generator=torch.Generator().manual_seed(5))  # auto: banded
@@ -150,3 +153,17 @@ def test_to_gqa_identity_and_mean_pool():
     torch.testing.assert_close(pooled.blocks[1].attn.v_proj.weight[hd:], expected)
     with pytest.raises(ValueError, match="choose n_kv_head from"):
         to_gqa(mha, 3)
+
+
+def test_alibi_trace_probabilities_are_the_papers_bias_under_the_mask():
+    """softmax(q·kᵀ/√d − m_h·(i − j)) with the window-and-sinks mask, from the traced q and k."""
+    model = tiny_model(**VARIANTS["alibi+mqa+swa+sinks"])
+    cfg = model.config
+    tr = model.trace(torch.randint(0, 97, (1, 12), generator=torch.Generator().manual_seed(6)))
+    i, j = torch.arange(12)[:, None], torch.arange(12)[None, :]
+    allowed = (j <= i) & ((i - cfg.window < j) | (j < cfg.sinks))
+    slopes = torch.tensor([2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8], dtype=torch.float64)  # H=4
+    for q, k, probs in zip(tr.q, tr.k, tr.attn):
+        scores = q[0] @ k[0, 0].T / cfg.head_dim ** 0.5 - slopes[:, None, None] * (i - j)
+        expected = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        torch.testing.assert_close(probs[0], expected, rtol=0, atol=1e-12)

@@ -1,6 +1,10 @@
+import math
+
 import torch
 
-from gpt2viz.positions import apply_rope, positions_from_mask, rope_cos_sin, rope_frequencies
+from conftest import tiny_model
+from gpt2viz.positions import (apply_rope, positions_from_mask, rope_cos_sin, rope_frequencies,
+                               sinusoidal_table)
 
 
 def test_rope_is_the_complex_rotation_of_half_pairs():
@@ -41,3 +45,27 @@ def test_positions_count_real_tokens_only():
     mask = torch.tensor([[False, False, True, True, True], [True, True, True, False, False]])
     pos = positions_from_mask(mask, 2, 5, "cpu")
     assert pos.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 0, 0]]
+
+
+def test_sinusoidal_table_is_vaswanis_definition():
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d))."""
+    d = 10
+    table = sinusoidal_table(torch.tensor([[0, 1, 7, 300]]), d, torch.float64)[0]
+    for row, pos in enumerate([0, 1, 7, 300]):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            assert abs(float(table[row, 2 * i]) - math.sin(angle)) < 1e-12
+            assert abs(float(table[row, 2 * i + 1]) - math.cos(angle)) < 1e-12
+
+
+def test_sinusoidal_model_adds_the_table_on_the_token_embeddings_scale():
+    """What the first block reads is wte(idx) + 0.02 * PE: the table on the token embeddings'
+    init scale (std 0.02), not 35 times above it."""
+    model = tiny_model(position="sinusoidal")
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    idx = torch.randint(0, 97, (1, 9))
+    with torch.no_grad():
+        model(idx)
+        table = sinusoidal_table(torch.arange(9)[None], 32, torch.float64)
+        torch.testing.assert_close(seen[0], model.wte(idx) + 0.02 * table)

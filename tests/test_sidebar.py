@@ -3,7 +3,7 @@ import pytest
 
 from gpt2viz import ModelConfig
 from sidebar import DEFAULTS, custom_name, read_link
-from test_app import app, figures
+from test_app import app, figures, wait_for_training
 
 
 def test_a_link_within_range_is_taken_as_written():
@@ -90,3 +90,41 @@ def test_rope_page_starts_at_the_models_own_base():
     at = app("rope", weights="random", variants=["custom"], rope_base="2", window="0")
     assert at.select_slider[0].value == 2.0
     assert any("This model's base is 2" in c.value for c in at.caption)
+
+
+def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, monkeypatch):
+    """Through a link (the browser test types them into the Build page's fields)."""
+    from gpt2viz import PRESETS
+    from gpt2viz.corpus import Corpus
+    from gpt2viz.train import TrainSettings, checkpoint_folder
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")
+    row = at.dataframe[0].value.iloc[0]
+    assert row["weights"] == "trained" and "5 steps · batch 4 × 128 tokens · lr 0.002" in row["settings"]
+    settings = TrainSettings(steps=5, lr=0.002, batch_size=4)
+    assert checkpoint_folder(PRESETS["gqa"], Corpus.default(), settings, 0).is_dir()
+    # learned positions have 128 rows: a 512-token block cannot train, said before anything runs
+    at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4", block_size="512")
+    assert any("gqa cannot be trained with these settings" in e.value and "max_seq_len=128" in e.value
+               for e in at.error)
+    assert at.dataframe[0].value.iloc[0]["weights"] == "random init (not trained yet)"
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("data, said", [
+    (b"", "is empty"), (b"   \n\t", "is empty"), (b"\x00\x01PNG", "looks binary"),
+    (b"caf\xe9 au lait", "is not UTF-8"), (b"too short " * 10, "training needs at least 4096"),
+])
+def test_own_text_that_cannot_train_is_refused_with_the_reason(data, said):
+    from gpt2viz.corpus import Corpus, CorpusError, decode_text
+
+    with pytest.raises(CorpusError, match=said):
+        Corpus.from_text(decode_text(data, "notes.txt"), "notes.txt")
+
+
+def test_a_corpus_link_names_its_hash_and_an_unknown_one_is_said(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    at = app(weights="random", corpus="gone.txt@0123456789ab")
+    assert any("The corpus 'gone.txt@0123456789ab' is not on this server" in w.value for w in at.warning)
+    assert "pydoc_data.topics" in at.caption[0].value or at.dataframe  # the embedded one, working

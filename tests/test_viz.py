@@ -10,7 +10,8 @@ from gpt2viz.positions import apply_rope, rope_cos_sin
 from gpt2viz.viz.attention import allowed_cells, attention_difference, attention_grid, attention_heatmap
 from gpt2viz.viz.gqa import head_similarity, sharing_diagram, within_vs_across
 from gpt2viz.viz.performance import scaling_figure
-from gpt2viz.viz.rope import rope_score_by_distance, rotation_panels, wavelength_bars
+from gpt2viz.viz.rope import (alibi_weight_by_distance, rope_score_by_distance, rotation_panels,
+                              wavelength_bars)
 
 
 def test_heatmap_blocks_exactly_the_cells_outside_causal_window():
@@ -18,7 +19,21 @@ def test_heatmap_blocks_exactly_the_cells_outside_causal_window():
     fig = attention_heatmap(probs, list("abcdef"), "t", window=2)
     z = np.array(fig.data[0].z, float)
     assert np.array_equal(np.isnan(z), ~allowed_cells(6, 2))
-    assert fig.data[0].x[0] == "0:a" and "%{z:.4f}" in fig.data[0].hovertemplate
+    assert fig.data[0].x[0] == "0:a" and "p = %{customdata:.4f}" in fig.data[0].hovertemplate
+
+
+def test_heatmap_keeps_the_sink_columns_open():
+    probs = np.tril(np.ones((7, 7))) / np.arange(1, 8)[:, None]
+    z = np.array(attention_heatmap(probs, list("abcdefg"), "t", window=2, sinks=2).data[0].z, float)
+    i, j = np.arange(7)[:, None], np.arange(7)[None, :]
+    assert np.array_equal(~np.isnan(z), (j <= i) & ((i - j < 2) | (j < 2)))
+
+
+def test_alibi_weight_is_exp_of_minus_slope_times_distance():
+    curves = alibi_weight_by_distance(8, 100)
+    assert curves["factor"].shape == (8, 100)
+    for h in range(8):  # slopes 1/2, 1/4, ..., 1/256 (Press et al., 8 heads)
+        assert np.allclose(curves["factor"][h], np.exp(-np.arange(100) / 2 ** (h + 1)))
 
 
 def test_grid_and_difference_shapes():
@@ -74,5 +89,5 @@ def test_scaling_figure_reports_fitted_slopes():
              for n in (512, 1024, 2048)]
     fig = scaling_figure(rows, "n", ["impl"], "t")
     names = [t.name for t in fig.data if t.name and "slope" in t.name]
-    assert "dense (slope 2.00)" in names and "window (slope 1.00)" in names
+    assert "dense (slope 2.00 over n=1024–2048)" in names and "window (slope 1.00 over n=1024–2048)" in names
     assert fit_slope([1, 10, 100], [3, 300, 30000]) == pytest.approx(2.0)

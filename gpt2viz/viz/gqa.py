@@ -87,14 +87,19 @@ def similarity_heatmap(similarity: np.ndarray, group: int, title: str) -> go.Fig
 
 
 def conversion_curve(rows: list[dict], reference: dict | None = None) -> go.Figure:
-    """rows: n_kv_head, val_loss of the mean-pooled model; reference: label -> loss lines."""
+    """rows: n_kv_head, val_loss of the mean-pooled model; reference: label -> (n_kv_head,
+    loss) of a model trained with that many kv heads, drawn as a star at its own n_kv_head."""
     fig = go.Figure(go.Scatter(x=[str(r["n_kv_head"]) for r in rows], y=[r["val_loss"] for r in rows],
                                mode="lines+markers", name="mean-pooled baseline, no retraining",
                                hovertemplate="n_kv_head %{x}: %{y:.3f} nats<extra></extra>"))
-    for label, loss in (reference or {}).items():
-        fig.add_hline(y=loss, line_dash="dash", annotation_text=f"{label} {loss:.2f}")
+    for label, (n_kv_head, loss) in (reference or {}).items():
+        fig.add_trace(go.Scatter(x=[str(n_kv_head)], y=[loss], mode="markers+text", name=label,
+                                 marker=dict(symbol="star", size=16), text=[f"{label} {loss:.3f}"],
+                                 textposition="middle right",
+                                 hovertemplate=f"{label}, n_kv_head %{{x}}: %{{y:.3f}} nats<extra></extra>"))
     fig.update_xaxes(title_text="n_kv_head (MHA → MQA)", type="category")
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="What sharing costs before any retraining (Ainslie et al. 2023, §2.1)",
-                      height=380, margin=dict(t=60, l=10, r=10, b=10))
+                      height=380, margin=dict(t=60, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.25))
     return fig

@@ -8,25 +8,55 @@ from plotly.subplots import make_subplots
 from ..bench import fit_slope
 
 
+def series_label(row: dict, keys: list[str]) -> str:
+    """A legend entry a person can read: "sdpa · 12 kv heads · full causal"."""
+    words = {"n_kv_head": lambda v: f"{v} kv heads",
+             "window": lambda v: "full causal" if v is None else f"window {v}"}
+    return " · ".join(words.get(k, str)(row[k]) for k in keys)
+
+
+def fitted_range(xs) -> slice:
+    """The points a slope is fitted on: the upper half of the sizes (at least the two
+    largest), where fixed per-call overheads no longer hide the growth."""
+    return slice(len(xs) - max(2, -(-len(xs) // 2)), len(xs))
+
+
 def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> go.Figure:
     """rows: bench rows; x: "n" or "window"; series: the keys that name one line.
-    Left: median latency, with the analytic FLOPs as a dashed line through the same mean
-    rate (what constant-efficiency scaling would give). Right: peak memory."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["median latency", "peak memory"])
+    Left: median latency with the fastest..slowest repeat as error bars, the slope fitted on
+    the upper half of x, a warning where a series does not grow with x, and the analytic
+    FLOPs as a dashed line through the series' mean rate (what constant-efficiency scaling
+    would give). Right: peak memory."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["median latency (bars: fastest–slowest repeat)",
+                                                        "peak memory"])
     groups: dict = {}
     for row in rows:
-        groups.setdefault(" · ".join(str(row[k]) for k in series), []).append(row)
+        groups.setdefault(series_label(row, series), []).append(row)
     for i, (name, group) in enumerate(groups.items()):
         group = sorted(group, key=lambda r: r[x])
         xs = np.array([r[x] for r in group], float)
         times = np.array([r["median_s"] for r in group])
         colour = f"hsl({(i * 67) % 360},65%,45%)"
-        slope = fit_slope(xs, times) if len(xs) > 1 else float("nan")
+        label = name
+        if len(xs) > 1:
+            fit = fitted_range(xs)
+            label += f" (slope {fit_slope(xs[fit], times[fit]):.2f} over {x}={xs[fit][0]:.0f}–{xs[-1]:.0f})"
+            if (np.diff(times) <= 0).any():
+                label += " ⚠ not monotonic: timing noise or overhead dominates somewhere"
+        ran = sorted({f"{r['ran']} at {x}={r[x]}" for r in group
+                      if "ran" in r and r["ran"] != r["impl"]})
+        if ran:
+            label += f" [ran {', '.join(ran)}]"
+        spread = {}
+        if all("min_s" in r for r in group):
+            spread = dict(error_y=dict(type="data", symmetric=False,
+                                       array=[(r["max_s"] - r["median_s"]) * 1e3 for r in group],
+                                       arrayminus=[(r["median_s"] - r["min_s"]) * 1e3 for r in group]))
         fig.add_trace(go.Scatter(x=xs, y=times * 1e3, mode="lines+markers", legendgroup=name,
-                                 name=f"{name} (slope {slope:.2f})", line=dict(color=colour),
+                                 name=label, line=dict(color=colour), **spread,
                                  hovertemplate=f"{x}=%{{x}}: %{{y:.2f}} ms<extra>{name}</extra>"),
                       row=1, col=1)
-        flops = np.array([r.get("flops") or r.get("attention_flops") or np.nan for r in group], float)
+        flops = np.array([r.get("flops") or np.nan for r in group], float)
         if np.isfinite(flops).all():
             rate = np.exp(np.mean(np.log(flops / times)))
             fig.add_trace(go.Scatter(x=xs, y=flops / rate * 1e3, mode="lines", legendgroup=name,
@@ -43,6 +73,6 @@ def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> g
     fig.update_xaxes(type="log", title_text=x)
     fig.update_yaxes(type="log", title_text="ms", row=1, col=1)
     fig.update_yaxes(type="log", title_text="MiB", row=1, col=2)
-    fig.update_layout(title=title, height=460, margin=dict(t=70, l=10, r=10, b=10),
+    fig.update_layout(title=title, height=500, margin=dict(t=70, l=10, r=10, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig

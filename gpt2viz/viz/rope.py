@@ -1,5 +1,5 @@
 """RoPE pictures: rotating q/k pairs, wavelengths against the context, and how q.k decays
-with relative distance (RoFormer, section 3.4.3)."""
+with relative distance (RoFormer, section 3.4.3), beside ALiBi's linear bias."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..positions import rope_frequencies
+from ..positions import alibi_slopes, rope_frequencies
 
 
 def rotation_panels(trajectory, positions, base, keys=None, max_panels=8) -> go.Figure:
@@ -52,22 +52,26 @@ def rotation_panels(trajectory, positions, base, keys=None, max_panels=8) -> go.
 
 
 def wavelength_bars(head_dim: int, base: float, context: int) -> go.Figure:
-    """2*pi/theta_i per pair, against the context length: pairs above the line never turn
-    once inside the context, so they carry (almost) absolute position."""
+    """2*pi/theta_i per pair, against the largest distance inside the context (context - 1
+    tokens apart): pairs above it never turn once between two tokens of the context, so they
+    carry (almost) absolute position."""
     theta = rope_frequencies(head_dim, base).numpy()
     wavelength = 2 * math.pi / theta
-    inside = wavelength <= context
+    farthest = context - 1
+    inside = wavelength <= farthest
     fig = go.Figure(go.Bar(x=np.arange(len(theta)), y=wavelength,
                            marker_color=np.where(inside, "#1f77b4", "#d62728"),
                            hovertemplate="pair %{x}: %{y:.1f} tokens per turn<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[-0.5, len(theta) - 0.5], y=[context, context], mode="lines",
-                             line=dict(dash="dash", color="black"), name=f"context {context}",
-                             hovertemplate=f"context: {context} tokens<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[-0.5, len(theta) - 0.5], y=[farthest, farthest], mode="lines",
+                             line=dict(dash="dash", color="black"), name=f"distance {farthest}",
+                             hovertemplate=f"farthest distance in {context} tokens: "
+                                           f"{farthest}<extra></extra>"))
     fig.update_yaxes(type="log", title_text="tokens per full turn")
     fig.update_layout(showlegend=False)
     fig.update_xaxes(title_text="pair i (theta_i = base^(-2i/d), fastest first)")
     fig.update_layout(title=f"Wavelengths: {int((~inside).sum())} of {len(theta)} pairs never "
-                            f"complete a turn in {context} tokens (red; dashed: the context)", height=360,
+                            f"complete a turn in {context} tokens (red; dashed: the farthest distance, "
+                            f"{farthest})", height=360,
                       margin=dict(t=60, l=10, r=10, b=10))
     return fig
 
@@ -82,6 +86,16 @@ def rope_score_by_distance(head_dim: int, base: float, context: int) -> dict:
     partial = np.cumsum(phases, axis=1)
     bound = np.abs(partial).mean(1)
     return {"distance": distance, "ones": ones_score, "bound": bound / bound[0]}
+
+
+def alibi_weight_by_distance(n_head: int, context: int) -> dict:
+    """ALiBi adds -m_h * distance to head h's scores, so a key's softmax weight is multiplied
+    by exp(-m_h * distance) against a key at distance 0: (H, context) factors, head 0 first
+    (steepest slope)."""
+    distance = np.arange(context)
+    slopes = alibi_slopes(n_head).numpy()
+    return {"distance": distance, "slopes": slopes,
+            "factor": np.exp(-slopes[:, None] * distance[None, :])}
 
 
 def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
