@@ -207,5 +207,5 @@ def test_frontier_and_window_figures_plot_the_rows_they_are_given():
     result = {"full_loss": 3.0, "trained_window": 16,
               "rows": [{"window": w, "sinks": s, "loss": 3 + s / 10 + 1 / w} for s in (0, 4) for w in (64, 4, 16)]}
     fig = window_figure({"swa": result})
-    assert [t.name for t in fig.data] == ["swa, 0 sinks", "swa, 4 sinks"]
+    assert [t.name for t in fig.data] == ["swa, 0 sinks", "swa, 4 sinks", "swa: trained with 16"]
     assert list(fig.data[1].x) == [4, 16, 64] and fig.data[1].y[0] == 3 + 0.4 + 0.25

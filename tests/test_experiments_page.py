@@ -43,7 +43,8 @@ def test_window_that_covers_the_block_is_full_attention():
     at = choose(app("experiments"), "Window & sinks")
     (fig,) = figures(at)
     names = [t["name"] for t in fig["data"]]
-    assert names == ["gpt2, 0 sinks", "gpt2, 4 sinks", "rope+gqa+swa, 0 sinks", "rope+gqa+swa, 4 sinks"]
+    assert names == ["gpt2, 0 sinks", "gpt2, 4 sinks", "rope+gqa+swa, 0 sinks", "rope+gqa+swa, 4 sinks",
+                     "rope+gqa+swa: trained with 16"]
     table = at.dataframe[0].value
     covering = table[table["window"] == 128]
     assert (covering["vs full attention"] == 0).all() and len(covering) == 4

@@ -70,10 +70,14 @@ def window_figure(results: dict) -> go.Figure:
                                      hovertemplate=f"{label}<br>window %{{x}}: %{{y:.3f}} nats<extra></extra>"))
         fig.add_hline(y=r["full_loss"], line_dash="dot", line_color=colour,
                       annotation_text=f"{name}, full attention {r['full_loss']:.2f}")
-        if r["trained_window"] is not None:
-            fig.add_vline(x=r["trained_window"], line_dash="dash", line_color=colour,
-                          annotation_text=f"{name} trained with {r['trained_window']}")
-    fig.update_xaxes(title_text="window at inference (keys per query, itself included)", type="log")
+        if r["trained_window"] is not None:  # a trace, not a shape: shapes on a log axis take log10(x)
+            losses = [row["loss"] for row in r["rows"]] + [r["full_loss"]]
+            fig.add_trace(go.Scatter(x=[r["trained_window"]] * 2, y=[min(losses), max(losses)], mode="lines",
+                                     line=dict(color=colour, dash="dash", width=1), legendgroup=name,
+                                     name=f"{name}: trained with {r['trained_window']}", hoverinfo="skip"))
+    windows = sorted({row["window"] for r in results.values() for row in r["rows"]})
+    fig.update_xaxes(title_text="window at inference (keys per query, itself included)", type="log",
+                     tickvals=windows, ticktext=[str(w) for w in windows])
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="Window at inference, with and without attention sinks", height=460,
                       margin=dict(t=60, l=10, r=10, b=10))
