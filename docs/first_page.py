@@ -1,9 +1,9 @@
 """Measure what a new user waits for, in the same headless Chromium the tests drive:
-    .venv/bin/python docs/first_page.py
+    .venv/bin/python docs/first_page.py [--quick]
 Starts `./run.sh app` on a cold checkpoint cache, then reports seconds from the start to the
 first page with its table (models drawn on random weights while the defaults train in the
 background), to the trained models, and how long a view-only control takes to redraw while
-training runs."""
+training runs (--quick: stop there, without waiting for the trained models)."""
 import os
 import subprocess
 import sys
@@ -46,14 +46,16 @@ try:
                 "() => document.querySelector(\"[data-testid='stApp']\").dataset.testScriptState === 'notRunning'")
             redraws.append(time.perf_counter() - go)
         training = page.get_by_text("Training in the background").count() > 0
-        wait_trained(page, timeout_ms=900_000)
+        if "--quick" not in sys.argv:
+            wait_trained(page, timeout_ms=900_000)
         trained = time.perf_counter() - started
     print(f"server answering: {served:.1f} s after ./run.sh app")
     print(f"first page (table on random stand-ins): {first:.1f} s after ./run.sh app")
     print(f"Attention page with its heatmaps: {attention:.1f} s after the click")
     print(f"view-only control (View radio) while {'training runs' if training else 'idle'}: "
           f"median {sorted(redraws)[len(redraws) // 2]:.2f} s of {[round(r, 2) for r in redraws]}")
-    print(f"trained defaults drawn: {trained:.1f} s after ./run.sh app")
+    if "--quick" not in sys.argv:
+        print(f"trained defaults drawn: {trained:.1f} s after ./run.sh app")
 finally:
     server.terminate()
     server.wait(10)

@@ -2,6 +2,7 @@
 count, own cross-entropy in float64, own softmax, own byte count), through Streamlit's
 AppTest; and the page-side findings of issue 16, one test each."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -27,10 +28,13 @@ def stored(name, weights="trained", seed=0, **fields):
 
     from gpt2viz.corpus import Corpus
 
+    from gpt2viz.train import TrainSettings
+
     embedded = Corpus.default().sha256 if weights == "random" else ""  # keys end with the corpus
+    quick = TrainSettings(steps=int(os.environ["GPT2VIZ_TRAIN_STEPS"]))  # the pages' default budget
     matches = [v for key, v in ui._store()["variants"].items()
                if (key[0] == name or key[0].startswith(name + ":")) and key[2] == weights
-               and key[3] == seed and key[-1] == embedded
+               and key[3] == seed and key[-1] == embedded and (weights != "trained" or key[4] == quick)
                and all(getattr(key[1], f) == value for f, value in fields.items())]
     assert matches, f"{name} was not built"
     return matches[-1]
