@@ -14,7 +14,7 @@ HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 1900, "gqa"
 
 with serve_app() as url:
     for name in PAGES:
-        with browser_page(width=1280, height=HEIGHT[name]) as page:
+        with browser_page(width=1280, height=HEIGHT.get(name, 1500)) as page:
             started = time.perf_counter()
             open_page(page, url, name, timeout_ms=600_000)
             print(f"{name}: ready {time.perf_counter() - started:.1f} s after the request")
