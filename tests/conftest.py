@@ -50,3 +50,28 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("GPT2VIZ_CACHE_MAX", raising=False)
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium per browser test module (Playwright's sync API allows one at a
+    time per thread); skipped where there is none."""
+    from browser import chromium_path, open_browser
+
+    if chromium_path() is None:
+        pytest.skip("no Chromium on this machine (./run.sh test installs it where it can, as root)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+    with open_browser() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory, chromium):
+    """The real dashboard on a quick training budget and a cache of its own, and one page."""
+    from browser import serve_app
+
+    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    with serve_app(env) as url:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        yield url, page
+        page.close()

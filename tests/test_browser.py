@@ -2,24 +2,11 @@
 exception, and moving a control changes what is drawn. Screenshots go to test-artifacts/."""
 import pytest
 
-from browser import PAGES, ROOT, browser_page, chromium_path, open_page, serve_app, wait_idle
+from browser import PAGES, ROOT, open_page, serve_app, wait_idle
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    pytest.skip("no Chromium on this machine (./run.sh test installs it where it can, as root)",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
-
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    with serve_app(env) as url:
-        with browser_page() as page:
-            yield url, page
 
 
 @pytest.mark.parametrize("name", list(PAGES))

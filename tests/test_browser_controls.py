@@ -9,24 +9,13 @@ import time
 
 import pytest
 
-from browser import (ROOT, add_variant, wait_trained, open_browser, chart_texts, choose, chromium_path,
+from browser import (ROOT, add_variant, wait_trained, chart_texts, choose,
                      custom_panel, no_exception, open_page, remove_variant, serve_app, sidebar,
                      step_number, table, type_number, wait_idle)
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    pytest.skip("no Chromium on this machine (./run.sh test installs it where it can, as root)",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
-
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with open_browser() as browser:
-        yield browser
 
 
 @contextlib.contextmanager
@@ -36,14 +25,6 @@ def new_page(chromium):
         yield page
     finally:
         page.close()
-
-
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory, chromium):
-    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    with serve_app(env) as url:
-        with new_page(chromium) as page:
-            yield url, page
 
 
 def go_to(page, title):

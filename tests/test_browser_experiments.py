@@ -4,25 +4,12 @@ figures and tables, never an exception. Screenshots go to test-artifacts/."""
 import pytest
 
 from gpt2viz import ModelConfig
-from browser import (ROOT, browser_page, chart_texts, choose, chromium_path, no_exception,
-                     open_page, serve_app, table, type_number, wait_idle)
+from browser import (ROOT, chart_texts, choose, no_exception,
+                     open_page, table, type_number, wait_idle)
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    pytest.skip("no Chromium on this machine (./run.sh test installs it where it can, as root)",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
-
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    with serve_app(env) as url:
-        with browser_page() as page:
-            yield url, page
 
 
 def main(page):
