@@ -24,8 +24,14 @@ import torch.nn.functional as F
 
 IMPLS = ("auto", "eager", "sdpa", "banded", "flex")
 
-# From 512 keys on, banded beats masked SDPA at every window measured (README, bench).
-BANDED_MIN_KEYS = 512
+# From 384 keys on, banded beats masked SDPA at every window and head size measured
+# (below it, its per-call overhead loses: README, bench).
+BANDED_MIN_KEYS = 384
+# The banded kernel's query rows per chunk (16-128 measured; 32 best or level at windows
+# 16-256) and how many calls its chunks are split into: the scratch of one call is at most
+# 1/BANDED_GROUPS of the output.
+BANDED_CHUNK = 32
+BANDED_GROUPS = 8
 
 
 def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=None,
@@ -174,72 +180,90 @@ def sdpa_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, pos
 
 
 def banded_attention(q, k, v, window, sinks=0):
-    """Sliding window in O(T * window) time and memory, with no mask and no compile.
+    """Sliding window in O(T * window) time, with about one output of extra memory.
 
-    Cut the sequence into chunks of c = window. A query at row r of chunk n attends keys
-    j <= r of its own chunk (causal inside the chunk) and keys j > r of chunk n-1, exactly
-    the window. Both halves are plain causal flash attention over c x c blocks (the second
-    after flipping chunk n's queries and chunk n-1's keys end to end, which turns "j > r"
-    into "j <= r"), and the two partial softmaxes are merged by their log-sum-exps; the
-    sinks older than the window are a third part (T x sinks scores), merged the same way.
+    The first `window` queries see every earlier key: one causal call. Later queries go in
+    chunks of c rows: the chunk at rows s .. s+c-1 needs keys s-window+1 .. s+c-1, a span of
+    c + window - 1, inside which query row r sees columns r .. r + window - 1 -- one mask for
+    every chunk. Chunks and spans are strided views of q, k, v (spans overlap; nothing is
+    copied); a group of chunks is one call of the CPU flash kernel, copied into a preallocated
+    output. Sinks older than the band (keys j < sinks, j <= i - window) are a second partial
+    softmax, merged by the log-sum-exps.
     """
     b, hq, t, d = q.shape
-    c = window
-    n_chunks = -(-t // c)
-    tail = n_chunks * c - t  # padding at the end: no real query ever sees it (causal)
-
-    def chunked(x):  # (B, H, T, D) -> (B, n_chunks, H, c, D)
-        return F.pad(x, (0, 0, 0, tail)).view(b, x.shape[1], n_chunks, c, d).transpose(1, 2)
-
-    q_chunks, k_chunks, v_chunks = chunked(q), chunked(k), chunked(v)
-    out, lse = _flash_with_lse(q_chunks, k_chunks, v_chunks)  # own chunk: (B, n, Hq, c, D), (B, n, Hq, c)
-    if n_chunks > 1 and c > 1:
-        # rows r = c-2 .. 0 of chunks 1.. against keys j = c-1 .. 1 of chunks ..-1
-        prev_out, prev_lse = _flash_with_lse(q_chunks[:, 1:, :, : c - 1].flip(-2),
-                                             k_chunks[:, :-1, :, 1:].flip(-2),
-                                             v_chunks[:, :-1, :, 1:].flip(-2))
-        own_out, own_lse = out[:, 1:, :, : c - 1], lse[:, 1:, :, : c - 1]
-        out[:, 1:, :, : c - 1], lse[:, 1:, :, : c - 1] = _merge(
-            own_out, own_lse, prev_out.flip(-2), prev_lse.flip(-1))
-    out = out.transpose(1, 2).reshape(b, hq, n_chunks * c, d)[:, :, :t]
-    lse = lse.transpose(1, 2).reshape(b, hq, n_chunks * c)[:, :, :t]
-    if sinks and t > window:
-        # queries i >= window also see keys j < sinks with j <= i - window (older than the band)
-        far_out, far_lse = _sink_part(q[:, :, window:], k[:, :, :min(sinks, t - window)],
-                                      v[:, :, :min(sinks, t - window)])
-        out[:, :, window:] = _merge(out[:, :, window:], lse[:, :, window:], far_out, far_lse)[0]
+    out = q.new_empty(b, t, hq, d).transpose(1, 2)  # (B, Hq, T, D), laid out as the model reads it
+    head = min(window, t)
+    c = BANDED_CHUNK
+    rows_per_call = max(c, t // BANDED_GROUPS // c * c)
+    offset = (torch.arange(c + window - 1, device=q.device)[None, :]
+              - torch.arange(c, device=q.device)[:, None])  # (c, span): column - row
+    band_mask = torch.zeros(c, c + window - 1, dtype=q.dtype, device=q.device).masked_fill(
+        (offset < 0) | (offset >= window), float("-inf"))  # row r sees columns r .. r+window-1
+    for bi in range(b):
+        qb, kb, vb = q[bi:bi + 1], k[bi:bi + 1], v[bi:bi + 1]  # (1, H, T, D)
+        for first in range(0, head, rows_per_call):  # rows first .. last-1 see keys 0 .. i
+            last = min(head, first + rows_per_call)
+            causal = (torch.arange(last, device=q.device)[None, :]
+                      <= torch.arange(first, last, device=q.device)[:, None])
+            mask = None if first == 0 else torch.zeros(causal.shape, dtype=q.dtype,
+                                                       device=q.device).masked_fill(~causal, float("-inf"))
+            _copy_rows(out[bi], first, _flash(qb[:, :, first:last], kb[:, :, :last],
+                                              vb[:, :, :last], causal=first == 0, mask=mask)[0])
+        start = head
+        while start < t:
+            n, length = ((min(rows_per_call, t - start) // c, c) if t - start >= c
+                         else (1, t - start))  # a last, shorter chunk alone
+            span = length + window - 1
+            chunk_out, chunk_lse = _flash(  # (n, Hq, length, D), (n, Hq, length)
+                _chunks(qb, start, n, length, c), _chunks(kb, start - window + 1, n, span, c),
+                _chunks(vb, start - window + 1, n, span, c), mask=band_mask[:length, :span])
+            _copy_rows(out[bi], start, chunk_out)
+            del chunk_out  # before the sinks or the next call allocate their own
+            if sinks:
+                rows = slice(start, start + n * length)
+                _merge_sinks(qb, kb, vb, rows, window, sinks, out[bi:bi + 1, :, rows],
+                             chunk_lse.transpose(0, 1).reshape(1, hq, n * length))
+            start += n * length
     return out
 
 
-def _merge(out_a, lse_a, out_b, lse_b):
-    """Two softmax-normalized partial attentions over disjoint keys -> their union's."""
-    top = torch.maximum(lse_a, lse_b)
-    w_a, w_b = (lse_a - top).exp(), (lse_b - top).exp()
-    total = w_a + w_b
-    return (out_a * w_a[..., None] + out_b * w_b[..., None]) / total[..., None], top + total.log()
+def _copy_rows(out, start, chunks):
+    """chunks (n, Hq, L, D) -> out (Hq, T, D) rows start .. start + n*L, with no temporary."""
+    n, hq, length, d = chunks.shape
+    out[:, start:start + n * length].view(hq, n, length, d).copy_(chunks.transpose(0, 1))
 
 
-def _sink_part(q, k_sinks, v_sinks):
-    """Query r (the query at i = window + r) against sink keys j <= r: output and lse."""
-    b, hq, tq, d = q.shape
-    hkv, s = k_sinks.shape[1], k_sinks.shape[2]
-    q_grouped = q.reshape(b, hkv, hq // hkv, tq, d)
-    scores = q_grouped @ k_sinks.unsqueeze(2).transpose(-1, -2) / math.sqrt(d)  # (B, Hkv, G, Tq, s)
-    older = torch.arange(s, device=q.device)[None, :] <= torch.arange(tq, device=q.device)[:, None]
+def _chunks(x, start, n, length, step):
+    """n overlapping views (n, H, length, D) of x (1, H, T, D) at rows start + m*step."""
+    _, h, _, d = x.shape
+    _, s_head, s_row, s_dim = x.stride()
+    return x.as_strided((n, h, length, d), (step * s_row, s_head, s_row, s_dim),
+                        x.storage_offset() + start * s_row)
+
+
+def _flash(q, k, v, causal=False, mask=None):
+    """torch's CPU flash kernel (it takes Hkv < Hq heads as they are) -> output, log-sum-exp."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, causal, attn_mask=mask)[:2]
+
+
+def _merge_sinks(q, k, v, rows, window, sinks, band_out, band_lse):
+    """Queries i in `rows` (all >= window) also see sink keys j < sinks with j <= i - window:
+    that partial softmax merged in place into the band's (output (1, Hq, R, D), lse (1, Hq, R))."""
+    _, hq, _, d = q.shape
+    hkv = k.shape[1]
+    n_sinks = min(sinks, rows.stop - window)  # key 0 is older than the band for every row
+    query_at = torch.arange(rows.start, rows.stop, device=q.device)[:, None]
+    older = torch.arange(n_sinks, device=q.device)[None, :] <= query_at - window  # (R, s)
+    q_grouped = q[:, :, rows].reshape(1, hkv, hq // hkv, -1, d)
+    scores = q_grouped @ k[:, :, :n_sinks].unsqueeze(2).transpose(-1, -2) / math.sqrt(d)  # (1, Hkv, G, R, s)
     scores = scores.masked_fill(~older, float("-inf"))
-    lse = scores.logsumexp(dim=-1)
-    out = (scores - lse[..., None]).exp() @ v_sinks.unsqueeze(2)  # (B, Hkv, G, Tq, D)
-    return out.reshape(b, hq, tq, d), lse.reshape(b, hq, tq)
-
-
-def _flash_with_lse(q, k, v):
-    """Causal flash attention over (B, n, H, L, D) blocks -> output and log-sum-exp (B, n, H, L)."""
-    b, n, hq, length, d = q.shape
-    hkv = k.shape[2]
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q.reshape(b * n, hq, length, d), k.reshape(b * n, hkv, length, d),
-        v.reshape(b * n, hkv, length, d), 0.0, True)[:2]
-    return out.view(b, n, hq, length, d), lse.view(b, n, hq, length)
+    sink_lse = scores.logsumexp(dim=-1)
+    sink_out = (scores - sink_lse[..., None]).exp() @ v[:, :, :n_sinks].unsqueeze(2)  # (1, Hkv, G, R, D)
+    sink_lse = sink_lse.reshape(band_lse.shape)
+    top = torch.maximum(band_lse, sink_lse)
+    w_band, w_sink = (band_lse - top).exp()[..., None], (sink_lse - top).exp()[..., None]
+    band_out.mul_(w_band).add_(sink_out.reshape(band_out.shape).mul_(w_sink)).div_(w_band + w_sink)
 
 
 # FlexAttention: fastest for long sequences once compiled, but each new (T, window) compiles

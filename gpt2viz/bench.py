@@ -5,14 +5,20 @@ apart as first_s (it includes any compile), the fastest and slowest repeat (min_
 peak memory, and the analytic FLOPs and bytes next to the measurement. Dense causal SDPA is
 measured in the same run as a reference row.
 
-Peak memory on CPU is the high-water mark of live tensor storage allocated during one call
-(a TorchDispatchMode that sees every tensor an op returns and its release): it counts what
-PyTorch allocates during the call, not the inputs that exist before it, and not scratch
-inside a fused kernel. On CUDA it is torch.cuda.max_memory_allocated above the inputs.
+Two memory figures per row, because each sees what the other cannot:
+- peak_bytes, the tensor high-water mark: live tensor storage allocated during one call (a
+  TorchDispatchMode that sees every tensor an op returns and its release; views of the
+  inputs are not allocations). It leaves out the inputs and scratch inside a fused kernel.
+  On CUDA it is torch.cuda.max_memory_allocated above the inputs.
+- process_peak_bytes, process memory: how far the resident set rose above where it was
+  during one call (Linux: the peak is reset through /proc/self/clear_refs, freed heap
+  returned with malloc_trim first). It sees a fused kernel's scratch and everything else the
+  process touched, allocator slack included; None where the kernel does not allow it.
 """
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
 import statistics
@@ -28,6 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .attention import attention, choose_impl
+from .cache import KVCache
 from .config import ModelConfig
 from .model import GPT2
 from .resources import ensure_fits, format_bytes
@@ -39,6 +46,7 @@ class Measurement:
     median_s: float
     peak_bytes: int | None
     times: list  # every timed repeat, seconds: the spread a median hides
+    process_bytes: int | None = None
 
 
 class _PeakTensorMemory(TorchDispatchMode):
@@ -49,11 +57,14 @@ class _PeakTensorMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        # a view or an in-place result shares an input's storage: nothing was allocated
+        inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor)}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()
                 key, size = storage.data_ptr(), storage.nbytes()
-                if size and key not in self.storages:
+                if size and key not in self.storages and key not in inputs:
                     self.storages.add(key)
                     self.live += size
                     self.peak = max(self.peak, self.live)
@@ -79,22 +90,50 @@ def peak_memory(fn, device) -> int | None:
     return tracker.peak
 
 
+def _resident_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def process_peak_bytes(fn) -> int | None:
+    """How far the process's resident memory rose during fn(), or None where it cannot be
+    measured (not Linux, or /proc/self/clear_refs not writable)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the OS: reuse would hide growth
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # reset the peak (VmHWM) to the current resident size
+        before = _resident_bytes("VmRSS:")
+    except OSError:
+        return None
+    fn()
+    return max(0, _resident_bytes("VmHWM:") - before)
+
+
 def measure(fn, repeats=5, device=torch.device("cpu"), track_memory=True) -> Measurement:
-    """track_memory=False for compiled code, which cannot run under a dispatch mode on CPU."""
+    """track_memory=False for compiled code, which cannot run under a dispatch mode on CPU.
+    The first timed repeat also reads process memory (reading /proc costs nothing timed)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
+    times = []
+
+    def timed():
         start = time.perf_counter()
         fn()
         sync()
-        first = time.perf_counter() - start
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+
+    with torch.inference_mode():
+        timed()
+        first = times.pop()
+        process = process_peak_bytes(timed) if device.type == "cpu" else None
+        if process is None and device.type == "cpu":
+            timed()  # /proc/self/clear_refs not writable: still one timed repeat here
+        for _ in range(repeats - 1):
+            timed()
         peak = peak_memory(fn, device) if track_memory or device.type == "cuda" else None
-    return Measurement(first, statistics.median(times), peak, times)
+    return Measurement(first, statistics.median(times), peak, times, process)
 
 
 # ------------------------------------------------------------------ analytic costs
@@ -104,15 +143,29 @@ def fit_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float)), 1)[0])
 
 
-# Conservative rates for the up-front estimate (2 CPU cores; README has the measured ones).
-ESTIMATE_RATE = {"eager": 4e9, "sdpa": 30e9, "banded": 30e9, "flex": 30e9}
+# Rates for the up-front estimate, a little below what 2 CPU cores measured (README), in
+# useful FLOPs: masked SDPA and eager compute every query-key pair, so they are charged n^2.
+ESTIMATE_RATE = {"eager": 4e9, "sdpa": 120e9, "sdpa masked": 30e9, "banded": 50e9, "flex": 50e9}
+CALL_OVERHEAD_S = 1e-3
 
 
 def estimate_seconds(plan, n_head=12, head_dim=64, repeats=5) -> float:
-    """Before a run: warm-up + repeats + one memory pass per row."""
-    return sum(attention_flops(n, w, n_head, head_dim) * (repeats + 2) / ESTIMATE_RATE[impl.split()[0]]
-               for n, w, _, impl in plan)
+    """Before a run: warm-up + repeats + one tensor-memory pass per row."""
+    total = 0.0
+    for n, w, _, impl in plan:
+        kind = impl.split()[0]
+        if kind == "eager" or (kind == "sdpa" and w is not None and w < n):
+            work, rate = 4 * n_head * n * n * head_dim, ESTIMATE_RATE[
+                "eager" if kind == "eager" else "sdpa masked"]
+        else:
+            work, rate = attention_flops(n, w, n_head, head_dim), ESTIMATE_RATE[kind]
+        total += (work / rate + CALL_OVERHEAD_S) * (repeats + 2)
+    return total
 
+
+def estimate_forward_seconds(configs: dict, seq_lens, repeats=3) -> float:
+    return sum((forward_flops(cfg, n) / ESTIMATE_RATE["sdpa masked"] + CALL_OVERHEAD_S) * (repeats + 2)
+               for cfg in configs.values() for n in seq_lens)
 
 
 def attended_pairs(n: int, window: int | None) -> int:
@@ -205,7 +258,8 @@ def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
                      "n_kv_head": kv, "head_dim": head_dim, "first_s": m.first_s,
                      "median_s": m.median_s, "min_s": min(m.times), "max_s": max(m.times),
                      "vs_dense": m.median_s / dense_time[n],
-                     "peak_bytes": m.peak_bytes, "flops": flops,
+                     "peak_bytes": m.peak_bytes, "process_peak_bytes": m.process_bytes,
+                     "flops": flops,
                      "gflop_rate": flops / m.median_s / 1e9,
                      "min_bytes": attention_bytes(n, n_head, kv, head_dim, batch)})
     if progress:
@@ -232,11 +286,115 @@ def bench_forward(configs: dict[str, ModelConfig], seq_lens, batch=1, repeats=3,
         rows.append({"bench": "forward", "variant": name, "n": n, "window": cfg.window,
                      "n_kv_head": cfg.n_kv_head, "first_s": m.first_s, "median_s": m.median_s,
                      "min_s": min(m.times), "max_s": max(m.times),
-                     "peak_bytes": m.peak_bytes, "params": model.num_params(),
+                     "peak_bytes": m.peak_bytes, "process_peak_bytes": m.process_bytes,
+                     "params": model.num_params(),
                      "flops": forward_flops(cfg, n, batch),
                      "attention_flops": cfg.n_layer * attention_flops(n, cfg.window, cfg.n_head,
                                                                       cfg.head_dim, batch),
                      "kv_cache_bytes": cfg.kv_cache_bytes(n, batch)})
+    if progress:
+        progress(len(plan), len(plan), "done")
+    return rows
+
+
+DECODE_CONTEXTS = (256, 512, 1024, 2048, 4096, 8192)
+# GPT-2 small's 12 heads (of 32 dims) over 4 layers and the dashboard's vocabulary: per token,
+# reading an MHA cache of c tokens costs c / (6 * d_model) times reading the weights, so at
+# d_model 384 the cache, not the weights or per-step overhead, decides latency from ~2k tokens.
+DECODE_BODY = ModelConfig(vocab_size=5008, n_layer=4, n_head=12, d_model=384)
+
+
+def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
+                  sinks: int = 4) -> dict[str, ModelConfig]:
+    """MHA / GQA / MQA x full / window / window + sinks on one body (RoPE positions: no
+    table to run out): what sharing K/V heads and a rolling buffer do to the cache and to
+    each new token."""
+    gqa = max(2, base.n_head // 4)
+    kv_heads = {"MHA": base.n_head, f"GQA {gqa}": gqa, "MQA": 1}
+    kinds = {"full": dict(window=None, sinks=0), f"window {window}": dict(window=window, sinks=0),
+             f"window {window} + {sinks} sinks": dict(window=window, sinks=sinks)}
+    return {f"{kv_name} · {kind}": base.replace(n_kv_head=kv, position="rope", **attention)
+            for kv_name, kv in kv_heads.items() for kind, attention in kinds.items()}
+
+
+def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> dict[str, ModelConfig]:
+    """The configs a decode run builds (positions long enough for the longest context),
+    checked up front: a run whose weights and cache would not fit is refused."""
+    longest = max(contexts) + steps
+    planned = {}
+    for name, cfg in configs.items():
+        cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, longest), dropout=0.0)
+        ensure_fits(param_bytes(cfg) + cfg.kv_cache_bytes(longest),
+                    f"decoding {name} after {max(contexts)} tokens")
+        planned[name] = cfg
+    return planned
+
+
+def param_bytes(cfg: ModelConfig) -> int:
+    """fp32 weights: embeddings, per layer attention (q, o and the n_kv_head-wide k, v) and
+    MLP, LM head tied to the token embedding."""
+    kv_width = cfg.n_kv_head * cfg.head_dim
+    per_layer = 2 * cfg.d_model ** 2 + 2 * cfg.d_model * kv_width + 8 * cfg.d_model ** 2
+    return 4 * (cfg.n_layer * per_layer + (cfg.vocab_size + cfg.max_seq_len) * cfg.d_model)
+
+
+def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> float:
+    """A model to build per variant, then per context: fill the cache, and `steps` tokens
+    that each read the weights and the cache (about 4 GB/s here) plus a fixed overhead."""
+    total = 0.0
+    for cfg in decode_plan(configs, contexts, steps).values():
+        total += 0.05 + param_bytes(cfg) / 1e9
+        for n in contexts:
+            cache = cfg.kv_cache_bytes(n + steps)
+            total += cache / 1e9 + steps * (3e-3 + (param_bytes(cfg) + cache) / 4e9)
+    return total
+
+
+def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, steps: int = 8,
+                 device="cpu", progress=None) -> list[dict]:
+    """Cached greedy decoding at each context length: the median latency of `steps`
+    one-token steps once the cache holds that many tokens, and the cache's bytes: what its
+    tensors were allocated beside the analytic slots x 2 * n_layer * n_kv_head * head_dim * 4.
+
+    The cache is brought to n tokens as a prompt would leave it (the same slots, positions
+    and rolling), with random K/V instead of a forward pass over the prompt: the time of a
+    step does not depend on the values, and an 8192-token prefill would cost seconds."""
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    planned = decode_plan(configs, contexts, steps)
+    plan = [(name, n) for name in planned for n in contexts]
+    rows, model = [], None
+    for i, (name, n) in enumerate(plan):
+        if progress:
+            progress(i, len(plan), f"decode {name} after {n} tokens")
+        cfg = planned[name]
+        if model is None or model.config != cfg:
+            model = None  # one model alive at a time
+            torch.manual_seed(0)
+            model = GPT2(cfg).to(device).eval()
+        generator = torch.Generator(device=device).manual_seed(n)
+        times = []
+        with torch.inference_mode():
+            cache = KVCache(cfg, 1, n + steps, device, model.wte.weight.dtype)
+            cache.begin(torch.arange(n, device=device)[None], None)
+            for layer in range(cfg.n_layer):
+                k, v = (torch.randn(1, cfg.n_kv_head, n, cfg.head_dim, device=device,
+                                    generator=generator) for _ in range(2))
+                cache.store(layer, k, v)
+            token = torch.zeros(1, 1, dtype=torch.long, device=device)
+            for _ in range(steps):
+                sync()
+                start = time.perf_counter()
+                token = model.decode_step(token, cache)[:, -1].argmax(dim=-1, keepdim=True)
+                sync()
+                times.append(time.perf_counter() - start)
+        rows.append({"bench": "decode", "variant": name, "context": n, "n_kv_head": cfg.n_kv_head,
+                     "window": cfg.window, "sinks": cfg.sinks,
+                     "ms_per_token": statistics.median(times) * 1e3,
+                     "min_ms": min(times) * 1e3, "max_ms": max(times) * 1e3,
+                     "cache_slots": cache.slots, "cache_bytes": cache.nbytes,
+                     "cache_bytes_analytic": cfg.kv_cache_bytes(n + steps),
+                     "cache_bytes_per_token": cfg.kv_cache_bytes_per_token()})
     if progress:
         progress(len(plan), len(plan), "done")
     return rows

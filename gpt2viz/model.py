@@ -237,7 +237,7 @@ class GPT2(nn.Module):
         step_input = idx
         for _ in range(max_new_tokens):
             if cache is not None:
-                logits = self._run(step_input, mask if cache.length == 0 else None, cache, last_only=True)
+                logits = self.decode_step(step_input, cache, mask if cache.length == 0 else None)
             else:
                 logits = self._run(out, mask, last_only=True)
             next_token = sample(logits[:, -1], temperature, top_k, generator)  # (B, 1)
@@ -246,6 +246,11 @@ class GPT2(nn.Module):
                 mask = torch.cat([mask, torch.ones_like(next_token, dtype=torch.bool)], dim=1)
             step_input = next_token
         return out
+
+    def decode_step(self, idx, cache: KVCache, padding_mask=None):
+        """Run idx (B, T) after the tokens already in `cache` (the prompt, then one token per
+        step), writing their K/V into it: logits of the last position (B, 1, vocab_size)."""
+        return self._run(idx, padding_mask, cache, last_only=True)
 
     def generate_bytes(self, batch: int, total_tokens: int) -> int:
         """Up-front estimate: KV cache + one full-length activation pass + logits."""

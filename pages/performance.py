@@ -1,91 +1,161 @@
-"""Performance: latency and peak memory against sequence length and window size, measured
-live through the bench functions, next to the analytic cost."""
+"""Performance: latency and memory against sequence length, window size and context, measured
+here through the bench functions next to the analytic cost; a run of a few seconds starts by
+itself, a stored one shows at once (bench_runs.py)."""
 import pandas as pd
 import streamlit as st
 
+import bench_runs
 import ui
-from gpt2viz.bench import attention_plan, bench_attention, bench_forward, estimate_seconds
+from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
+                           attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
+                           estimate_seconds, forward_flops)
 from gpt2viz.resources import format_bytes
-from gpt2viz.viz.performance import scaling_figure
+from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
+
+ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
+MODELS, GENERATION = "Whole models vs sequence length", "Generation vs context length"
 
 selection = ui.selection()
 st.title("Latency and memory")
-st.caption("Measured here, now: median of the repeats after a warm-up call (error bars: the fastest "
-           "and slowest repeat); slopes are fitted on the upper half of the sizes, where fixed "
-           "per-call overheads no longer hide the growth. Dense causal SDPA is measured in the same "
-           "run as the reference. Dashed lines: the analytic FLOPs at the series' mean rate — "
-           "attention: QKᵀ and PV over the attended pairs; whole models: every matmul (projections, "
-           "MLP, attention, LM head).")
-st.caption("Peak memory: the high-water mark of tensors allocated during one call. It leaves out "
-           "the inputs (q, k, v or the token ids and weights, which exist before the call) and any "
-           "scratch inside a fused kernel: SDPA's work buffers are invisible to it, while the banded "
-           "kernel's chunk copies are ordinary tensors and counted — so banded can show more here "
-           "than masked SDPA, whose visible peak is little more than its n × n boolean mask and "
-           "output. Process memory says the opposite: extra RSS of one call in a fresh process, window "
-           "256, was 82 MiB banded against 91 MiB masked SDPA at n = 4096 and 201 against 343 MiB "
-           "at n = 8192 (measured on this project's 2-core machine; masked SDPA grows as n²).")
-mode = st.radio("Measure", ["Attention vs sequence length", "Attention vs window size",
-                            "Whole models vs sequence length"], horizontal=True)
+st.caption("Every point is measured on this server: the median of the repeats after a warm-up call (error bars: the fastest and "
+           "slowest repeat); slopes are fitted on the upper half of the sizes, where fixed per-call "
+           "overheads no longer hide the growth. Dense causal SDPA is measured in the same run as the "
+           "reference. Dashed lines: the analytic cost — attention: QKᵀ and PV over the attended pairs "
+           "at the series' mean rate; whole models: every matmul; generation: the KV cache's bytes.")
+st.caption("Two memory figures, because each sees what the other cannot. Tensors (solid): the "
+           "high-water mark of tensors allocated during one call; it leaves out the inputs (q, k, v "
+           "or the weights, which exist before the call) and any scratch inside a fused kernel "
+           "(SDPA's work buffers). Process (dotted): how far the process's resident memory rose "
+           "during the call; it sees a kernel's scratch, but also allocator slack and whatever else "
+           "the server did meanwhile (another session, background training). Example, 12 heads × 64, "
+           "n = 8192, window 256: dense causal SDPA 24 MiB of tensors and ~28 MiB of process memory, "
+           "the banded kernel 27 and ~32, masked SDPA ~350 MiB of process memory (README).")
+mode = st.radio("Measure", [ATTENTION_N, ATTENTION_W, MODELS, GENERATION], horizontal=True)
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
-repeats = c4.slider("Repeats", 1, 7, 3)
-if mode.startswith("Attention"):
-    impls = c1.multiselect("Kernels", ["sdpa", "banded", "eager", "flex"], default=["sdpa", "banded"],
-                           help="flex compiles for ~20 s on first use and ~4 s per new shape.")
+device = str(ui.device())
+
+if mode in (ATTENTION_N, ATTENTION_W):
+    impls = c1.multiselect("Kernels", ["banded", "sdpa", "eager", "flex"], default=["banded"],
+                           help="Dense causal SDPA is always measured as the reference. sdpa with a "
+                                "window = SDPA with an n × n mask. flex compiles for ~20 s on first "
+                                "use and ~4 s per new shape.")
     n_head = c2.select_slider("Query heads", [4, 8, 12, 16], value=12)
     kv_heads = c3.multiselect("Key/value heads", [k for k in (16, 12, 8, 4, 2, 1) if n_head % k == 0],
-                              default=[n_head])
-    if mode.endswith("sequence length"):
-        max_n = st.select_slider("Longest sequence", powers, value=2048)
+                              default=[n_head]) or [n_head]
+    repeats = c4.slider("Repeats", 1, 7, 3)
+    if mode == ATTENTION_N:
+        max_n = st.select_slider("Longest sequence", powers, value=8192)
         seq_lens = [n for n in powers if n <= max_n]
         window = st.select_slider("Window (0 = full causal)", [0, 16, 64, 256, 1024], value=256)
         windows, x_key = [window or None], "n"
     else:
         n = st.select_slider("Sequence length", powers, value=4096)
         seq_lens, windows, x_key = [n], [w for w in (16, 32, 64, 128, 256, 512, 1024) if w < n], "window"
+    settings = dict(mode=mode, seq_lens=seq_lens, windows=windows, kv_heads=kv_heads, impls=impls,
+                    n_head=n_head, device=device)
     try:
-        plan = attention_plan(seq_lens, windows, kv_heads or [n_head], impls, n_head)
+        plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head)
         st.info(f"{len(plan)} measurements, about {estimate_seconds(plan, n_head, repeats=repeats):.0f} s "
-                f"(more with flex). Each fits in memory (checked before the run).")
+                f"with {repeats} repeats (more with flex). Each fits in memory (checked before the run).")
     except (ValueError, MemoryError) as err:
         plan = None
         st.error(f"{err} Choose a shorter sequence or drop the eager kernel.")
-    run = st.button("Run", type="primary", disabled=not plan or not impls)
-    if run:
-        bar = st.progress(0.0)
-        rows = bench_attention(seq_lens, windows, kv_heads or [n_head], impls, n_head, repeats=repeats,
-                               device=ui.device(),
-                               progress=lambda i, total, what: bar.progress(i / total, text=what))
-        if x_key == "window":
-            rows = [r for r in rows if r["window"] is not None]
-        st.session_state["perf"] = (mode, x_key, rows)
-        bar.empty()
-else:
+    pressed = st.button("Run", type="primary", disabled=not plan)
+    record = plan and bench_runs.measured(
+        "attention", settings, lambda r: estimate_seconds(plan, n_head, repeats=r),
+        lambda r, progress: bench_attention(seq_lens, windows, kv_heads, impls, n_head, repeats=r,
+                                            device=device, progress=progress), repeats, pressed)
+    series = ["impl", "n_kv_head"] + (["window"] if x_key == "n" else [])
+    if record:
+        rows = [r for r in record["rows"] if x_key == "n" or r["window"] is not None]
+        st.plotly_chart(scaling_figure(rows, x_key, series, mode), width="stretch")
+    elif plan:
+        analytic = {}
+        for n, w, kv, impl in plan:
+            if x_key == "n" or w is not None:
+                analytic.setdefault(f"{impl} · {kv} kv heads · {w or 'full'}", []).append(
+                    (n if x_key == "n" else w, attention_flops(n, w, n_head, 64)))
+        st.plotly_chart(analytic_figure(analytic, x_key, "FLOPs (analytic)",
+                                        "Analytic cost, not measured yet: press Run"), width="stretch")
+
+elif mode == MODELS:
     max_n = c1.select_slider("Longest sequence", powers, value=2048)
+    repeats = c4.slider("Repeats", 1, 7, 3)
     seq_lens = [n for n in powers if n <= max_n]
     configs = {name: cfg.replace(max_seq_len=max(cfg.max_seq_len, max_n))
                for name, cfg in selection.configs.items()}
+    settings = dict(mode=mode, seq_lens=seq_lens, configs={k: c.to_dict() for k, c in configs.items()},
+                    device=device)
     st.info(f"{len(configs) * len(seq_lens)} forward passes of the selected variants with random "
-            f"weights (GPT-2's full 50,257-token vocabulary).")
-    if st.button("Run", type="primary", disabled=not configs):
-        bar = st.progress(0.0)
-        rows = bench_forward(configs, seq_lens, repeats=repeats, device=ui.device(),
-                             progress=lambda i, total, what: bar.progress(i / total, text=what))
-        st.session_state["perf"] = (mode, "n", rows)
-        bar.empty()
+            f"weights (GPT-2's full 50,257-token vocabulary), about "
+            f"{estimate_forward_seconds(configs, seq_lens, repeats):.0f} s with {repeats} repeats.")
+    pressed = st.button("Run", type="primary", disabled=not configs)
+    record = configs and bench_runs.measured(
+        "forward", settings, lambda r: estimate_forward_seconds(configs, seq_lens, r),
+        lambda r, progress: bench_forward(configs, seq_lens, repeats=r, device=device,
+                                          progress=progress), repeats, pressed)
+    if record:
+        st.plotly_chart(scaling_figure(record["rows"], "n", ["variant"], mode), width="stretch")
+    elif configs:
+        st.plotly_chart(analytic_figure({name: [(n, forward_flops(cfg, n)) for n in seq_lens]
+                                         for name, cfg in configs.items()}, "n", "FLOPs (analytic)",
+                                        "Analytic cost, not measured yet: press Run"), width="stretch")
 
-result = st.session_state.get("perf")
-if result and result[0] == mode:
-    _, x_key, rows = result
-    series = ["variant"] if mode.startswith("Whole") else ["impl", "n_kv_head"] + (["window"] if x_key == "n" else [])
-    st.plotly_chart(scaling_figure(rows, x_key, series, mode), width="stretch")
-    table = pd.DataFrame(rows)
-    st.dataframe(table.assign(peak=[format_bytes(b) if b is not None else "-" for b in table["peak_bytes"]]),
-                 hide_index=True, width="stretch")
+else:
+    longest = c1.select_slider("Longest context", [1024, 2048, 4096, 8192, 16384], value=8192)
+    window = c2.select_slider("Window of the family", [64, 256, 1024], value=256)
+    sinks = c3.number_input("Sinks", 1, 64, 4, help="Attention sinks (StreamingLLM): the first tokens "
+                            "every query may always attend, kept in the cache for good.")
+    repeats = c4.slider("Steps per point", 2, 16, 8, help="New tokens timed at each context length.")
+    contexts = [n for n in (256, 512, 1024, 2048, 4096, 8192, 16384) if n <= longest]
+    with_selected = st.checkbox("Add the selected variants (as built in the sidebar)", value=True)
+    configs = decode_family(DECODE_BODY, window, int(sinks))
+    if with_selected:
+        configs |= selection.configs
+    settings = dict(mode=mode, contexts=contexts, configs={k: c.to_dict() for k, c in configs.items()},
+                    device=device)
+    st.caption(f"The family: one body ({DECODE_BODY.n_layer} layers, {DECODE_BODY.n_head} query heads "
+               f"of {DECODE_BODY.head_dim}, d_model {DECODE_BODY.d_model}, RoPE) with MHA, GQA and MQA, "
+               f"each with full attention, a window of {window}, and the window plus {sinks} sinks. "
+               f"Random weights: a token's cost does not depend on them. Each point: the cache is "
+               f"brought to that many tokens (random K/V), then new tokens are decoded one at a time.")
+    try:
+        estimate = estimate_decode_seconds(configs, contexts, repeats)
+        st.info(f"{len(configs) * len(contexts)} measurements, about {estimate:.0f} s with {repeats} "
+                f"steps each. Each fits in memory (checked before the run).")
+        planned = decode_plan(configs, contexts, repeats)
+    except (ValueError, MemoryError) as err:
+        planned = None
+        st.error(f"{err} Choose a shorter context or fewer variants.")
+    pressed = st.button("Run", type="primary", disabled=not planned)
+    record = planned and bench_runs.measured(
+        "decode", settings, lambda r: estimate_decode_seconds(configs, contexts, r),
+        lambda r, progress: bench_decode(configs, contexts, r, device=device, progress=progress),
+        repeats, pressed, quick_repeats=4)
+    if planned:
+        steps = record["repeats"] if record else repeats
+        grid = sorted({round(16 * 2 ** (i / 4)) for i in range(4 * 11)} | set(contexts))
+        analytic = {name: [(c, cfg.kv_cache_bytes(c + steps)) for c in grid if c <= longest]
+                    for name, cfg in planned.items()}
+        st.plotly_chart(decode_figure(record["rows"] if record else [], analytic), width="stretch")
+        st.caption("KV cache bytes = slots × 2 × n_layer × n_kv_head × head_dim × 4 (fp32), slots = "
+                   "every token with full attention, at most window + sinks with a window (a rolling "
+                   "buffer: flat past it). Cache sized for the context plus the timed steps.")
+
+if record:
+    st.caption(bench_runs.caption(record, "steps" if mode == GENERATION else "repeats"))
+    table = pd.DataFrame(record["rows"])
+    for column in ("peak_bytes", "process_peak_bytes", "cache_bytes"):
+        if column in table:
+            table[column] = [format_bytes(b) if b is not None and b == b else "-" for b in table[column]]
+    st.dataframe(table, hide_index=True, width="stretch")
     if "ran" in table and (table["ran"] != table["impl"]).any():
         st.caption("Column 'ran': the kernel a row actually measured. A window as long as the "
                    "sequence covers every key, so it is full causal attention and runs dense SDPA "
                    "whatever kernel was asked for.")
-    st.download_button("Download CSV", table.to_csv(index=False), "gpt2viz-bench.csv", "text/csv")
-elif result is None:
-    st.caption("Nothing measured yet in this session: press Run.")
+    st.download_button("Download CSV", pd.DataFrame(record["rows"]).to_csv(index=False),
+                       "gpt2viz-bench.csv", "text/csv")
+else:
+    st.caption("Not measured yet for these settings (a run this long does not start by itself): "
+               "press Run.")

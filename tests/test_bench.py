@@ -1,9 +1,14 @@
 import json
 
 import pytest
+import torch
 
-from gpt2viz.bench import attended_pairs, bench_attention, bench_generate, render
+from gpt2viz.attention import attention
+from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_generate,
+                           decode_family, peak_memory, render)
+from gpt2viz.cache import KVCache
 from gpt2viz.config import ModelConfig
+from gpt2viz.model import GPT2
 
 
 @pytest.mark.parametrize("n, w", [(1, None), (10, None), (10, 3), (10, 1), (10, 10), (10, 50)])
@@ -41,3 +46,91 @@ def test_generate_bench_matches_tokens():
     rows = bench_generate(8, 8, repeats=1, config=cfg, with_hf=True)
     assert {r["impl"] for r in rows} >= {"cached", "uncached"}
     assert all(r["same_tokens_as_cached"] for r in rows)
+
+
+@pytest.mark.parametrize("sinks, bound", [(0, 1.2), (4, 1.3)])
+@pytest.mark.parametrize("hkv", [4, 1])
+def test_banded_tensor_high_water_mark_is_about_one_output(sinks, bound, hkv):
+    """Flash-like memory: the output, plus one group of chunks (1/BANDED_GROUPS of it) and
+    small masks; the old kernel padded, copied and flipped q, k, v (about 3x)."""
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 4, 4096, 16, generator=gen)
+    k, v = (torch.randn(1, hkv, 4096, 16, generator=gen) for _ in range(2))
+    with torch.inference_mode():
+        out = attention(q, k, v, window=64, sinks=sinks, impl="banded")
+        peak = peak_memory(lambda: attention(q, k, v, window=64, sinks=sinks, impl="banded"),
+                           torch.device("cpu"))
+    assert out.nbytes <= peak <= bound * out.nbytes
+
+
+def test_tensor_high_water_mark_counts_allocations_not_views():
+    x = torch.randn(256, 256)
+    cpu = torch.device("cpu")
+    assert peak_memory(lambda: x[1:].transpose(0, 1).unsqueeze(0)[..., ::2], cpu) == 0
+    assert peak_memory(lambda: x.add_(1), cpu) == 0  # in place
+    assert peak_memory(lambda: x + 1, cpu) == x.nbytes
+
+
+def test_process_memory_sees_what_a_call_touches():
+    from gpt2viz.bench import process_peak_bytes
+
+    big = process_peak_bytes(lambda: torch.ones(64, 2**20 // 4 * 4))  # 64 MiB, written
+    if big is None:
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    assert big >= 60 * 2**20
+    assert process_peak_bytes(lambda: None) < 8 * 2**20
+
+
+def test_decode_cache_bytes_are_exact_flat_past_the_window_and_scale_with_kv_heads():
+    body = ModelConfig(vocab_size=100, n_layer=2, n_head=4, d_model=32)
+    family = decode_family(body, window=16, sinks=2)
+    rows = bench_decode(family, contexts=(8, 32, 64), steps=2)
+    by = {(r["variant"], r["context"]): r for r in rows}
+    for r in rows:
+        cfg = family[r["variant"]]
+        slots = r["context"] + 2 if cfg.window is None else min(r["context"] + 2, cfg.window + cfg.sinks)
+        assert r["cache_slots"] == slots
+        assert r["cache_bytes"] == r["cache_bytes_analytic"] == slots * 2 * 2 * cfg.n_kv_head * 8 * 4
+        assert r["ms_per_token"] > 0 and r["min_ms"] <= r["ms_per_token"] <= r["max_ms"]
+    assert by[("MHA · window 16 + 2 sinks", 32)]["cache_bytes"] == by[("MHA · window 16 + 2 sinks", 64)]["cache_bytes"]
+    assert by[("MHA · full", 64)]["cache_bytes"] > by[("MHA · full", 32)]["cache_bytes"]
+    assert by[("GQA 2 · full", 64)]["cache_bytes"] * 2 == by[("MHA · full", 64)]["cache_bytes"]
+    assert by[("MQA · full", 64)]["cache_bytes"] * 4 == by[("MHA · full", 64)]["cache_bytes"]
+
+
+def test_decode_steps_continue_the_cache_a_prompt_would_leave():
+    """bench_decode fills the cache with begin/store instead of a forward pass; decode_step on
+    a cache filled by a real prompt gives the logits of the uncached forward pass."""
+    cfg = ModelConfig(vocab_size=100, n_layer=2, n_head=4, n_kv_head=2, d_model=32, window=8,
+                      sinks=2, position="alibi")
+    torch.manual_seed(0)
+    model = GPT2(cfg).eval()
+    idx = torch.randint(0, 100, (1, 30))
+    with torch.inference_mode():
+        cache = KVCache(cfg, 1, 31, "cpu", torch.float32)
+        model.decode_step(idx[:, :29], cache)
+        last = model.decode_step(idx[:, 29:], cache)
+        assert torch.allclose(last[0, -1], model(idx)[0, -1], atol=1e-5)
+
+
+def test_decode_plan_refuses_a_cache_that_does_not_fit():
+    huge = ModelConfig(vocab_size=100, n_layer=48, n_head=64, d_model=4096)
+    with pytest.raises(MemoryError, match="needs an estimated"):
+        bench_decode({"huge": huge}, contexts=(2_000_000,), steps=1)
+
+
+def test_stored_measurements_round_trip_and_ignore_broken_files(tmp_path, monkeypatch):
+    from gpt2viz import measurements
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    settings = {"n": [512, 1024]}
+    assert measurements.load("attention", settings) is None
+    record = measurements.save("attention", settings, [{"n": 512, "median_s": 0.1}], repeats=3)
+    loaded = measurements.load("attention", settings)
+    assert loaded["rows"] == record["rows"] and loaded["repeats"] == 3
+    assert "this machine" in measurements.label(loaded) and loaded["when"] in measurements.label(loaded)
+    assert measurements.load("attention", {"n": [512]}) is None  # other settings: not this run
+    assert not [p for p in (tmp_path / measurements.FOLDER).iterdir() if p.name.startswith(".")]
+    path = next((tmp_path / measurements.FOLDER).iterdir())
+    path.write_text('{"rows": [')  # a broken file is no measurement
+    assert measurements.load("attention", settings) is None

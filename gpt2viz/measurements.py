@@ -1,0 +1,67 @@
+"""Bench runs kept on disk, so a page shows the last measurement of the same settings at once,
+labelled with when and where it was made; a run from another machine says so."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+
+import torch
+
+from .train import cache_dir
+
+FOLDER = "measurements"
+
+
+def machine() -> str:
+    """What a timing depends on: host, CPU model, threads torch uses, torch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return (f"{platform.node()} ({cpu}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__})")
+
+
+def _path(kind: str, settings: dict):
+    payload = json.dumps([kind, settings], sort_keys=True, default=str)
+    return cache_dir() / FOLDER / f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
+
+
+def save(kind: str, settings: dict, rows: list[dict], repeats: int | None = None) -> dict:
+    """Written to a temporary file and renamed: a reader sees a whole run or none."""
+    record = {"kind": kind, "settings": settings, "rows": rows, "repeats": repeats, "machine": machine(),
+              "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    path = _path(kind, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+    return record
+
+
+def load(kind: str, settings: dict) -> dict | None:
+    """The stored run of these settings, or None (never measured, or unreadable)."""
+    try:
+        record = json.loads(_path(kind, settings).read_text())
+        return record if isinstance(record.get("rows"), list) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def label(record: dict, just_now: bool = False) -> str:
+    here = record["machine"] == machine()
+    when = "just now" if just_now else f"on {record['when']}"
+    where = "on this machine" if here else f"on another machine: {record['machine']}"
+    return f"Measured {when} {where}" + (f" ({record['machine']})" if here else "") + "."
