@@ -31,7 +31,7 @@ BANDED_MIN_KEYS = 384
 # 16-256) and how many calls its chunks are split into: the scratch of one call is at most
 # 1/BANDED_GROUPS of the output.
 BANDED_CHUNK = 32
-BANDED_GROUPS = 8
+BANDED_GROUPS = 16
 
 
 def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=None,

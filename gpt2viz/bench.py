@@ -464,6 +464,10 @@ def add_bench_arguments(p):
     p.add_argument("--variants", nargs="+", default=["gpt2", "rope", "gqa", "swa", "rope+gqa+swa"])
     p.add_argument("--prompt", type=int, default=256)
     p.add_argument("--new-tokens", type=int, default=256)
+    p.add_argument("--contexts", type=int, nargs="+", default=list(DECODE_CONTEXTS),
+                   help="generate: tokens in the KV cache at which each new token is timed, "
+                        "for MHA/GQA/MQA x full/window/window+sinks (0 to skip)")
+    p.add_argument("--steps", type=int, default=8, help="generate: new tokens timed per context")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     fmt = p.add_mutually_exclusive_group()
@@ -486,6 +490,14 @@ def run_bench(args) -> int:
                              progress=progress)
     else:
         rows = bench_generate(args.prompt, args.new_tokens, args.repeats, progress=progress)
+        contexts = [n for n in args.contexts if n > 0]
+        if contexts:
+            decode_rows = bench_decode(decode_family(), contexts, args.steps, args.device, progress)
+            if not (args.json or args.csv):  # two tables: their columns differ
+                print(render(rows) + "\n")
+                rows = decode_rows
+            else:
+                rows += decode_rows
     print(render(rows, "json" if args.json else "csv" if args.csv else "table"))
     return 0
 
@@ -510,7 +522,7 @@ def render(rows: list[dict], fmt: str = "table") -> str:
 def _cell(key, value) -> str:
     if value is None:
         return "-"
-    if key.endswith("bytes"):
+    if key.endswith("bytes") or key.endswith("bytes_analytic"):
         return format_bytes(value)
     if key.endswith("_s"):
         return f"{value * 1e3:.1f}ms"

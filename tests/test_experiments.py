@@ -113,6 +113,12 @@ def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus)
     assert by_key[(32, 0)] == by_key[(64, 0)] == result["full_loss"]
     assert by_key[(32, 2)] == result["full_loss"]  # sinks add nothing when everything is visible
     assert by_key[(4, 0)] > result["full_loss"]
+    # what lets window_losses skip those evaluations: the model with that window scores the same
+    from gpt2viz.experiments import reconfigured
+    from gpt2viz.train import evaluate
+    for window, sinks in ((32, 0), (64, 2)):
+        assert evaluate(reconfigured(mha.model, window=window, sinks=sinks), corpus.val, 32) \
+            == result["full_loss"]
 
 
 @needs_sinks
