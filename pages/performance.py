@@ -28,8 +28,8 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
            "(SDPA's work buffers). Process (dotted): how far the process's resident memory rose "
            "during the call; it sees a kernel's scratch, but also allocator slack and whatever else "
            "the server did meanwhile (another session, background training). Example, 12 heads × 64, "
-           "n = 8192, window 256: dense causal SDPA 24 MiB of tensors and ~28 MiB of process memory, "
-           "the banded kernel 27 and ~32, masked SDPA ~350 MiB of process memory (README).")
+           "n = 8192, window 256: dense causal SDPA 24 MiB of tensors and ~26 MiB of process memory, "
+           "the banded kernel 25 and ~31, masked SDPA ~350 MiB of process memory (README).")
 mode = st.radio("Measure", [ATTENTION_N, ATTENTION_W, MODELS, GENERATION], horizontal=True)
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
