@@ -134,3 +134,19 @@ def test_stored_measurements_round_trip_and_ignore_broken_files(tmp_path, monkey
     path = next((tmp_path / measurements.FOLDER).iterdir())
     path.write_text('{"rows": [')  # a broken file is no measurement
     assert measurements.load("attention", settings) is None
+
+
+def test_bench_generate_command_reports_cache_bytes_at_each_context(capsys):
+    from gpt2viz.__main__ import main
+
+    assert main(["bench", "generate", "--prompt", "4", "--new-tokens", "2", "--repeats", "1",
+                 "--contexts", "16", "300", "--steps", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    decode = [r for r in rows if r["bench"] == "decode"]
+    assert {r["context"] for r in decode} == {16, 300}
+    assert {r["variant"] for r in decode} >= {"MHA · full", "MQA · window 256 + 4 sinks"}
+    for r in decode:
+        assert r["cache_bytes"] == r["cache_bytes_analytic"] > 0
+    window = {r["context"]: r["cache_slots"] for r in decode if r["variant"] == "GQA 3 · window 256"}
+    assert window == {16: 18, 300: 256}  # 16 + 2 steps; then the rolling buffer's 256
+    assert all(r["same_tokens_as_cached"] for r in rows if r["bench"] == "generate")
