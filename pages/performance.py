@@ -132,7 +132,7 @@ else:
     record = planned and bench_runs.measured(
         "decode", settings, lambda r: estimate_decode_seconds(configs, contexts, r),
         lambda r, progress: bench_decode(configs, contexts, r, device=device, progress=progress),
-        repeats, pressed, quick_repeats=6)
+        repeats, pressed, quick_repeats=4)
     if planned:
         steps = record["repeats"] if record else repeats
         grid = sorted({round(16 * 2 ** (i / 4)) for i in range(4 * 11)} | set(contexts))

@@ -190,7 +190,7 @@ def test_generation_view_measures_cache_bytes_and_latency_per_token():
     assert "KV cache" in fig["layout"]["title"]["text"]
     measured = [t for t in fig["data"] if t["mode"] == "markers"]  # allocated cache bytes
     by_name = {t["legendgroup"]: (array(t["x"]), array(t["y"])) for t in measured}
-    head_dim, layers, steps = DECODE_BODY.head_dim, DECODE_BODY.n_layer, 6  # the quick run: 6 steps
+    head_dim, layers, steps = DECODE_BODY.head_dim, DECODE_BODY.n_layer, 4  # the quick run: 4 steps
     for name, kv in (("MHA", DECODE_BODY.n_head), ("MQA", 1)):
         for kind, slots in (("full", None), ("window 256", 256), ("window 256 + 4 sinks", 260)):
             contexts, mib = by_name[f"{name} · {kind}"]

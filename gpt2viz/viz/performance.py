@@ -118,7 +118,7 @@ def decode_figure(rows: list[dict], analytic: dict[str, list[tuple[int, int]]]) 
                 hovertemplate=f"after %{{x}} tokens: %{{y:.2f}} MiB analytic<extra>{name}</extra>"),
                 row=1, col=2)
     fig.update_xaxes(type="log", title_text="tokens in the cache")
-    fig.update_yaxes(title_text="ms", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="ms", row=1, col=1)  # one slow step must not flatten the rest
     fig.update_yaxes(type="log", title_text="MiB", row=1, col=2)
     fig.update_layout(title="Generation with a KV cache: cost of each new token", height=520,
                       margin=dict(t=70, l=10, r=10, b=10), legend=dict(orientation="h", y=-0.25))
