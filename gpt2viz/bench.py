@@ -38,6 +38,7 @@ from .cache import KVCache
 from .config import ModelConfig
 from .model import GPT2
 from .resources import ensure_fits, format_bytes
+from .train import param_count
 
 
 @dataclass
@@ -318,24 +319,18 @@ def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
 
 
 def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> dict[str, ModelConfig]:
-    """The configs a decode run builds (positions long enough for the longest context),
+    """The configs a decode run builds (positions long enough for the longest context and up
+    to 16 steps, so one config, and its cached parameter count, serves every step setting),
     checked up front: a run whose weights and cache would not fit is refused."""
     longest = max(contexts) + steps
     planned = {}
     for name, cfg in configs.items():
-        cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, longest), dropout=0.0)
-        ensure_fits(param_bytes(cfg) + cfg.kv_cache_bytes(longest),
+        positions = max(contexts) + max(steps, 16)
+        cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, positions), dropout=0.0)
+        ensure_fits(4 * param_count(cfg) + cfg.kv_cache_bytes(longest),
                     f"decoding {name} after {max(contexts)} tokens")
         planned[name] = cfg
     return planned
-
-
-def param_bytes(cfg: ModelConfig) -> int:
-    """fp32 weights: embeddings, per layer attention (q, o and the n_kv_head-wide k, v) and
-    MLP, LM head tied to the token embedding."""
-    kv_width = cfg.n_kv_head * cfg.head_dim
-    per_layer = 2 * cfg.d_model ** 2 + 2 * cfg.d_model * kv_width + 8 * cfg.d_model ** 2
-    return 4 * (cfg.n_layer * per_layer + (cfg.vocab_size + cfg.max_seq_len) * cfg.d_model)
 
 
 def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> float:
@@ -344,10 +339,11 @@ def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: in
     what this project's 2-core machines measured)."""
     total = 0.0
     for cfg in decode_plan(configs, contexts, steps).values():
-        total += 0.05 + param_bytes(cfg) / 1e9
+        weights = 4 * param_count(cfg)  # fp32
+        total += 0.05 + weights / 1e9
         for n in contexts:
             cache = cfg.kv_cache_bytes(n + steps)
-            total += 0.005 + cache / 1e9 + steps * (1e-3 + (param_bytes(cfg) + cache) / 1e10)
+            total += 0.005 + cache / 1e9 + steps * (1.5e-3 + (weights + cache) / 1e10)
     return total
 
 

@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -304,8 +305,10 @@ def training_bytes(config: ModelConfig, settings: TrainSettings) -> int:
     return params * 4 * 4 + activations + attention + logits
 
 
+@lru_cache(maxsize=256)
 def param_count(config: ModelConfig) -> int:
-    """Parameters of GPT2(config), counted on the meta device: no memory, no init time."""
+    """Parameters of GPT2(config), counted on the meta device: no memory (building the modules
+    still takes tens of ms, so each config is counted once)."""
     with torch.device("meta"):
         return GPT2(config).num_params()
 
