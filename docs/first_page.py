@@ -9,11 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser import ROOT, browser_page, free_port, wait_idle, wait_trained  # noqa: E402
+from browser import ROOT, browser_page, free_port, wait_healthy, wait_trained  # noqa: E402
 
 port = free_port()
 env = {**os.environ, "GPT2VIZ_CACHE": tempfile.mkdtemp()}
@@ -22,13 +21,7 @@ server = subprocess.Popen([str(ROOT / "run.sh"), "app", "--server.headless", "tr
                            "--server.port", str(port)], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    break
-        except OSError:
-            time.sleep(0.2)
+    wait_healthy(port, server, timeout=600)
     served = time.perf_counter() - started
     with browser_page() as page:
         page.goto(f"http://127.0.0.1:{port}/")

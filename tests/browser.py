@@ -30,6 +30,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    """Until the Streamlit server on `port` answers its health check; RuntimeError (with the
+    server's last output when it was captured) if it exits or takes longer than `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            output = proc.stdout.read().decode()[-2000:] if proc.stdout else ""
+            raise RuntimeError("streamlit did not start: " + output)
+        if time.time() > deadline:
+            raise RuntimeError("streamlit did not start in time")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def serve_app(env_overrides: dict | None = None, timeout: float = 60):
     port = free_port()
@@ -40,18 +59,7 @@ def serve_app(env_overrides: dict | None = None, timeout: float = 60):
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("streamlit did not start: " + proc.stdout.read().decode()[-2000:]
-                                   if proc.poll() is not None else "streamlit did not start in time")
-            time.sleep(0.3)
+        wait_healthy(port, proc, timeout)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
