@@ -197,16 +197,14 @@ def banded_attention(q, k, v, window, sinks=0):
     rows_per_call = max(c, t // BANDED_GROUPS // c * c)
     offset = (torch.arange(c + window - 1, device=q.device)[None, :]
               - torch.arange(c, device=q.device)[:, None])  # (c, span): column - row
-    band_mask = torch.zeros(c, c + window - 1, dtype=q.dtype, device=q.device).masked_fill(
-        (offset < 0) | (offset >= window), float("-inf"))  # row r sees columns r .. r+window-1
+    band_mask = _additive((offset >= 0) & (offset < window), q.dtype)  # row r sees columns r .. r+window-1
     for bi in range(b):
         qb, kb, vb = q[bi:bi + 1], k[bi:bi + 1], v[bi:bi + 1]  # (1, H, T, D)
         for first in range(0, head, rows_per_call):  # rows first .. last-1 see keys 0 .. i
             last = min(head, first + rows_per_call)
             causal = (torch.arange(last, device=q.device)[None, :]
                       <= torch.arange(first, last, device=q.device)[:, None])
-            mask = None if first == 0 else torch.zeros(causal.shape, dtype=q.dtype,
-                                                       device=q.device).masked_fill(~causal, float("-inf"))
+            mask = None if first == 0 else _additive(causal, q.dtype)
             _copy_rows(out[bi], first, _flash(qb[:, :, first:last], kb[:, :, :last],
                                               vb[:, :, :last], causal=first == 0, mask=mask)[0])
         start = head
@@ -225,6 +223,12 @@ def banded_attention(q, k, v, window, sinks=0):
                              chunk_lse.transpose(0, 1).reshape(1, hq, n * length))
             start += n * length
     return out
+
+
+def _additive(allowed, dtype):
+    """The CPU flash kernel takes masks as scores to add: 0 where allowed, -inf elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed, float("-inf"))
 
 
 def _copy_rows(out, start, chunks):
