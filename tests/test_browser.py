@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from browser import PAGES, ROOT, open_page, serve_app, wait_idle
+from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -61,3 +61,29 @@ def test_a_shared_deep_link_works_on_a_fresh_server(dashboard, tmp_path):
                               "[data-testid='stPlotlyChart'] .annotation-text").evaluate_all(
             "els => els.map(e => e.textContent)")
         assert "swa" in titles and "gqa" in titles and "gpt2" not in titles
+
+
+def test_generation_view_follows_its_controls(dashboard):
+    url, page = dashboard
+    open_page(page, url, "performance")
+    main = page.locator("[data-testid='stMain']")
+    main.locator("[data-testid='stRadio']").get_by_text("Generation vs context length").click()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"^KV cache bytes = slots")).wait_for(timeout=60_000)
+
+    def legend():
+        return main.locator("[data-testid='stPlotlyChart'] .legendtext").all_text_contents()
+
+    assert {"MHA · full", "MQA · window 256 + 4 sinks", "gpt2"} <= set(legend())
+    main.get_by_text("Add the selected variants").click()  # the checkbox: family only
+    wait_idle(page)
+    assert "gpt2" not in legend() and "MHA · full" in legend()
+    main.get_by_role("slider").nth(1).focus()  # window of the family: 256 -> 64
+    page.keyboard.press("ArrowLeft")
+    wait_idle(page)
+    assert "MHA · window 64" in legend() and "MHA · window 256" not in legend()
+    step_number(main, "Sinks")  # 4 -> 5
+    wait_idle(page)
+    assert "GQA 3 · window 64 + 5 sinks" in legend()
+    assert page.get_by_text(re.compile(r"^Measured just now on this machine")).count() == 1
+    assert no_exception(page)
