@@ -10,7 +10,7 @@ import streamlit as st
 import serving_ui
 from gpt2viz.corpus import Corpus, CorpusError, decode_text, stored_text, store_text
 from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
-from gpt2viz.train import cache_dir
+from gpt2viz.checkpoint_cache import cache_dir
 
 EMBEDDED = ""  # the sidebar value that means the embedded corpus
 

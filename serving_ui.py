@@ -16,7 +16,8 @@ import streamlit as st
 from gpt2viz.jobs import MAX_WAITING, check_budget
 from gpt2viz.resources import format_bytes
 from gpt2viz.serving import UPLOAD_CAPS, Refused, checkpoint_path, is_local, models_folder, public_message
-from gpt2viz.train import TrainSettings, cache_dir, cache_entries, cache_max_bytes, clear_cache
+from gpt2viz.checkpoint_cache import cache_dir, cache_entries, cache_max_bytes, clear_cache
+from gpt2viz.config import TrainSettings
 
 log = logging.getLogger("gpt2viz")
 

@@ -18,7 +18,7 @@ import serving_ui
 from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
 from gpt2viz.resources import device
-from gpt2viz.train import TrainSettings
+from gpt2viz.config import TrainSettings
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}

@@ -23,7 +23,8 @@ from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.jobs import TrainingQueue, job_tokens
 from gpt2viz.resources import device, format_bytes
 from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
-from gpt2viz.train import History, checkpoint_folder, training_bytes
+from gpt2viz.checkpoint_cache import checkpoint_folder
+from gpt2viz.train import History, training_bytes
 from gpt2viz.viz.charts import loss_curves
 from gpt2viz.workbench import (CONTEXTS, Prompt, Variant, context_losses, pooled_losses, run_trace,
                                tokenize_prompt, unknown_positions)

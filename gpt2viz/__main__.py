@@ -50,7 +50,8 @@ def run_train(args) -> int:
     from dataclasses import replace
 
     from .corpus import Corpus, read_text
-    from .train import TrainSettings, train
+    from .config import TrainSettings
+    from .train import train
 
     corpus = Corpus.from_text(read_text(args.corpus), args.corpus) if args.corpus else Corpus.default()
     settings = TrainSettings()

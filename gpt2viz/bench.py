@@ -34,7 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .attention import attention, choose_impl
-from .cache import KVCache
+from .kv_cache import KVCache
 from .config import ModelConfig
 from .model import GPT2
 from .resources import ensure_fits, format_bytes

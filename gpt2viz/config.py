@@ -136,3 +136,29 @@ def preset(name: str, **overrides) -> ModelConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(PRESETS)}.")
     return PRESETS[name].replace(**overrides)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 240
+    batch_size: int = 16
+    block_size: int = 128
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 40
+    max_seconds: float | None = None  # stop early (the history says so) if time runs out
+
+    def describe(self) -> str:
+        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
+        return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
+                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "block_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0.")

@@ -14,7 +14,8 @@ import torch
 from .config import PRESETS, ModelConfig, preset
 from .corpus import Corpus
 from .model import GPT2
-from .train import TrainSettings, train
+from .config import TrainSettings
+from .train import train
 
 DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
 

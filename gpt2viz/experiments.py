@@ -28,7 +28,9 @@ from .config import ModelConfig
 from .corpus import Corpus
 from .model import GPT2
 from .resources import ensure_fits
-from .train import TrainSettings, checkpoint_folder, continue_training, evaluate, training_bytes
+from .checkpoint_cache import checkpoint_folder
+from .config import TrainSettings
+from .train import continue_training, evaluate, training_bytes
 
 
 def reconfigured(model: GPT2, **changes) -> GPT2:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
 from .serving import Refused
-from .train import Progress, TrainSettings
+from .config import TrainSettings
+from .train import Progress
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
 MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)

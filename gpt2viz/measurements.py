@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from .train import cache_dir
+from .checkpoint_cache import cache_dir
 
 FOLDER = "measurements"
 

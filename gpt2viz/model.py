@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import attention, eager_attention
-from .cache import KVCache
+from .kv_cache import KVCache
 from .config import ModelConfig
 from .positions import (alibi_slopes, apply_rope, positions_from_mask, rope_cos_sin,
                         sinusoidal_table)

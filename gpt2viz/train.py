@@ -2,62 +2,29 @@
 
 Fair comparison: every variant trained with the same TrainSettings and seed sees the same
 batches in the same order (the batch sampler has its own generator, untouched by model init).
-Checkpoints are cached by (config, corpus hash, settings, seed): nothing trains twice. The
-cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least recently used checkpoints go, never
-one that this process is reading or writing.
+Checkpoints are cached by (config, corpus hash, settings, seed) in checkpoint_cache: nothing
+trains twice.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
 import os
-import shutil
-import threading
 import time
-import uuid
-from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .config import POSITIONS, ModelConfig
+from .checkpoint_cache import (cache_max_bytes, checkpoint_folder, checkpoint_in_use, evict,
+                               remove_unless_in_use)
+from .config import POSITIONS, ModelConfig, TrainSettings
 from .corpus import Corpus, Vocabulary
 from .model import GPT2
-from .resources import device, ensure_fits, parse_size
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    steps: int = 240
-    batch_size: int = 16
-    block_size: int = 128
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 40
-    max_seconds: float | None = None  # stop early (the history says so) if time runs out
-
-    def describe(self) -> str:
-        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
-        return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
-                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "block_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr} must be > 0.")
+from .resources import device, ensure_fits
 
 
 @dataclass
@@ -97,110 +64,6 @@ class TrainedModel:
         return self.history.val_loss[-1]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("GPT2VIZ_CACHE", Path.home() / ".cache" / "gpt2viz"))
-
-
-DEFAULT_CACHE_MAX = 2 * 1024**3  # a laptop's worth; a default preset's checkpoint is 6 MB
-_in_use: Counter = Counter()     # folder -> readers and writers in this process
-_in_use_lock = threading.Lock()
-
-
-def cache_max_bytes() -> int:
-    text = os.environ.get("GPT2VIZ_CACHE_MAX", "").strip()
-    if not text:
-        return DEFAULT_CACHE_MAX
-    try:
-        return parse_size(text)
-    except ValueError as err:
-        raise ValueError(f"GPT2VIZ_CACHE_MAX: {err}") from None
-
-
-@contextlib.contextmanager
-def checkpoint_in_use(folder: Path):
-    """While held, eviction and clear_cache() leave `folder` alone."""
-    with _in_use_lock:
-        _in_use[folder] += 1
-    try:
-        yield folder
-    finally:
-        with _in_use_lock:
-            _in_use[folder] -= 1
-            if not _in_use[folder]:
-                del _in_use[folder]
-
-
-@dataclass
-class CacheEntry:
-    folder: Path
-    bytes: int
-    last_used: float  # the folder's mtime: written, or touched when loaded
-
-
-def cache_entries() -> list[CacheEntry]:
-    """Finished checkpoints, least recently used first. Hidden folders are being written
-    (save_checkpoint's staging) or removed: they are not entries."""
-    entries = []
-    root = cache_dir()
-    for folder in (root.iterdir() if root.is_dir() else []):
-        if folder.name.startswith(".") or not folder.is_dir():
-            continue
-        try:
-            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-            entries.append(CacheEntry(folder, size, folder.stat().st_mtime))
-        except OSError:
-            continue  # removed while we looked
-    return sorted(entries, key=lambda e: e.last_used)
-
-
-def cache_size() -> int:
-    return sum(e.bytes for e in cache_entries())
-
-
-def evict(max_bytes: int | None = None) -> list[Path]:
-    """Remove least recently used checkpoints until the cache fits in max_bytes (default the
-    cap); checkpoints in use are skipped, so the cache may stay over a cap smaller than them."""
-    max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
-    entries = cache_entries()
-    total, removed = sum(e.bytes for e in entries), []
-    for entry in entries:
-        if total <= max_bytes:
-            break
-        if _remove_unless_in_use(entry.folder):
-            total -= entry.bytes
-            removed.append(entry.folder)
-    return removed
-
-
-def clear_cache() -> list[Path]:
-    return evict(max_bytes=0)
-
-
-def _remove_unless_in_use(folder: Path) -> bool:
-    """Rename out of sight first, so a reader sees the whole checkpoint or none of it."""
-    with _in_use_lock:
-        if _in_use[folder]:
-            return False
-        hidden = folder.with_name(f".removing.{folder.name}.{uuid.uuid4().hex[:8]}")
-        try:
-            os.rename(folder, hidden)
-        except OSError:
-            return False  # gone already, or another process is removing it
-    shutil.rmtree(hidden, ignore_errors=True)
-    return True
-
-
-def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> str:
-    payload = json.dumps([config.to_dict(), corpus.sha256, asdict(settings), seed], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def checkpoint_folder(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> Path:
-    """Where train() keeps this model; config's vocab_size is replaced as train() does."""
-    config = config.replace(vocab_size=corpus.vocab.size)
-    return cache_dir() / cache_key(config, corpus, settings, seed)
-
-
 def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
           seed: int = 0, callback: Callable[[Progress], None] | None = None,
           use_cache: bool = True) -> TrainedModel:
@@ -214,7 +77,7 @@ def train(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSe
     if cached is not None:
         return cached
     if use_cache and folder.is_dir():
-        _remove_unless_in_use(folder)  # unreadable: retrained and replaced below
+        remove_unless_in_use(folder)  # unreadable: retrained and replaced below
 
     torch.manual_seed(seed)
     model = GPT2(config).to(device())  # initialised on the CPU: the same weights on any device

@@ -12,7 +12,8 @@ from .config import ModelConfig
 from .corpus import Vocabulary
 from .model import GPT2, Trace
 from .tokenizer import get_tokenizer
-from .train import History, TrainSettings
+from .config import TrainSettings
+from .train import History
 
 MAX_PROMPT_TOKENS = 128  # a heatmap past this is unreadable; longer prompts keep their end
 

@@ -7,7 +7,8 @@ import serving_ui
 import sidebar
 import ui
 from gpt2viz.tokenizer import get_tokenizer
-from gpt2viz.train import TrainSettings, learning_problem
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import learning_problem
 from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, within_noise
 
 selection = ui.selection()

@@ -206,7 +206,9 @@ def test_generation_view_measures_cache_bytes_and_latency_per_token():
 
 def test_checkpoint_folders_load_ours_and_hugging_faces(tmp_path):
     from gpt2viz.corpus import Corpus
-    from gpt2viz.train import TrainSettings, cache_dir, cache_key, train
+    from gpt2viz.checkpoint_cache import cache_dir, cache_key
+    from gpt2viz.config import TrainSettings
+    from gpt2viz.train import train
     from gpt2viz import ModelConfig
 
     corpus = Corpus.default()

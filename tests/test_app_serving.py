@@ -12,7 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from gpt2viz import PRESETS, ModelConfig
 from gpt2viz.serving import max_upload_megabytes
-from gpt2viz.train import TrainSettings, cache_entries, checkpoint_folder, train
+from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import train
 from test_app import wait_for_training
 
 ROOT = Path(__file__).resolve().parent.parent

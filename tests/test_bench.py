@@ -6,7 +6,7 @@ import torch
 from gpt2viz.attention import attention
 from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_generate,
                            decode_family, peak_memory, render)
-from gpt2viz.cache import KVCache
+from gpt2viz.kv_cache import KVCache
 from gpt2viz.config import ModelConfig
 from gpt2viz.model import GPT2
 

@@ -13,7 +13,8 @@ from gpt2viz import GPT2, ModelConfig
 from gpt2viz.corpus import Corpus, default_text
 from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, reach, receptive_field,
                                  sliding_token_losses, theory_reach, window_losses)
-from gpt2viz.train import TrainSettings, train
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import train
 
 HAS_SINKS = hasattr(ModelConfig(), "sinks")
 needs_sinks = pytest.mark.skipif(not HAS_SINKS, reason="ModelConfig has no `sinks` field yet "

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import VARIANTS, tiny_model
-from gpt2viz.cache import KVCache
+from gpt2viz.kv_cache import KVCache
 
 
 def test_cached_greedy_equals_uncached(variant):

@@ -7,7 +7,8 @@ import pytest
 from gpt2viz.jobs import (MAX_JOB_TOKENS, TrainingCancelled, TrainingQueue, check_budget,
                           job_tokens)
 from gpt2viz.serving import Refused
-from gpt2viz.train import Progress, TrainSettings
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import Progress
 
 
 def test_the_same_model_asked_twice_trains_once_and_jobs_run_in_order():
@@ -104,7 +105,8 @@ def test_the_budget_cap():
 
 def test_a_cancelled_training_writes_nothing(corpus, private_cache):
     from gpt2viz import ModelConfig
-    from gpt2viz.train import checkpoint_folder, train
+    from gpt2viz.checkpoint_cache import checkpoint_folder
+    from gpt2viz.train import train
 
     tiny = ModelConfig(n_layer=1, n_head=2, d_model=16, max_seq_len=32)
     settings = TrainSettings(steps=50, batch_size=2, block_size=16, eval_every=50, warmup_steps=1)

@@ -96,7 +96,8 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
     """Through a link (the browser test types them into the Build page's fields)."""
     from gpt2viz import PRESETS
     from gpt2viz.corpus import Corpus
-    from gpt2viz.train import TrainSettings, checkpoint_folder
+    from gpt2viz.checkpoint_cache import checkpoint_folder
+    from gpt2viz.config import TrainSettings
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
     at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")

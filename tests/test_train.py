@@ -8,8 +8,9 @@ import torch
 from gpt2viz import ModelConfig
 from gpt2viz.corpus import Corpus, CorpusError, decode_text, default_text
 from gpt2viz.config import POSITIONS
-from gpt2viz.train import (History, TrainSettings, cache_key, learning_problem, sample_batch,
-                           train, training_matrix)
+from gpt2viz.checkpoint_cache import cache_key
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import History, learning_problem, sample_batch, train, training_matrix
 
 SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
 QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)

@@ -298,7 +298,8 @@ def test_issue16_finding4_every_learned_position_row_gets_a_gradient():
     import torch.nn.functional as F
 
     from gpt2viz.corpus import Corpus
-    from gpt2viz.train import TrainSettings, sample_batch
+    from gpt2viz.config import TrainSettings
+    from gpt2viz.train import sample_batch
 
     corpus = Corpus.default()
     settings = TrainSettings()  # the dashboard's batch and block

@@ -28,7 +28,7 @@ def stored(name, weights="trained", seed=0, **fields):
 
     from gpt2viz.corpus import Corpus
 
-    from gpt2viz.train import TrainSettings
+    from gpt2viz.config import TrainSettings
 
     embedded = Corpus.default().sha256 if weights == "random" else ""  # keys end with the corpus
     quick = TrainSettings(steps=int(os.environ["GPT2VIZ_TRAIN_STEPS"]))  # the pages' default budget
@@ -96,7 +96,7 @@ def test_issue16_comparison_build_shows_how_much_each_model_uses_its_context(cor
 
 
 def test_issue16_comparison_seed_noise_is_measured_for_the_default_budget_only():
-    from gpt2viz.train import TrainSettings
+    from gpt2viz.config import TrainSettings
     from gpt2viz.workbench import SEED_LOSSES, seed_noise
 
     assert len(SEED_LOSSES) >= 3  # a few seeds, not one
