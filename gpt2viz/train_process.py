@@ -1,0 +1,116 @@
+"""Training in a child process at a lower priority, so training cannot starve serving.
+
+Inside the server process a training thread shares the GIL and every core with the web server
+and each session's page script; from the sixth session on, pages stopped loading. Here a child
+Python (`python -m gpt2viz.train_process`, so nothing of the parent's main script is re-run)
+trains at `nice` 10 on all cores but one — notebook kernels and TensorBoard's loaders run apart
+from their servers for the same reason —, streams its progress back, and sends the trained
+weights. It writes the checkpoint cache itself; a cancelled or killed child writes nothing
+(checkpoints are staged and renamed).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .config import ModelConfig, TrainSettings
+from .corpus import Corpus
+from .jobs import TrainingCancelled
+from .model import GPT2
+from .resources import device
+from .train import Progress, TrainedModel, train
+
+NICENESS = 10
+
+
+def training_threads() -> int:
+    """All cores but one: the other is the web server's and the page scripts'."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
+                   seed: int = 0, callback: Callable[[Progress], None] | None = None,
+                   use_cache: bool = True) -> TrainedModel:
+    """train(), run in a child process. `callback` runs here, in the caller's thread, for every
+    step; if it raises (TrainingCancelled), the child stops at its next step and saves nothing."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, "-m", "gpt2viz.train_process"], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    pickle.dump((config, corpus, settings, seed, use_cache), child.stdin)
+    child.stdin.close()
+    try:
+        while True:
+            try:
+                kind, payload = pickle.load(child.stdout)
+            except EOFError:
+                raise RuntimeError(f"The training process stopped without a result (exit code "
+                                   f"{child.wait()}).") from None
+            if kind == "progress":
+                if callback is not None:
+                    callback(payload)
+            elif kind == "error":
+                raise payload
+            else:
+                weights, history, from_cache = payload
+                break
+    except BaseException:
+        _stop(child)
+        raise
+    finally:
+        child.stdout.close()
+    child.wait()
+    model = GPT2(config.replace(vocab_size=corpus.vocab.size))
+    model.load_state_dict(weights)
+    return TrainedModel(model.to(device()).eval(), corpus.vocab, history, corpus.name, from_cache)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """SIGTERM: the child stops at its next step, writing nothing; killed if it does not."""
+    child.terminate()
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _serve() -> None:
+    """The child: one training request on stdin, pickled messages on stdout."""
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the message stream
+    os.nice(NICENESS)
+    torch.set_num_threads(training_threads())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    config, corpus, settings, seed, use_cache = pickle.load(sys.stdin.buffer)
+
+    def send(kind, payload):
+        pickle.dump((kind, payload), out)
+        out.flush()
+
+    def report(progress: Progress):
+        if stop.is_set():
+            raise TrainingCancelled()
+        send("progress", progress)
+
+    try:
+        result = train(config, corpus, settings, seed=seed, callback=report, use_cache=use_cache)
+        weights = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+        send("done", (weights, result.history, result.from_cache))
+    except Exception as err:
+        if not stop.is_set():
+            send("error", err)
+
+
+if __name__ == "__main__":
+    _serve()

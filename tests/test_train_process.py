@@ -1,0 +1,71 @@
+"""Training in a child process (gpt2viz.train_process): the same model as training in-process,
+at a lower priority, cancellable without leaving anything on disk."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt2viz import PRESETS
+from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
+from gpt2viz.config import TrainSettings
+from gpt2viz.corpus import Corpus
+from gpt2viz.jobs import TrainingCancelled
+from gpt2viz.train import train
+from gpt2viz.train_process import NICENESS, train_in_child
+
+SETTINGS = TrainSettings(steps=4, eval_every=2)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return Corpus.default()
+
+
+def _children_niceness() -> list[int]:
+    """Niceness of this process's children, from /proc (field 19 of stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # fields[1] is the parent pid
+            found.append(int(fields[16]))
+    return found
+
+
+def test_child_training_equals_in_process_training_and_runs_at_lower_priority(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    niceness, steps = [], []
+
+    def watch(progress):
+        steps.append(progress.step)
+        niceness.extend(_children_niceness())
+
+    child = train_in_child(PRESETS["rope"], corpus, SETTINGS, seed=5, callback=watch)
+    here = train(PRESETS["rope"], corpus, SETTINGS, seed=5, use_cache=False)
+    assert steps == [1, 2, 3, 4]
+    assert niceness and set(niceness) == {os.nice(0) + NICENESS}
+    idx = torch.randint(0, corpus.vocab.size, (2, 32), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(child.model(idx), here.model(idx), atol=1e-5, rtol=1e-5)
+    assert child.history.val_loss == pytest.approx(here.history.val_loss, abs=1e-5)
+    assert checkpoint_folder(PRESETS["rope"], corpus, SETTINGS, 5).is_dir()  # the child cached it
+
+
+def test_cancelling_stops_the_child_and_saves_nothing(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+
+    def cancel_at_step_2(progress):
+        if progress.step == 2:
+            raise TrainingCancelled()
+
+    with pytest.raises(TrainingCancelled):
+        train_in_child(PRESETS["gpt2"], corpus, SETTINGS, seed=6, callback=cancel_at_step_2)
+    assert cache_entries() == []
+    assert not any(tmp_path.iterdir()), "no staging folder left behind"
+
+
+def test_errors_in_the_child_reach_the_caller(corpus):
+    with pytest.raises(ValueError, match="max_seq_len"):
+        train_in_child(PRESETS["gpt2"], corpus, TrainSettings(block_size=4096), use_cache=False)
