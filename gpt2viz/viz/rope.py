@@ -118,3 +118,65 @@ def absolute_position_similarity(table) -> tuple[np.ndarray, np.ndarray]:
     distance = np.arange(1, len(table))
     values = [float((table[:-d] * table[d:]).sum(1).mean() / norms) for d in distance]
     return np.concatenate([[0], distance]), np.array([1.0] + values)
+
+
+def pair_usage_figure(q_norms, k_norms, base: float, context: int, title: str | None = None) -> go.Figure:
+    """q_norms, k_norms (n_layer, head_dim/2) from rope_usage.pair_norms -> two layer x pair
+    heatmaps: how long each rotation pair of the real queries and keys is, per layer. Pairs
+    right of the dotted line have wavelengths longer than the farthest distance in `context`
+    tokens (context - 1): they never turn once between two tokens, so they carry (almost) no
+    relative position, only content."""
+    q_norms, k_norms = np.asarray(q_norms, float), np.asarray(k_norms, float)
+    n_layer, half = q_norms.shape
+    wavelength = 2 * math.pi / rope_frequencies(2 * half, base).numpy()  # (head_dim/2,)
+    layers = list(range(n_layer))
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=["queries: mean |(q_k, q_k+d/2)|", "keys: mean |(k_k, k_k+d/2)|"])
+    hover = np.stack([np.broadcast_to(wavelength, q_norms.shape),  # (n_layer, half, 2)
+                      np.broadcast_to(np.arange(half) + half, q_norms.shape)], -1)
+    for col, (name, norms) in enumerate((("q", q_norms), ("k", k_norms)), start=1):
+        fig.add_trace(go.Heatmap(
+            z=norms, x=list(range(half)), y=layers, colorscale="Viridis", customdata=hover,
+            zmin=0.0, zmax=float(max(q_norms.max(), k_norms.max())), showscale=col == 2,
+            colorbar=dict(title=dict(text="mean pair length", side="right")),
+            hovertemplate=f"layer %{{y}}, pair %{{x}} (dims %{{x}} and %{{customdata[1]}})<br>"
+                          f"|{name}| = %{{z:.3f}}<br>wavelength %{{customdata[0]:,.1f}} tokens<extra></extra>"),
+            row=1, col=col)
+    farthest = context - 1
+    beyond = np.nonzero(wavelength > farthest)[0]
+    if len(beyond):
+        for col in (1, 2):
+            fig.add_vline(x=beyond[0] - 0.5, line_dash="dot", line_color="white", line_width=2, row=1, col=col,
+                          annotation_text=f"wavelength > {farthest}" if col == 1 else None,
+                          annotation_position="top right", annotation_font_color="white")
+    fig.update_xaxes(title_text="pair k (fastest first)")
+    fig.update_yaxes(title_text="layer", autorange="reversed", row=1, col=1)
+    fig.update_layout(title=title or f"Which rotation pairs the model uses (base {base:g}; right of the "
+                                     f"dotted line: slower than one turn in {context} tokens)",
+                      height=160 + 18 * n_layer, margin=dict(t=80, l=10, r=10, b=10))
+    return fig
+
+
+def measured_decay_figure(measured: dict, head_dim: int, base: float, title: str) -> go.Figure:
+    """measured: rope_usage.qk_by_distance -> mean q.k / sqrt(d) against distance on the real
+    vectors (as the model scores them, and rotated back to position 0 when given), beside
+    RoFormer's analytic curve for q = k = ones at this base and head_dim (right axis)."""
+    distance = np.asarray(measured["distance"])
+    analytic = rope_score_by_distance(head_dim, base, len(distance))["ones"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=distance, y=measured["rotated"], mode="lines", name="real q·k (rotated)",
+                             customdata=measured["queries"],
+                             hovertemplate="Δ = %{x}: %{y:.3f} (mean of %{customdata} pairs)<extra>rotated</extra>"))
+    if measured.get("unrotated") is not None:
+        fig.add_trace(go.Scatter(x=distance, y=measured["unrotated"], mode="lines",
+                                 name="the same q, k without rotation", line=dict(dash="dash"),
+                                 hovertemplate="Δ = %{x}: %{y:.3f}<extra>unrotated</extra>"))
+    fig.add_trace(go.Scatter(x=distance, y=analytic, mode="lines", name="analytic, q = k = ones (right axis)",
+                             line=dict(color="grey", dash="dot"),
+                             hovertemplate="Δ = %{x}: %{y:.3f}<extra>analytic</extra>"), secondary_y=True)
+    fig.update_xaxes(title_text="distance Δ = i − j (tokens)")
+    fig.update_yaxes(title_text="mean q_i · k_(i−Δ) / √d", secondary_y=False)
+    fig.update_yaxes(title_text="analytic score (1 at Δ = 0)", secondary_y=True, showgrid=False)
+    fig.update_layout(title=title, height=400, margin=dict(t=60, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
