@@ -26,7 +26,7 @@ def test_atlas_colours_every_cell_by_its_measure(measure):
     assert z.shape == (30, 9)
     for r in stats:
         assert z[r["layer"], r["head"]] == r[measure]
-    assert fig.layout.yaxis.autorange == "reversed"  # layer 0 on top
+    assert tuple(fig.layout.yaxis.range) == (29.5, -0.5)  # layer 0 on top, no margin around cells
     if measure in ("first_token_mass", "prev_token", "induction"):  # probabilities: 0 .. 1
         assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, 1.0)
     else:

@@ -62,10 +62,10 @@ def head_atlas(stats: list[dict], measure: str, n_kv_head: int, title: str | Non
                      ticktext=[f"H{h}<br>kv{h // group}" if group > 1 else f"H{h}" for h in range(n_head)],
                      range=[-0.5, n_head - 0.5])
     fig.update_yaxes(tickvals=list(range(n_layer)), ticktext=[f"L{l}" for l in range(n_layer)],
-                     autorange="reversed", showgrid=False, zeroline=False)
+                     range=[n_layer - 0.5, -0.5], showgrid=False, zeroline=False)  # layer 0 on top
     outline = f"; outlined: the {group} heads that read one K/V head" if group > 1 else ""
     fig.update_layout(title=title or f"Head atlas: {MEASURE_LABELS[measure]} ({kind}{outline})",
-                      height=140 + 22 * n_layer, plot_bgcolor="white", hovermode="closest",
+                      height=140 + 22 * n_layer, plot_bgcolor="white", hovermode="closest", hoverdistance=-1,
                       margin=dict(t=110, l=10, r=10, b=10))
     return fig
 
