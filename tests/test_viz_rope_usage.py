@@ -13,14 +13,21 @@ def test_pair_usage_draws_the_norms_with_wavelengths_and_marks_the_context():
     base, context = 100000.0, 8192
     fig = pair_usage_figure(q, k, base, context)
     heat_q, heat_k = fig.data
-    assert np.array_equal(np.array(heat_q.z), q) and np.array_equal(np.array(heat_k.z), k)
     wavelength = [2 * math.pi * base ** (2 * p / 64) for p in range(32)]
-    custom = np.array(heat_q.customdata)
-    assert np.allclose(custom[:, :, 0], wavelength) and (custom[:, :, 1] == np.arange(32) + 32).all()
+    for heat, norms in ((heat_q, q), (heat_k, k)):
+        for layer in range(30):  # colour: length over the layer's mean pair length
+            assert np.allclose(heat.z[layer], [x / (sum(norms[layer]) / 32) for x in norms[layer]])
+        custom = np.array(heat.customdata)
+        assert np.array_equal(custom[:, :, 0], norms)  # the length itself on hover
+        assert np.allclose(custom[:, :, 1], wavelength) and (custom[:, :, 2] == np.arange(32) + 32).all()
+    assert heat_q.zmax == heat_k.zmax == max(np.max(heat_q.z), np.max(heat_k.z))
     assert "wavelength" in heat_q.hovertemplate and "|q|" in heat_q.hovertemplate
+    assert "|k|" in heat_k.hovertemplate
     first_beyond = next(p for p in range(32) if wavelength[p] > context - 1)
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert len(lines) == 2 and all(s.x0 == first_beyond - 0.5 for s in lines)
+    assert [a.text for a in fig.layout.annotations if "wavelength" in a.text] == ["wavelength > 8191"]
+    assert not [a for a in fig.layout.annotations if a.text == "new text"]
     assert fig.layout.yaxis.autorange == "reversed"
 
 

@@ -43,10 +43,10 @@ def head_atlas(stats: list[dict], measure: str, n_kv_head: int, title: str | Non
     hover = "<br>".join(f"<b>{MEASURE_LABELS[m]}: %{{customdata[{3 + i}]:.3f}}</b>" if m == measure
                         else f"{MEASURE_LABELS[m]}: %{{customdata[{3 + i}]:.3f}}"
                         for i, m in enumerate(MEASURES))
-    cell_px = max(8, min(40, 560 // n_layer))
+    row_px = max(22, min(50, 400 // n_layer))  # 30 layers: 22 px a row; a 4-layer model: 50
     fig.add_trace(go.Scatter(
         x=head.ravel(), y=layer.ravel(), mode="markers", customdata=customdata.reshape(-1, customdata.shape[-1]),
-        marker=dict(symbol="square", size=cell_px, color="rgba(0,0,0,0)"), showlegend=False,
+        marker=dict(symbol="square", size=row_px - 4, color="rgba(0,0,0,0)"), showlegend=False,
         selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
         hovertemplate="layer %{customdata[0]}, head %{customdata[1]} (KV head %{customdata[2]})<br>"
                       + hover + "<extra></extra>"))
@@ -65,7 +65,7 @@ def head_atlas(stats: list[dict], measure: str, n_kv_head: int, title: str | Non
                      range=[n_layer - 0.5, -0.5], showgrid=False, zeroline=False)  # layer 0 on top
     outline = f"; outlined: the {group} heads that read one K/V head" if group > 1 else ""
     fig.update_layout(title=title or f"Head atlas: {MEASURE_LABELS[measure]} ({kind}{outline})",
-                      height=140 + 22 * n_layer, plot_bgcolor="white", hovermode="closest", hoverdistance=-1,
+                      height=140 + row_px * n_layer, plot_bgcolor="white", hovermode="closest", hoverdistance=-1,
                       margin=dict(t=110, l=10, r=10, b=10))
     return fig
 

@@ -122,38 +122,43 @@ def absolute_position_similarity(table) -> tuple[np.ndarray, np.ndarray]:
 
 def pair_usage_figure(q_norms, k_norms, base: float, context: int, title: str | None = None) -> go.Figure:
     """q_norms, k_norms (n_layer, head_dim/2) from rope_usage.pair_norms -> two layer x pair
-    heatmaps: how long each rotation pair of the real queries and keys is, per layer. Pairs
-    right of the dotted line have wavelengths longer than the farthest distance in `context`
-    tokens (context - 1): they never turn once between two tokens, so they carry (almost) no
-    relative position, only content."""
-    q_norms, k_norms = np.asarray(q_norms, float), np.asarray(k_norms, float)
-    n_layer, half = q_norms.shape
+    heatmaps of which rotation pairs the real queries and keys use. Layers differ in scale, so
+    the colour is each pair's length over its layer's mean pair length (1 = an average pair);
+    the hover gives the length itself and the pair's wavelength. Pairs right of the dotted line
+    turn less than once over the farthest distance in `context` tokens (context - 1): they carry
+    (almost) no relative position, only content."""
+    n_layer, half = np.shape(q_norms)
     wavelength = 2 * math.pi / rope_frequencies(2 * half, base).numpy()  # (head_dim/2,)
-    layers = list(range(n_layer))
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=["queries: mean |(q_k, q_k+d/2)|", "keys: mean |(k_k, k_k+d/2)|"])
-    hover = np.stack([np.broadcast_to(wavelength, q_norms.shape),  # (n_layer, half, 2)
-                      np.broadcast_to(np.arange(half) + half, q_norms.shape)], -1)
-    for col, (name, norms) in enumerate((("q", q_norms), ("k", k_norms)), start=1):
+                        subplot_titles=["queries: |(q_k, q_k+d/2)|", "keys: |(k_k, k_k+d/2)|"])
+    panels = []
+    for name, norms in (("q", q_norms), ("k", k_norms)):
+        norms = np.asarray(norms, float)
+        panels.append((name, norms, norms / norms.mean(1, keepdims=True)))
+    zmax = max(float(relative.max()) for _, _, relative in panels)
+    for col, (name, norms, relative) in enumerate(panels, start=1):
+        hover = np.stack([norms, np.broadcast_to(wavelength, norms.shape),  # (n_layer, half, 3)
+                          np.broadcast_to(np.arange(half) + half, norms.shape)], -1)
         fig.add_trace(go.Heatmap(
-            z=norms, x=list(range(half)), y=layers, colorscale="Viridis", customdata=hover,
-            zmin=0.0, zmax=float(max(q_norms.max(), k_norms.max())), showscale=col == 2,
-            colorbar=dict(title=dict(text="mean pair length", side="right")),
-            hovertemplate=f"layer %{{y}}, pair %{{x}} (dims %{{x}} and %{{customdata[1]}})<br>"
-                          f"|{name}| = %{{z:.3f}}<br>wavelength %{{customdata[0]:,.1f}} tokens<extra></extra>"),
+            z=relative, x=list(range(half)), y=list(range(n_layer)), colorscale="Viridis", customdata=hover,
+            zmin=0.0, zmax=zmax, showscale=col == 2,
+            colorbar=dict(title=dict(text="length / layer's mean pair", side="right")),
+            hovertemplate=f"layer %{{y}}, pair %{{x}} (dims %{{x}} and %{{customdata[2]}})<br>"
+                          f"mean |{name}| = %{{customdata[0]:.3f}} (%{{z:.2f}} × the layer's mean pair)"
+                          f"<br>wavelength %{{customdata[1]:,.1f}} tokens<extra></extra>"),
             row=1, col=col)
     farthest = context - 1
     beyond = np.nonzero(wavelength > farthest)[0]
     if len(beyond):
-        for col in (1, 2):
-            fig.add_vline(x=beyond[0] - 0.5, line_dash="dot", line_color="white", line_width=2, row=1, col=col,
-                          annotation_text=f"wavelength > {farthest}" if col == 1 else None,
-                          annotation_position="top right", annotation_font_color="white")
+        line = dict(x=beyond[0] - 0.5, line_dash="dot", line_color="white", line_width=2, row=1)
+        fig.add_vline(col=1, annotation_text=f"wavelength > {farthest}", annotation_position="top right",
+                      annotation_font_color="white", **line)
+        fig.add_vline(col=2, **line)
     fig.update_xaxes(title_text="pair k (fastest first)")
     fig.update_yaxes(title_text="layer", autorange="reversed", row=1, col=1)
     fig.update_layout(title=title or f"Which rotation pairs the model uses (base {base:g}; right of the "
                                      f"dotted line: slower than one turn in {context} tokens)",
-                      height=160 + 18 * n_layer, margin=dict(t=80, l=10, r=10, b=10))
+                      height=160 + max(18 * n_layer, 200), margin=dict(t=80, l=10, r=10, b=10))
     return fig
 
 
