@@ -194,6 +194,7 @@ def streaming_figure(result: dict, smooth: int = 64, context: int | None = None)
             if value is None:
                 continue
             lo, hi = (int(p) for p in span.split("-"))
+            hi = min(hi, result["tokens"] - 1)  # a bucket the text ends in stops where it ends
             fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], mode="lines+markers", legendgroup=label,
                                      name=label, showlegend=row.get("per_token") is None and span.startswith("0-"),
                                      line=dict(color=colour, dash="dot", width=2.5), marker=dict(size=5),

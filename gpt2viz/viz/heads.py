@@ -87,7 +87,8 @@ def selected_head(event) -> tuple[int, int] | None:
 def ablation_figure(results: list[dict]) -> go.Figure:
     """results: `experiment ablate` JSON ({"layer", "head", "kv_group", "base": {...},
     "ablated": {...}} with text_loss, induction_loss and optionally prompt_loss) -> grouped
-    bars: loss of the intact model, then with each ablation, on each text; the change on hover."""
+    bars: loss of the intact model, then with each ablation, on each text, its change written on
+    the bar."""
     if not results:
         raise ValueError("no ablation to show.")
     keys = [k for k in LOSSES if k in results[0]["base"]]
@@ -101,6 +102,7 @@ def ablation_figure(results: list[dict]) -> go.Figure:
         after = [r["ablated"][k] for k in keys]
         change = [a - r["base"][k] for a, k in zip(after, keys)]
         fig.add_trace(go.Bar(x=texts, y=after, name=label, customdata=change,
+                             texttemplate="%{customdata:+.3f}", textposition="outside",
                              hovertemplate=label + ", %{x}: %{y:.3f} nats (%{customdata:+.3f})"
                                                    "<extra></extra>"))
     fig.update_yaxes(title_text="loss (nats per token)")
