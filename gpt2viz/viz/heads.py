@@ -53,7 +53,7 @@ def head_atlas(stats: list[dict], measure: str, n_kv_head: int, title: str | Non
     if group > 1:  # MHA: every head reads its own K/V head, nothing to group
         for g in range(n_kv_head):
             fig.add_shape(type="rect", x0=g * group - 0.5, x1=(g + 1) * group - 0.5, y0=-0.5,
-                          y1=n_layer - 0.5, line=dict(color="black", width=2), name=f"KV head {g}")
+                          y1=n_layer - 0.5, line=dict(color="black", width=3), name=f"KV head {g}")
     if selected is not None:
         fig.add_shape(type="rect", x0=selected[1] - 0.5, x1=selected[1] + 0.5, y0=selected[0] - 0.5,
                       y1=selected[0] + 0.5, line=dict(color="#d62728", width=3), name="selected")
