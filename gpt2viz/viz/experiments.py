@@ -156,3 +156,59 @@ def logit_lens_figure(lenses: dict, labels: list[str]) -> go.Figure:
                       height=200 + 40 * max(len(p) for p, _ in lenses.values()),
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
+
+
+def streaming_label(row: dict) -> str:
+    """'full attention', 'window 256' or 'window 256 + 4 sinks' for an `experiment streaming` row."""
+    if row["window"] is None:
+        return "full attention"
+    sinks = row.get("sinks") or 0
+    return f"window {row['window']}" + (f" + {sinks} sink{'s' if sinks != 1 else ''}" if sinks else "")
+
+
+def _running_mean(values, span: int) -> np.ndarray:
+    """Mean of the last `span` values at every position (fewer at the start)."""
+    values = np.asarray(values, float)
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - span, 0)
+    return (total[end] - total[start]) / (end - start)
+
+
+def streaming_figure(result: dict, smooth: int = 64, context: int | None = None) -> go.Figure:
+    """result: `experiment streaming` JSON, each row also holding "per_token": the loss at
+    every position i (nats; predicting token i + 1 from the tokens that setting lets it see).
+    One line per setting, the running mean over the last `smooth` positions, and each bucket's
+    mean as a flat dotted step over its positions; dashed lines where the windows end and
+    (given) at the model's own context."""
+    fig = go.Figure()
+    for n, row in enumerate(result["rows"]):
+        colour, label = COLOURS[n % len(COLOURS)], streaming_label(row)
+        if row.get("per_token") is not None:
+            fig.add_trace(go.Scatter(
+                x=np.arange(len(row["per_token"])), y=_running_mean(row["per_token"], smooth), mode="lines",
+                name=f"{label} ({row['loss']:.3f})", legendgroup=label, line=dict(color=colour, width=1.5),
+                hovertemplate=f"{label}<br>position %{{x}}: %{{y:.3f}} nats (mean of the last "
+                              f"{smooth})<extra></extra>"))
+        for span, value in (row.get("buckets") or {}).items():
+            if value is None:
+                continue
+            lo, hi = (int(p) for p in span.split("-"))
+            hi = min(hi, result["tokens"] - 1)  # a bucket the text ends in stops where it ends
+            fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], mode="lines+markers", legendgroup=label,
+                                     name=label, showlegend=row.get("per_token") is None and span.startswith("0-"),
+                                     line=dict(color=colour, dash="dot", width=2.5), marker=dict(size=5),
+                                     hovertemplate=f"{label}<br>positions {lo}–{hi}: mean {value:.3f} nats"
+                                                   "<extra>bucket</extra>"))
+    for w in sorted({row["window"] for row in result["rows"] if row["window"] is not None}):
+        fig.add_vline(x=w, line_dash="dash", line_color="grey", line_width=1,
+                      annotation_text=f"window {w}", annotation_position="top left")
+    if context is not None:
+        fig.add_vline(x=context, line_color="black", line_width=1,
+                      annotation_text=f"model context {context}", annotation_position="top right")
+    fig.update_xaxes(title_text="position in the text")
+    fig.update_yaxes(title_text=f"loss (nats; running mean of {smooth})")
+    fig.update_layout(title=f"Loss along {result['tokens']:,} tokens: full attention, windows, windows + "
+                            f"sinks ({result['variant']}; dotted: bucket means)",
+                      height=440, margin=dict(t=60, l=10, r=10, b=10))
+    return fig

@@ -118,3 +118,70 @@ def absolute_position_similarity(table) -> tuple[np.ndarray, np.ndarray]:
     distance = np.arange(1, len(table))
     values = [float((table[:-d] * table[d:]).sum(1).mean() / norms) for d in distance]
     return np.concatenate([[0], distance]), np.array([1.0] + values)
+
+
+def pair_usage_figure(q_norms, k_norms, base: float, context: int, title: str | None = None) -> go.Figure:
+    """q_norms, k_norms (n_layer, head_dim/2) from rope_usage.pair_norms -> two layer x pair
+    heatmaps of which rotation pairs the real queries and keys use. Layers differ in scale, so
+    the colour is each pair's length over its layer's mean pair length (1 = an average pair);
+    the hover gives the length itself and the pair's wavelength. Pairs right of the dotted line
+    turn less than once over the farthest distance in `context` tokens (context - 1): they carry
+    (almost) no relative position, only content."""
+    n_layer, half = np.shape(q_norms)
+    wavelength = 2 * math.pi / rope_frequencies(2 * half, base).numpy()  # (head_dim/2,)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=["queries: |(q_k, q_k+d/2)|", "keys: |(k_k, k_k+d/2)|"])
+    panels = []
+    for name, norms in (("q", q_norms), ("k", k_norms)):
+        norms = np.asarray(norms, float)
+        panels.append((name, norms, norms / norms.mean(1, keepdims=True)))
+    zmax = max(float(relative.max()) for _, _, relative in panels)
+    for col, (name, norms, relative) in enumerate(panels, start=1):
+        hover = np.stack([norms, np.broadcast_to(wavelength, norms.shape),  # (n_layer, half, 3)
+                          np.broadcast_to(np.arange(half) + half, norms.shape)], -1)
+        fig.add_trace(go.Heatmap(
+            z=relative, x=list(range(half)), y=list(range(n_layer)), colorscale="Viridis", customdata=hover,
+            zmin=0.0, zmax=zmax, showscale=col == 2,
+            colorbar=dict(title=dict(text="length / layer's mean pair", side="right")),
+            hovertemplate=f"layer %{{y}}, pair %{{x}} (dims %{{x}} and %{{customdata[2]}})<br>"
+                          f"mean |{name}| = %{{customdata[0]:.3f}} (%{{z:.2f}} × the layer's mean pair)"
+                          f"<br>wavelength %{{customdata[1]:,.1f}} tokens<extra></extra>"),
+            row=1, col=col)
+    farthest = context - 1
+    beyond = np.nonzero(wavelength > farthest)[0]
+    if len(beyond):
+        line = dict(x=beyond[0] - 0.5, line_dash="dot", line_color="white", line_width=2, row=1)
+        fig.add_vline(col=1, annotation_text=f"wavelength > {farthest}", annotation_position="top right",
+                      annotation_font_color="white", **line)
+        fig.add_vline(col=2, **line)
+    fig.update_xaxes(title_text="pair k (fastest first)")
+    fig.update_yaxes(title_text="layer", autorange="reversed", row=1, col=1)
+    fig.update_layout(title=title or f"Which rotation pairs the model uses (base {base:g}; right of the "
+                                     f"dotted line: slower than one turn in {context} tokens)",
+                      height=160 + max(18 * n_layer, 200), margin=dict(t=80, l=10, r=10, b=10))
+    return fig
+
+
+def measured_decay_figure(measured: dict, head_dim: int, base: float, title: str) -> go.Figure:
+    """measured: rope_usage.qk_by_distance -> mean q.k / sqrt(d) against distance on the real
+    vectors (as the model scores them, and rotated back to position 0 when given), beside
+    RoFormer's analytic curve for q = k = ones at this base and head_dim (right axis)."""
+    distance = np.asarray(measured["distance"])
+    analytic = rope_score_by_distance(head_dim, base, len(distance))["ones"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=distance, y=measured["rotated"], mode="lines", name="real q·k (rotated)",
+                             customdata=measured["queries"],
+                             hovertemplate="Δ = %{x}: %{y:.3f} (mean of %{customdata} pairs)<extra>rotated</extra>"))
+    if measured.get("unrotated") is not None:
+        fig.add_trace(go.Scatter(x=distance, y=measured["unrotated"], mode="lines",
+                                 name="the same q, k without rotation", line=dict(dash="dash"),
+                                 hovertemplate="Δ = %{x}: %{y:.3f}<extra>unrotated</extra>"))
+    fig.add_trace(go.Scatter(x=distance, y=analytic, mode="lines", name="analytic, q = k = ones (right axis)",
+                             line=dict(color="grey", dash="dot"),
+                             hovertemplate="Δ = %{x}: %{y:.3f}<extra>analytic</extra>"), secondary_y=True)
+    fig.update_xaxes(title_text="distance Δ = i − j (tokens)")
+    fig.update_yaxes(title_text="mean q_i · k_(i−Δ) / √d", secondary_y=False)
+    fig.update_yaxes(title_text="analytic score (1 at Δ = 0)", secondary_y=True, showgrid=False)
+    fig.update_layout(title=title, height=400, margin=dict(t=60, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig

@@ -1,0 +1,57 @@
+"""The StreamingLLM chart (viz.experiments.streaming_figure): running means and bucket steps
+recomputed from the per-position losses it was given."""
+import numpy as np
+
+from gpt2viz.viz.experiments import streaming_figure
+
+BUCKETS = {"0-255": (0, 255), "256-1023": (256, 1023), "1024-2047": (1024, 2047), "2048-4095": (2048, 4095)}
+
+
+def result(tokens=1500):
+    rng = np.random.default_rng(0)
+    rows = []
+    for window, sinks in ((None, 0), (256, 0), (256, 4)):
+        per_token = rng.uniform(1, 5, tokens).tolist()
+        buckets = {k: (float(np.mean(per_token[lo: hi + 1])) if lo < tokens else None)
+                   for k, (lo, hi) in BUCKETS.items()}
+        rows.append({"window": window, "sinks": sinks, "loss": float(np.mean(per_token)),
+                     "ppl": float(np.exp(np.mean(per_token))), "buckets": buckets, "per_token": per_token})
+    return {"variant": "smollm2-135m", "tokens": tokens, "text_sha256": "0" * 64, "rows": rows}
+
+
+def test_lines_are_running_means_of_the_last_positions():
+    r = result()
+    fig = streaming_figure(r, smooth=64)
+    lines = [t for t in fig.data if t.line.dash is None]
+    assert [t.name.split(" (")[0] for t in lines] == ["full attention", "window 256", "window 256 + 4 sinks"]
+    for trace, row in zip(lines, r["rows"]):
+        losses = row["per_token"]
+        expected = [sum(losses[max(0, i - 63): i + 1]) / (i + 1 - max(0, i - 63)) for i in range(len(losses))]
+        assert np.allclose(trace.y, expected) and list(trace.x) == list(range(len(losses)))
+
+
+def test_bucket_steps_sit_at_the_bucket_means_over_their_positions():
+    r = result()
+    steps = [t for t in streaming_figure(r).data if t.line.dash == "dot"]
+    assert len(steps) == 3 * 3  # the 2048-4095 bucket is empty at 1,500 tokens: not drawn
+    for n, row in enumerate(r["rows"]):
+        for trace, (key, (lo, hi)) in zip(steps[3 * n: 3 * n + 3], list(BUCKETS.items())[:3]):
+            mean = np.mean(row["per_token"][lo: hi + 1])
+            assert list(trace.x) == [lo, min(hi, 1499)] and np.allclose(trace.y, [mean, mean])
+            assert f"{mean:.3f}" in trace.hovertemplate
+
+
+def test_windows_and_context_are_marked():
+    fig = streaming_figure(result(), context=1024)
+    assert sorted(s.x0 for s in fig.layout.shapes) == [256, 1024]
+    texts = {a.text for a in fig.layout.annotations}
+    assert {"window 256", "model context 1024"} <= texts
+
+
+def test_buckets_alone_without_per_position_losses():
+    r = result()
+    for row in r["rows"]:
+        del row["per_token"]
+    fig = streaming_figure(r)
+    assert all(t.line.dash == "dot" for t in fig.data)
+    assert [t.name for t in fig.data if t.showlegend] == ["full attention", "window 256", "window 256 + 4 sinks"]
