@@ -5,9 +5,9 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-import ui
 from gpt2viz import PRESETS
 from gpt2viz.config import POSITIONS, preset
+from gpt2viz.dashboard import corpora, models, prompts, routing
 from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_between, reach,
                                  receptive_field, reconfigured, scratch_loss, theory_reach,
                                  window_losses)
@@ -17,8 +17,8 @@ from gpt2viz.workbench import model_ids, token_labels
 
 EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
                "Logit lens"]
-selection = ui.selection()
-data, settings = ui.corpus(selection), selection.settings
+selection = routing.selection()
+data, settings = corpora.selected(selection), selection.settings
 train_len = settings.block_size
 
 
@@ -60,7 +60,7 @@ def run_or_explain(what, variant, *args):
 st.title("Experiments: what each alteration buys, and what it costs")
 experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="experiment",
                       label_visibility="collapsed")
-built = ui.variants(selection)
+built = models.variants(selection)
 if built and selection.weights != "trained" and experiment != "Receptive field":
     st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
             "(the receptive field works with random weights too).")
@@ -81,7 +81,7 @@ if experiment == "Length generalization":
     rope_base = c3.number_input("RoPE base at inference (0 = as trained)", 0.0, 1e8, 0.0, format="%g",
                                 help="Changes rope_base for evaluation only: a larger base turns "
                                      "the rotations more slowly over the longer context.")
-    extra = ui.variants(replace(selection, weights="trained", unbuildable={},
+    extra = models.variants(replace(selection, weights="trained", unbuildable={},
                                 configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
                         purpose="position schemes") if schemes else {}
     curves = {}
@@ -167,7 +167,7 @@ elif experiment == "GQA frontier":
                "beside the model trained from scratch with that many kv heads where it is cached.")
     mha = {n: v for n, v in built.items() if v.config.n_kv_head == v.config.n_head}
     if not mha:
-        mha = ui.variants(replace(selection, weights="trained", unbuildable={},
+        mha = models.variants(replace(selection, weights="trained", unbuildable={},
                                   configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
     if mha:
         c1, c2 = st.columns(2)
@@ -217,7 +217,7 @@ else:  # Logit lens
     st.caption("The residual stream after every layer, read out as the final layer would (final "
                "layer norm + LM head): the top-1 next-token probability at each position, the "
                "token on hover. Early layers of a trained model already guess common tokens.")
-    prompt = ui.prompt_input() if built else None
+    prompt = prompts.prompt_input() if built else None
     if prompt:
         lenses = {}
         for name, v in built.items():

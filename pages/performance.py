@@ -4,18 +4,18 @@ itself, a stored one shows at once (bench_runs.py)."""
 import pandas as pd
 import streamlit as st
 
-import bench_runs
-import ui
+from gpt2viz import resources
 from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
                            attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
                            estimate_seconds, forward_flops)
+from gpt2viz.dashboard import bench_runs, routing
 from gpt2viz.resources import format_bytes
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
 MODELS, GENERATION = "Whole models vs sequence length", "Generation vs context length"
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("Latency and memory")
 st.caption("Every point is measured on this server: the median of the repeats after a warm-up call (error bars: the fastest and "
            "slowest repeat); slopes are fitted on the upper half of the sizes, where fixed per-call "
@@ -33,7 +33,7 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
 mode = st.radio("Measure", [ATTENTION_N, ATTENTION_W, MODELS, GENERATION], horizontal=True)
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
-device = str(ui.device())
+device = str(resources.device())
 
 if mode in (ATTENTION_N, ATTENTION_W):
     impls = c1.multiselect("Kernels", ["banded", "sdpa", "eager", "flex"], default=["banded"],

@@ -115,14 +115,13 @@ def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
 def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus, monkeypatch):
     import threading
 
-    import serving_ui
-    import ui
+    from gpt2viz.dashboard import models, serving_mode
 
     served_on("0.0.0.0")
-    monkeypatch.setattr(serving_ui, "MAX_WAITING", 0)
+    monkeypatch.setattr(serving_mode, "MAX_WAITING", 0)
     release = threading.Event()
-    busy = ui._store()["training"].submit("another visitor's model", "theirs",
-                                          lambda cb: release.wait(60), 10**6, waiter="another visitor")
+    busy = models.store().training.submit("another visitor's model", "theirs",
+                                           lambda cb: release.wait(60), 10**6, waiter="another visitor")
     try:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
         at.query_params["variants"], at.query_params["seed"] = ["gpt2"], "4242"

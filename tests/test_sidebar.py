@@ -2,7 +2,7 @@
 import pytest
 
 from gpt2viz import ModelConfig
-from sidebar import DEFAULTS, custom_name, read_link
+from gpt2viz.dashboard.sidebar import DEFAULTS, custom_name, read_link
 from test_app import app, figures, wait_for_training
 
 

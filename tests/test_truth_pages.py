@@ -24,7 +24,7 @@ def corpus():
 
 def stored(name, weights="trained", seed=0, **fields):
     """The model a page built (default seed), from the process-wide store the pages read."""
-    import ui
+    from gpt2viz.dashboard.models import store
 
     from gpt2viz.corpus import Corpus
 
@@ -32,7 +32,7 @@ def stored(name, weights="trained", seed=0, **fields):
 
     embedded = Corpus.default().sha256 if weights == "random" else ""  # keys end with the corpus
     quick = TrainSettings(steps=int(os.environ["GPT2VIZ_TRAIN_STEPS"]))  # the pages' default budget
-    matches = [v for key, v in ui._store()["variants"].items()
+    matches = [v for key, v in store().variants.items()
                if (key[0] == name or key[0].startswith(name + ":")) and key[2] == weights
                and key[3] == seed and key[-1] == embedded and (weights != "trained" or key[4] == quick)
                and all(getattr(key[1], f) == value for f, value in fields.items())]
