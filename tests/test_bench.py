@@ -5,7 +5,8 @@ import torch
 
 from gpt2viz.attention import attention
 from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_generate,
-                           decode_family, peak_memory, render)
+                           decode_family, peak_memory)
+from gpt2viz.bench_cli import render
 from gpt2viz.kv_cache import KVCache
 from gpt2viz.config import ModelConfig
 from gpt2viz.model import GPT2
