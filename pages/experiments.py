@@ -15,8 +15,6 @@ from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_
                                      receptive_figure, window_figure)
 from gpt2viz.workbench import model_ids, token_labels
 
-EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
-               "Logit lens"]
 selection = routing.selection()
 data, settings = corpora.selected(selection), selection.settings
 train_len = settings.block_size
@@ -57,16 +55,8 @@ def run_or_explain(what, variant, *args):
         return None
 
 
-st.title("Experiments: what each alteration buys, and what it costs")
-experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="experiment",
-                      label_visibility="collapsed")
-built = models.variants(selection)
-if built and selection.weights != "trained" and experiment != "Receptive field":
-    st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
-            "(the receptive field works with random weights too).")
-    st.stop()
-
-if experiment == "Length generalization":
+def show_length_generalization(built):
+    """Loss past the training length, per position, whole block against a context cut."""
     st.caption(f"Validation loss at each position of blocks longer than the {train_len} tokens "
                f"every model was trained on. Solid: the whole block before each token is its "
                f"context. Dotted: the same tokens scored with the context cut to the training "
@@ -82,8 +72,8 @@ if experiment == "Length generalization":
                                 help="Changes rope_base for evaluation only: a larger base turns "
                                      "the rotations more slowly over the longer context.")
     extra = models.variants(replace(selection, weights="trained", unbuildable={},
-                                configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
-                        purpose="position schemes") if schemes else {}
+                                    configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
+                            purpose="position schemes") if schemes else {}
     curves = {}
     for name, v in {**built, **extra}.items():
         base = rope_base if v.config.position == "rope" else 0.0
@@ -109,7 +99,9 @@ if experiment == "Length generalization":
                 st.warning(f"{name}: learned positions have no embedding past {c.limit}, so its "
                            f"whole-block curve stops there (the dotted one never needs them).")
 
-elif experiment == "Window & sinks":
+
+def show_window_and_sinks(built):
+    """Loss with another window at inference, with and without attention sinks."""
     st.caption(f"Every model evaluated on validation blocks of {train_len} tokens with another "
                f"window than it was trained with, and with s attention sinks: the first s tokens "
                f"that every query may always attend (StreamingLLM, Xiao et al. 2023). Query i "
@@ -133,7 +125,9 @@ elif experiment == "Window & sinks":
                      for n, r in results.items() for row in r["rows"]]
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
-elif experiment == "Receptive field":
+
+def show_receptive_field(built):
+    """Which input positions reach position P after each layer, against l·(w−1)."""
     st.caption("Which input positions change the hidden state at position P after each layer: the "
                "gradient of layer l's output at P with respect to every input embedding, any "
                "non-zero value counts. With a window w, theory says l·(w−1) positions back.")
@@ -160,7 +154,9 @@ elif experiment == "Receptive field":
             else:
                 st.error(f"Measured {measured} differs from theory {theory}.")
 
-elif experiment == "GQA frontier":
+
+def show_gqa_frontier(built):
+    """KV bytes per token against loss: pooled, uptrained, and trained from scratch."""
     st.caption("From a trained MHA model: for every n_kv_head dividing n_head, the KV-cache bytes "
                "per token, the validation loss after mean-pooling each group's K/V heads (to_gqa), "
                "and after a short uptraining (Ainslie et al. 2023: about 5 % of the original steps), "
@@ -168,7 +164,7 @@ elif experiment == "GQA frontier":
     mha = {n: v for n, v in built.items() if v.config.n_kv_head == v.config.n_head}
     if not mha:
         mha = models.variants(replace(selection, weights="trained", unbuildable={},
-                                  configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
+                                      configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
     if mha:
         c1, c2 = st.columns(2)
         name = c1.selectbox("MHA model", list(mha))
@@ -213,7 +209,9 @@ elif experiment == "GQA frontier":
                 st.caption("Press the button to uptrain (one model per n_kv_head, a progress bar "
                            "shows it); pooled losses need no training.")
 
-else:  # Logit lens
+
+def show_logit_lens(built):
+    """The residual stream after every layer, read out by the final layer."""
     st.caption("The residual stream after every layer, read out as the final layer would (final "
                "layer norm + LM head): the top-1 next-token probability at each position, the "
                "token on hover. Early layers of a trained model already guess common tokens.")
@@ -224,3 +222,20 @@ else:  # Logit lens
             probs, top = logit_lens(v.model, model_ids(v, prompt)[0])
             lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top])
         st.plotly_chart(logit_lens_figure(lenses, prompt.labels), width="stretch")
+
+
+EXPERIMENTS = {"Length generalization": show_length_generalization,
+               "Window & sinks": show_window_and_sinks,
+               "Receptive field": show_receptive_field,
+               "GQA frontier": show_gqa_frontier,
+               "Logit lens": show_logit_lens}
+
+st.title("Experiments: what each alteration buys, and what it costs")
+experiment = st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment",
+                      label_visibility="collapsed")
+built = models.variants(selection)
+if built and selection.weights != "trained" and experiment != "Receptive field":
+    st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
+            "(the receptive field works with random weights too).")
+    st.stop()
+EXPERIMENTS[experiment](built)
