@@ -61,12 +61,13 @@ def training_estimate(selection: Selection) -> str:
             if not checkpoint_folder(c, data, settings, selection.seed).is_dir()}
     if not todo:
         return "Every selected model with these settings is in the checkpoint cache: nothing to train."
-    rate = store().training.tokens_per_second
+    queue = store().training
+    rate = queue.tokens_per_second
     seconds = len(todo) * job_tokens(settings) / rate
     memory = max(training_bytes(c, settings) for c in todo.values())
-    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s (the "
-            f"last pace measured here; the time budget, if set, stops each model earlier), peak "
-            f"memory about {format_bytes(memory)} per model, one model at a time.")
+    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s "
+            f"({queue.pace}; the time budget, if set, stops each model earlier), peak memory "
+            f"about {format_bytes(memory)} per model, one model at a time.")
 
 
 def _training_label(h) -> str:
