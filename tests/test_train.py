@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from gpt2viz import ModelConfig
+from gpt2viz import GPT2, PRESETS, ModelConfig
 from gpt2viz.corpus import Corpus, CorpusError, decode_text, default_text
 from gpt2viz.config import POSITIONS
 from gpt2viz.checkpoint_cache import cache_key
@@ -143,3 +143,21 @@ def test_cli_matrix_prints_the_table_and_fails_when_a_variant_did_not_learn(tmp_
     assert table[0].startswith("| position | attention | window | val loss | unigram | seconds")
     assert "| alibi | MQA | 16 |" in run.stdout and "error: " in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_every_learned_position_row_gets_a_gradient():
+    """A row no training batch reaches keeps its random init (weight decay only shrinks it)."""
+    import torch.nn.functional as F
+
+    from gpt2viz.corpus import Corpus
+    from gpt2viz.config import TrainSettings
+    from gpt2viz.train import sample_batch
+
+    corpus = Corpus.default()
+    settings = TrainSettings()  # the dashboard's batch and block
+    torch.manual_seed(0)
+    model = GPT2(PRESETS["gpt2"].replace(vocab_size=corpus.vocab.size))
+    x, y = sample_batch(corpus.train, settings, torch.Generator().manual_seed(0))  # (B, block)
+    F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+    reached = model.wpe.weight.grad.abs().amax(1) > 0  # (max_seq_len,)
+    assert reached.all(), f"rows no batch reaches: {(~reached).nonzero().flatten().tolist()[:3]}..."

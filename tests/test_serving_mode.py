@@ -15,7 +15,8 @@ from gpt2viz.serving import max_upload_megabytes
 from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
 from gpt2viz.config import TrainSettings
 from gpt2viz.train import train
-from test_app import wait_for_training
+
+from apptest import wait_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +69,7 @@ def models(tmp_path, monkeypatch, corpus):
     return root
 
 
+@pytest.mark.slow
 def test_local_mode_offers_any_folder(served_on, models):
     served_on("127.0.0.1")
     at = run("attention", weights="checkpoint", checkpoint=str(models.parent / "outside"))
@@ -75,6 +77,7 @@ def test_local_mode_offers_any_folder(served_on, models):
     assert config.get_option("client.showErrorDetails") == "full"
 
 
+@pytest.mark.slow
 def test_shared_mode_without_a_models_folder_offers_no_local_folder(served_on):
     served_on("0.0.0.0")  # and no GPT2VIZ_MODELS
     at = run("attention", weights="checkpoint", checkpoint="/etc")  # a crafted link
@@ -83,6 +86,7 @@ def test_shared_mode_without_a_models_folder_offers_no_local_folder(served_on):
     assert config.get_option("client.showErrorDetails") == "none"  # tracebacks: server log only
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("typed, says", [
     ("OUTSIDE", "is outside the models folder"),
     ("../outside", "`..` is not allowed"),
@@ -103,6 +107,7 @@ def test_shared_mode_refuses_paths_out_of_the_models_folder(served_on, models, t
     assert not at.get("plotly_chart")  # nothing loaded
 
 
+@pytest.mark.slow
 def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
     served_on("0.0.0.0")
     at = run("attention", weights="checkpoint", checkpoint="mine")
@@ -112,6 +117,7 @@ def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
     assert error.value == "That checkpoint does not load: config.json is missing from broken."
 
 
+@pytest.mark.slow
 def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus, monkeypatch):
     import threading
 
@@ -135,6 +141,7 @@ def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus, mon
     assert not checkpoint_folder(PRESETS["gpt2"], corpus, TrainSettings(steps=8), 4242).exists()
 
 
+@pytest.mark.slow
 def test_build_page_shows_the_cache_and_clears_it_locally(served_on):
     served_on("127.0.0.1")
     at = run()
