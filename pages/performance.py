@@ -1,6 +1,6 @@
 """Performance: latency and memory against sequence length, window size and context, measured
 here through the bench functions next to the analytic cost; a run of a few seconds starts by
-itself, a stored one shows at once (bench_runs.py)."""
+itself, a stored one shows at once (gpt2viz/dashboard/bench_runs.py)."""
 import pandas as pd
 import streamlit as st
 

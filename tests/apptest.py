@@ -50,7 +50,7 @@ def array(value):
     return np.array(value, dtype=float)
 
 
-QUICK_STEPS = 8  # test_app's quick_training budget
+QUICK_STEPS = 8  # conftest's quick_training budget
 
 
 def stored(name, weights="trained", seed=0, **fields):

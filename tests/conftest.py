@@ -1,3 +1,5 @@
+"""Shared fixtures and helpers: the variants every property test runs on, tiny float64 models,
+attention from its definition, private caches, the quick page budget, one Chromium per module."""
 import numpy as np
 import pytest
 import torch

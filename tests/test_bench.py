@@ -1,3 +1,5 @@
+"""gpt2viz.bench and its command line (bench_cli): the rows' reference and measurements, the
+memory figures, decode-cache bytes against the formula, FLOPs counted matmul by matmul."""
 import json
 
 import pytest

@@ -1,3 +1,5 @@
+"""gpt2viz.train and gpt2viz.corpus: the split, the unigram baseline, the same batches for every
+variant, training that learns and is cached, refusals before training, the train command."""
 import json
 import subprocess
 import sys
