@@ -22,9 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def quick_training(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
+def no_models_folder(quick_training, monkeypatch):
     monkeypatch.delenv("GPT2VIZ_MODELS", raising=False)
 
 
