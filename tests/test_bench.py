@@ -34,6 +34,7 @@ def test_attention_rows_have_reference_and_measurements():
     assert render(rows, "csv").splitlines()[0].startswith("bench,impl,n")
 
 
+@pytest.mark.slow
 def test_banded_peak_memory_grows_linearly_in_n():
     rows = bench_attention([1024, 2048], [64], [4], ["banded"], n_head=4, head_dim=16, repeats=1)
     peaks = {r["n"]: r["peak_bytes"] for r in rows if r["impl"] == "banded"}
@@ -45,6 +46,7 @@ def test_oversized_requests_are_refused_up_front():
         bench_attention([2_000_000], [None], [12], ["eager"])
 
 
+@pytest.mark.slow
 def test_generate_bench_matches_tokens():
     cfg = ModelConfig(vocab_size=300, n_layer=2, n_head=4, d_model=32, max_seq_len=64)
     rows = bench_generate(8, 8, repeats=1, config=cfg, with_hf=True)
@@ -52,6 +54,7 @@ def test_generate_bench_matches_tokens():
     assert all(r["same_tokens_as_cached"] for r in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sinks, bound", [(0, 1.15), (4, 1.2)])
 @pytest.mark.parametrize("hkv", [4, 1])
 def test_banded_tensor_high_water_mark_is_about_one_output(sinks, bound, hkv):
@@ -123,6 +126,7 @@ def test_decode_plan_refuses_a_cache_that_does_not_fit():
         bench_decode({"huge": huge}, contexts=(2_000_000,), steps=1)
 
 
+@pytest.mark.slow
 def test_bench_generate_command_reports_cache_bytes_at_each_context(capsys):
     from gpt2viz.__main__ import main
 

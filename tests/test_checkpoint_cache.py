@@ -30,6 +30,7 @@ def train_seeds(corpus, seeds):
     return folders
 
 
+@pytest.mark.slow
 def test_trainings_past_the_cap_evict_the_oldest_and_the_newest_load(corpus, monkeypatch):
     one = folder_bytes(train_seeds(corpus, [0])[0])
     cap = int(2.5 * one)  # room for two checkpoints
@@ -41,6 +42,7 @@ def test_trainings_past_the_cap_evict_the_oldest_and_the_newest_load(corpus, mon
         assert train(TINY, corpus, TWO_STEPS, seed=seed).from_cache
 
 
+@pytest.mark.slow
 def test_a_checkpoint_used_recently_outlives_an_older_unused_one(corpus, monkeypatch):
     first, second = train_seeds(corpus, [0, 1])
     monkeypatch.setenv("GPT2VIZ_CACHE_MAX", str(int(2.5 * folder_bytes(first))))
@@ -50,6 +52,7 @@ def test_a_checkpoint_used_recently_outlives_an_older_unused_one(corpus, monkeyp
     assert first.exists() and not second.exists() and third.exists()
 
 
+@pytest.mark.slow
 def test_in_use_and_half_written_checkpoints_are_never_removed(corpus, private_cache, monkeypatch):
     first, second = train_seeds(corpus, [0, 1])
     staging = private_cache / ".half-written.abc"  # what save_checkpoint writes before renaming
@@ -66,6 +69,7 @@ def test_in_use_and_half_written_checkpoints_are_never_removed(corpus, private_c
     assert clear_cache() == [first] and sum(e.bytes for e in cache_entries()) == 0 and staging.exists()
 
 
+@pytest.mark.slow
 def test_an_unreadable_entry_is_retrained_and_replaced(corpus):
     (folder,) = train_seeds(corpus, [0])
     (folder / "meta.json").write_text("{broken")

@@ -61,6 +61,7 @@ def test_receptive_field_refuses_positions_past_the_text_or_the_table():
         receptive_field(model, torch.randint(0, 97, (100,)), 80)
 
 
+@pytest.mark.slow
 def test_sliding_losses_score_each_token_with_exactly_the_last_context_tokens():
     """Stride 1: every token from position `context` on is scored after exactly context - 1
     earlier tokens placed at positions 0..context-1; earlier tokens see the block's start."""
@@ -104,6 +105,7 @@ def test_learned_positions_stop_at_their_table_without_a_crash():
     assert len(curve.loss) == 64 // 16 and len(curve.sliding_loss) == 256 // 16  # cut context needs no table
 
 
+@pytest.mark.slow
 def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus):
     result = window_losses(mha.model, corpus.val, 32, [4, 32, 64], [0, 2])
     by_key = {(r["window"], r["sinks"]): r["loss"] for r in result["rows"]}
@@ -118,6 +120,7 @@ def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus)
             == result["full_loss"]
 
 
+@pytest.mark.slow
 def test_inference_sinks_equal_a_model_built_with_them(mha, corpus):
     """The experiment's window and sinks are the model's own: build the config directly."""
     from gpt2viz.train import evaluate
@@ -128,6 +131,7 @@ def test_inference_sinks_equal_a_model_built_with_them(mha, corpus):
     assert result["rows"][0]["loss"] == evaluate(direct.eval(), corpus.val, 32)
 
 
+@pytest.mark.slow
 def test_window_and_sinks_are_checked_first(mha, corpus):
     with pytest.raises(ValueError, match="window=0"):
         window_losses(mha.model, corpus.val, 32, [0], [0])
@@ -135,6 +139,7 @@ def test_window_and_sinks_are_checked_first(mha, corpus):
         window_losses(mha.model, corpus.val, 32, [4], [32])
 
 
+@pytest.mark.slow
 def test_pooling_keeps_mha_and_uptraining_recovers_mqa(mha, corpus, quick):
     assert mha.val_loss < corpus.unigram_loss()  # a model that learned something to lose
     result = gqa_frontier(mha.model, corpus, quick, uptrain_steps=20, seconds_per_step=0.1)
@@ -148,6 +153,7 @@ def test_pooling_keeps_mha_and_uptraining_recovers_mqa(mha, corpus, quick):
         assert r["kv_bytes_per_token"] == 2 * 2 * kv * head_dim * 4
 
 
+@pytest.mark.slow
 def test_uptraining_over_the_time_limit_is_refused_before_training(mha, corpus, quick):
     with pytest.raises(ValueError, match="over the 600 s limit; use at most 400 steps"):
         gqa_frontier(mha.model, corpus, quick, uptrain_steps=10_000, seconds_per_step=0.5)

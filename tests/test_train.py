@@ -44,6 +44,7 @@ def test_every_variant_sees_the_same_batches():
     assert torch.equal(a[0][0], a[1][0]) and torch.equal(a[0][1], a[0][0] + 1)
 
 
+@pytest.mark.slow
 def test_training_learns_and_is_cached(corpus, private_cache):
     seen = []
     result = train(SMALL, corpus, QUICK, seed=1, callback=seen.append)
@@ -58,6 +59,7 @@ def test_training_learns_and_is_cached(corpus, private_cache):
     assert cache_key(SMALL, corpus, QUICK, 1) != cache_key(SMALL, corpus, QUICK, 2)
 
 
+@pytest.mark.slow
 def test_interrupted_training_leaves_no_checkpoint(corpus, private_cache):
     def interrupt(progress):
         if progress.step == 5:
@@ -78,6 +80,7 @@ def test_non_utf8_is_refused_with_the_fix():
         decode_text("café".encode("latin-1") * 10, "notes.txt")
 
 
+@pytest.mark.slow
 def test_cli_trains_and_prints_json_last(tmp_path, private_cache):
     text = tmp_path / "corpus.txt"
     text.write_text(default_text()[:60_000], encoding="utf-8")
@@ -115,6 +118,7 @@ MATRIX_BUDGET = TrainSettings(steps=100, batch_size=8, block_size=32, lr=1e-2, w
 MATRIX_MARGIN = 0.1
 
 
+@pytest.mark.slow
 def test_every_buildable_variant_learns_on_a_small_budget(corpus):
     rows = training_matrix(MATRIX_BODY, corpus, MATRIX_BUDGET, windows=(None, 8), use_cache=False)
     assert len(rows) == len(POSITIONS) * 3 * 2
@@ -133,6 +137,7 @@ def test_learning_problem_names_nan_and_no_better_than_unigram():
     assert "NaN" in learning_problem(nan)
 
 
+@pytest.mark.slow
 def test_cli_matrix_prints_the_table_and_fails_when_a_variant_did_not_learn(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text(default_text()[:40_000], encoding="utf-8")
