@@ -1,4 +1,5 @@
-"""gpt2viz dashboard: `streamlit run app.py`. Routes the pages; the sidebar is shared."""
-import ui
+"""gpt2viz dashboard: `streamlit run app.py`. Routes the pages; the sidebar is shared
+(gpt2viz/dashboard/routing.py)."""
+from gpt2viz.dashboard import routing
 
-ui.run_app()
+routing.run_app()

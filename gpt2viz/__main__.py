@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     train_cmd.add_argument("--seed", type=int, default=0)
     train_cmd.add_argument("--no-cache", action="store_true", help="train even if cached")
 
-    from .bench import add_bench_arguments
+    from .bench_cli import add_bench_arguments
     add_bench_arguments(commands.add_parser("bench", help="measure attention and models"))
     from .experiment_cli import add_experiment_arguments
     add_experiment_arguments(commands.add_parser("experiment", help="what each alteration buys and costs"))
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         if args.command == "experiment":
             from .experiment_cli import run_experiment
             return run_experiment(args)
-        from .bench import run_bench
+        from .bench_cli import run_bench
         return run_bench(args)
     except (ValueError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -78,10 +78,6 @@ def cache_entries() -> list[CacheEntry]:
     return sorted(entries, key=lambda e: e.last_used)
 
 
-def cache_size() -> int:
-    return sum(e.bytes for e in cache_entries())
-
-
 def evict(max_bytes: int | None = None) -> list[Path]:
     """Remove least recently used checkpoints until the cache fits in max_bytes (default the
     cap); checkpoints in use are skipped, so the cache may stay over a cap smaller than them."""

@@ -14,19 +14,38 @@ progress for whoever polls, and hands each result to the job's own work (which c
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-from .serving import Refused
+from .checkpoint_cache import cache_entries
 from .config import TrainSettings
+from .serving import Refused
 from .train import Progress
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
 MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)
-# Until a job has reported its pace here: the default budget (491,520 tokens) took 41 s on 2 cores.
-FIRST_TOKENS_PER_SECOND = 491_520 / 41
+# Only when nothing was ever trained here (no history in the checkpoint cache): the default
+# budget (491,520 tokens) took 41 s on a shared 2-core CPU on 2026-11-25. Labelled as a guess.
+GUESSED_TOKENS_PER_SECOND = 491_520 / 41
+GUESSED_PACE = "a guess: the default budget's pace on a shared 2-core CPU, 2026-11-25"
+
+
+def cached_pace() -> tuple[float, str] | None:
+    """(tokens/s, when) of the newest training run in the checkpoint cache: the pace this
+    machine measured last, kept in each checkpoint's history."""
+    newest = None
+    for entry in cache_entries():
+        try:
+            history = json.loads((entry.folder / "meta.json").read_text())["history"]
+            rate, when = float(history["tokens_per_second"]), str(history.get("finished") or "")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if rate > 0 and (newest is None or when > newest[1]):
+            newest = (rate, when)
+    return newest
 
 
 def job_tokens(settings: TrainSettings) -> int:
@@ -72,10 +91,16 @@ class TrainingCancelled(Exception):
 
 class TrainingQueue:
     """One worker, jobs in arrival order. Estimates for jobs not yet started use the last
-    measured pace."""
+    measured pace; `pace` says where that figure comes from."""
 
-    def __init__(self, tokens_per_second: float = FIRST_TOKENS_PER_SECOND):
-        self.tokens_per_second = tokens_per_second
+    def __init__(self, tokens_per_second: float | None = None):
+        if tokens_per_second is not None:
+            self.tokens_per_second, self.pace = tokens_per_second, "as given"
+        elif (cached := cached_pace()) is not None:
+            self.tokens_per_second = cached[0]
+            self.pace = f"the pace of the newest model in the checkpoint cache, trained {cached[1] or 'here'}"
+        else:
+            self.tokens_per_second, self.pace = GUESSED_TOKENS_PER_SECOND, GUESSED_PACE
         self._jobs: OrderedDict[Hashable, TrainingJob] = OrderedDict()  # running first, then waiting
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -143,7 +168,7 @@ class TrainingQueue:
                     raise TrainingCancelled()
                 job.progress = p
                 job.losses.append(p.loss)
-                self.tokens_per_second = p.tokens_per_second
+                self.tokens_per_second, self.pace = p.tokens_per_second, "the last pace measured here"
 
             try:
                 if job.cancelled.is_set():

@@ -2,20 +2,20 @@
 import numpy as np
 import streamlit as st
 
-import ui
+from gpt2viz.dashboard import models, prompts, routing
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("Attention")
 st.caption("Rows are queries, columns the keys they attend to. Grey cells can never be attended: "
            "the future (causal triangle) and, with a sliding window, everything older than the "
            "window (the band) except attention sinks. ALiBi variants subtract m_h·(i − j) from head "
            "h's scores, so their attention fades with distance, fastest in head 0 (m = 2^(−8/H)).")
-built = ui.variants(selection)
-prompt = ui.prompt_input() if built else None
+built = models.variants(selection)
+prompt = prompts.prompt_input() if built else None
 if built and prompt:
-    ui.unknown_note(built, prompt)
-    traces = {name: ui.trace(v, prompt) for name, v in built.items()}
+    prompts.unknown_note(built, prompt)
+    traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
     shown = st.multiselect("Show variants", list(built), default=list(built))
     c1, c2, c3, c4 = st.columns(4)
     view = c1.radio("View", ["One head", "All layers × heads", "Difference"], horizontal=False)

@@ -2,23 +2,20 @@
 import pandas as pd
 import streamlit as st
 
-import corpora
-import serving_ui
-import sidebar
-import ui
-from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.config import TrainSettings
+from gpt2viz.dashboard import build_table, corpora, models, routing, serving_mode, sidebar
+from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.train import learning_problem
 from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, within_noise
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("Build & train")
 shapes = {name: f"{c.n_layer} layers, d={c.d_model}, {c.n_head} heads"
           for name, c in selection.configs.items()}
 shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
 if selection.weights == "trained":
-    data = ui.corpus(selection)
+    data = corpora.selected(selection)
     text = ("the Python docs that ship with every Python (`pydoc_data.topics`)"
             if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
     st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
@@ -32,11 +29,11 @@ if selection.weights == "trained":
                      f"· dropout {selection.dropout:g} · seed {selection.seed}"):
         corpora.controls(selection.corpus)
         sidebar.training_controls()
-        st.caption(ui.training_estimate(selection))
-built = ui.variants(selection, show_training=True)
+        st.caption(build_table.training_estimate(selection))
+built = models.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
-    rows = ui.summary_rows(built, selection)
+    rows = build_table.summary_rows(built, selection)
     noise = seed_noise(selection.settings)
     losses = {r["variant"]: r["val loss"] for r in rows if r["val loss"] is not None}
     if noise is not None and losses:
@@ -67,18 +64,18 @@ if built:
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
     for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):
         with column:
-            ui.download_button(name, variant, selection)
-    figure = ui.loss_figure(built)
+            build_table.download_button(name, variant, selection)
+    figure = build_table.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")
     else:
         st.info("Random or imported weights have no training history; pick "
                 "'Trained on the corpus' in the sidebar to see loss curves.")
-    vocab, gpt2_vocab = ui.corpus(selection).vocab, get_tokenizer().vocab_size
+    vocab, gpt2_vocab = corpora.selected(selection).vocab, get_tokenizer().vocab_size
     st.caption("Validation loss is measured on every tenth 1,024-token block of the corpus, never "
                "trained on. The unigram baseline is what a model that ignores context scores. "
                f"Losses are over this corpus's vocabulary: the {len(vocab.gpt2_ids):,} GPT-2 ids seen "
                f"in training plus one 'unknown' class for the other "
                f"{gpt2_vocab - len(vocab.gpt2_ids):,} ({vocab.size:,} classes, not GPT-2's "
                f"{gpt2_vocab:,}), so they are not comparable with losses reported for GPT-2 elsewhere.")
-serving_ui.cache_panel()
+serving_mode.cache_panel()

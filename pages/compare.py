@@ -2,20 +2,20 @@
 import pandas as pd
 import streamlit as st
 
-import ui
+from gpt2viz.dashboard import models, prompts, routing
 from gpt2viz.resources import format_bytes
 from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
 from gpt2viz.workbench import (continuation, new_token_room, next_token_top_k, perplexity,
                                prompt_loss)
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("Compare & generate")
-built = ui.variants(selection)
-prompt = ui.prompt_input() if built else None
+built = models.variants(selection)
+prompt = prompts.prompt_input() if built else None
 if built and prompt:
-    ui.unknown_note(built, prompt)
-    traces = {name: ui.trace(v, prompt) for name, v in built.items()}
+    prompts.unknown_note(built, prompt)
+    traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
     k = st.slider("Top k next tokens", 3, 20, 8)
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
                     width="stretch")

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-import ui
 from gpt2viz import PRESETS
 from gpt2viz.config import POSITIONS, preset
+from gpt2viz.dashboard import corpora, models, prompts, routing
 from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_between, reach,
                                  receptive_field, reconfigured, scratch_loss, theory_reach,
                                  window_losses)
@@ -15,10 +15,8 @@ from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_
                                      receptive_figure, window_figure)
 from gpt2viz.workbench import model_ids, token_labels
 
-EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
-               "Logit lens"]
-selection = ui.selection()
-data, settings = ui.corpus(selection), selection.settings
+selection = routing.selection()
+data, settings = corpora.selected(selection), selection.settings
 train_len = settings.block_size
 
 
@@ -57,16 +55,8 @@ def run_or_explain(what, variant, *args):
         return None
 
 
-st.title("Experiments: what each alteration buys, and what it costs")
-experiment = st.radio("Experiment", EXPERIMENTS, horizontal=True, key="experiment",
-                      label_visibility="collapsed")
-built = ui.variants(selection)
-if built and selection.weights != "trained" and experiment != "Receptive field":
-    st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
-            "(the receptive field works with random weights too).")
-    st.stop()
-
-if experiment == "Length generalization":
+def show_length_generalization(built):
+    """Loss past the training length, per position, whole block against a context cut."""
     st.caption(f"Validation loss at each position of blocks longer than the {train_len} tokens "
                f"every model was trained on. Solid: the whole block before each token is its "
                f"context. Dotted: the same tokens scored with the context cut to the training "
@@ -81,9 +71,9 @@ if experiment == "Length generalization":
     rope_base = c3.number_input("RoPE base at inference (0 = as trained)", 0.0, 1e8, 0.0, format="%g",
                                 help="Changes rope_base for evaluation only: a larger base turns "
                                      "the rotations more slowly over the longer context.")
-    extra = ui.variants(replace(selection, weights="trained", unbuildable={},
-                                configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
-                        purpose="position schemes") if schemes else {}
+    extra = models.variants(replace(selection, weights="trained", unbuildable={},
+                                    configs={f"gpt2 · {p}": preset("gpt2", position=p) for p in schemes}),
+                            purpose="position schemes") if schemes else {}
     curves = {}
     for name, v in {**built, **extra}.items():
         base = rope_base if v.config.position == "rope" else 0.0
@@ -109,7 +99,9 @@ if experiment == "Length generalization":
                 st.warning(f"{name}: learned positions have no embedding past {c.limit}, so its "
                            f"whole-block curve stops there (the dotted one never needs them).")
 
-elif experiment == "Window & sinks":
+
+def show_window_and_sinks(built):
+    """Loss with another window at inference, with and without attention sinks."""
     st.caption(f"Every model evaluated on validation blocks of {train_len} tokens with another "
                f"window than it was trained with, and with s attention sinks: the first s tokens "
                f"that every query may always attend (StreamingLLM, Xiao et al. 2023). Query i "
@@ -133,7 +125,9 @@ elif experiment == "Window & sinks":
                      for n, r in results.items() for row in r["rows"]]
             st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
-elif experiment == "Receptive field":
+
+def show_receptive_field(built):
+    """Which input positions reach position P after each layer, against l·(w−1)."""
     st.caption("Which input positions change the hidden state at position P after each layer: the "
                "gradient of layer l's output at P with respect to every input embedding, any "
                "non-zero value counts. With a window w, theory says l·(w−1) positions back.")
@@ -160,15 +154,17 @@ elif experiment == "Receptive field":
             else:
                 st.error(f"Measured {measured} differs from theory {theory}.")
 
-elif experiment == "GQA frontier":
+
+def show_gqa_frontier(built):
+    """KV bytes per token against loss: pooled, uptrained, and trained from scratch."""
     st.caption("From a trained MHA model: for every n_kv_head dividing n_head, the KV-cache bytes "
                "per token, the validation loss after mean-pooling each group's K/V heads (to_gqa), "
                "and after a short uptraining (Ainslie et al. 2023: about 5 % of the original steps), "
                "beside the model trained from scratch with that many kv heads where it is cached.")
     mha = {n: v for n, v in built.items() if v.config.n_kv_head == v.config.n_head}
     if not mha:
-        mha = ui.variants(replace(selection, weights="trained", unbuildable={},
-                                  configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
+        mha = models.variants(replace(selection, weights="trained", unbuildable={},
+                                      configs={"gpt2": PRESETS["gpt2"]}), purpose="MHA reference")
     if mha:
         c1, c2 = st.columns(2)
         name = c1.selectbox("MHA model", list(mha))
@@ -213,14 +209,33 @@ elif experiment == "GQA frontier":
                 st.caption("Press the button to uptrain (one model per n_kv_head, a progress bar "
                            "shows it); pooled losses need no training.")
 
-else:  # Logit lens
+
+def show_logit_lens(built):
+    """The residual stream after every layer, read out by the final layer."""
     st.caption("The residual stream after every layer, read out as the final layer would (final "
                "layer norm + LM head): the top-1 next-token probability at each position, the "
                "token on hover. Early layers of a trained model already guess common tokens.")
-    prompt = ui.prompt_input() if built else None
+    prompt = prompts.prompt_input() if built else None
     if prompt:
         lenses = {}
         for name, v in built.items():
             probs, top = logit_lens(v.model, model_ids(v, prompt)[0])
             lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top])
         st.plotly_chart(logit_lens_figure(lenses, prompt.labels), width="stretch")
+
+
+EXPERIMENTS = {"Length generalization": show_length_generalization,
+               "Window & sinks": show_window_and_sinks,
+               "Receptive field": show_receptive_field,
+               "GQA frontier": show_gqa_frontier,
+               "Logit lens": show_logit_lens}
+
+st.title("Experiments: what each alteration buys, and what it costs")
+experiment = st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment",
+                      label_visibility="collapsed")
+built = models.variants(selection)
+if built and selection.weights != "trained" and experiment != "Receptive field":
+    st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
+            "(the receptive field works with random weights too).")
+    st.stop()
+EXPERIMENTS[experiment](built)

@@ -5,21 +5,21 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-import ui
 from gpt2viz import PRESETS
+from gpt2viz.dashboard import corpora, models, prompts, routing
 from gpt2viz.resources import format_bytes
 from gpt2viz.viz.attention import attention_grid
 from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, sharing_diagram,
                              similarity_heatmap, within_vs_across)
-from gpt2viz.workbench import divisors, kv_cost_rows, pooled_losses
+from gpt2viz.workbench import divisors, kv_cost_rows
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("GQA: sharing key/value heads")
 # The shape shown: the first selected model that shares heads, else the first selected one.
 base_name, base_cfg = next(((n, c) for n, c in selection.configs.items() if c.n_kv_head < c.n_head),
                            next(iter(selection.configs.items()), ("gpt2", PRESETS["gpt2"])))
 if selection.weights != "checkpoint":  # the embedding the built models have, as on Build
-    base_cfg = base_cfg.replace(vocab_size=ui.corpus(selection).vocab.size)
+    base_cfg = base_cfg.replace(vocab_size=corpora.selected(selection).vocab.size)
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
 n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=base_cfg.n_kv_head,
@@ -40,10 +40,10 @@ st.caption(f"Shape of {base_name}: {base_cfg.n_layer} layers, "
            f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies. "
            f"Parameters with the {base_cfg.vocab_size:,}-id vocabulary the models embed, as on Build.")
 
-built = ui.variants(selection)
+built = models.variants(selection)
 grouped = {n: v for n, v in built.items() if v.config.n_kv_head < v.config.n_head}
 st.subheader("Attention maps grouped by shared key/value head")
-prompt = ui.prompt_input() if built else None
+prompt = prompts.prompt_input() if built else None
 if prompt and not grouped:
     st.info("No GQA/MQA model is selected: add 'gqa' or 'rope+gqa+swa' in the sidebar.")
 if prompt and grouped:
@@ -51,7 +51,7 @@ if prompt and grouped:
     variant = grouped[name]
     cfg = variant.config
     layer = st.slider("Layer", 0, cfg.n_layer - 1, 0) if cfg.n_layer > 1 else 0
-    probs = ui.trace(variant, prompt).attn[layer][0].numpy()  # (n_head, T, T)
+    probs = prompts.trace(variant, prompt).attn[layer][0].numpy()  # (n_head, T, T)
     similarity = head_similarity(probs)
     within, across = within_vs_across(similarity, cfg.group_size)
     a, b = st.columns([2, 1])
@@ -75,9 +75,9 @@ if selection.weights != "trained":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
 else:
     pair = {"gpt2": PRESETS["gpt2"], "gqa": PRESETS["gqa"]}  # differ in n_kv_head only
-    trained = ui.variants(replace(selection, configs=pair, unbuildable={}), purpose="pooling pair")
+    trained = models.variants(replace(selection, configs=pair, unbuildable={}), purpose="pooling pair")
     if set(trained) == set(pair) and trained["gqa"].history is not None:
-        losses = ui.cached_pooled_losses(trained["gpt2"], selection)
+        losses = models.cached_pooled_losses(trained["gpt2"], selection)
         gqa = trained["gqa"]
         reference = {"gqa trained from scratch": (gqa.config.n_kv_head, gqa.history.val_loss[-1])}
         st.plotly_chart(conversion_curve(losses, reference), width="stretch")

@@ -1,21 +1,21 @@
 """Performance: latency and memory against sequence length, window size and context, measured
 here through the bench functions next to the analytic cost; a run of a few seconds starts by
-itself, a stored one shows at once (bench_runs.py)."""
+itself, a stored one shows at once (gpt2viz/dashboard/bench_runs.py)."""
 import pandas as pd
 import streamlit as st
 
-import bench_runs
-import ui
+from gpt2viz import resources
 from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
                            attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
                            estimate_seconds, forward_flops)
+from gpt2viz.dashboard import bench_runs, routing
 from gpt2viz.resources import format_bytes
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
 MODELS, GENERATION = "Whole models vs sequence length", "Generation vs context length"
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("Latency and memory")
 st.caption("Every point is measured on this server: the median of the repeats after a warm-up call (error bars: the fastest and "
            "slowest repeat); slopes are fitted on the upper half of the sizes, where fixed per-call "
@@ -27,19 +27,19 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
            "or the weights, which exist before the call) and any scratch inside a fused kernel "
            "(SDPA's work buffers). Process (dotted): how far the process's resident memory rose "
            "during the call; it sees a kernel's scratch, but also allocator slack and whatever else "
-           "the server did meanwhile (another session, background training). Example, 12 heads × 64, "
-           "n = 8192, window 256: dense causal SDPA 24 MiB of tensors and ~26 MiB of process memory, "
-           "the banded kernel 25 and ~31, masked SDPA ~350 MiB of process memory (README).")
+           "the server did meanwhile (another session, background training). The table under "
+           "the chart gives both for every row, with when and where it was measured; README (Memory) "
+           "compares the kernels in fresh processes.")
 mode = st.radio("Measure", [ATTENTION_N, ATTENTION_W, MODELS, GENERATION], horizontal=True)
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
-device = str(ui.device())
+device = str(resources.device())
 
 if mode in (ATTENTION_N, ATTENTION_W):
     impls = c1.multiselect("Kernels", ["banded", "sdpa", "eager", "flex"], default=["banded"],
                            help="Dense causal SDPA is always measured as the reference. sdpa with a "
-                                "window = SDPA with an n × n mask. flex compiles for ~20 s on first "
-                                "use and ~4 s per new shape.")
+                                "window = SDPA with an n × n mask. flex compiles on first use (~20 s "
+                                "on a 2-core CPU, 2026-11) and again for each new shape (~4 s).")
     n_head = c2.select_slider("Query heads", [4, 8, 12, 16], value=12)
     kv_heads = c3.multiselect("Key/value heads", [k for k in (16, 12, 8, 4, 2, 1) if n_head % k == 0],
                               default=[n_head]) or [n_head]

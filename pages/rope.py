@@ -3,17 +3,17 @@ q.k with distance, live for any base, head size and context length."""
 import streamlit as st
 import torch
 
-import ui
+from gpt2viz.dashboard import models, prompts, routing
 from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance,
                               rope_score_by_distance, rotation_panels, score_decay, wavelength_bars)
 
-selection = ui.selection()
+selection = routing.selection()
 st.title("RoPE geometry")
 st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ_i, θ_i = base^(−2i/d). "
            "The score q_m·k_n then depends on m − n only. Pairs used here: (x_i, x_{i+d/2}), as in "
            "GPT-NeoX and Llama.")
-built = ui.variants(selection)
+built = models.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
 # The explanatory figures start at the chosen RoPE model's own base and head size.
 name = st.selectbox("RoPE model", list(rope_variants)) if rope_variants else None
@@ -26,14 +26,14 @@ head_dim = c2.select_slider("Head size", head_dims, value=own.head_dim if own el
 context = c3.select_slider("Context length", [64, 128, 256, 512, 1024, 4096, 32768], value=256)
 
 st.subheader("The rotation")
-prompt = ui.prompt_input()
+prompt = prompts.prompt_input()
 if prompt and rope_variants:
     variant = rope_variants[name]
     cfg = variant.config
     a, b = st.columns(2)
     layer = a.slider("Layer", 0, cfg.n_layer - 1, 0) if cfg.n_layer > 1 else 0
     head = b.slider("Query head", 0, cfg.n_head - 1, 0) if cfg.n_head > 1 else 0
-    tr = ui.trace(variant, prompt)
+    tr = prompts.trace(variant, prompt)
     kv_head = head // cfg.group_size
     positions = tr.positions[:1]  # (1, T)
     cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, tr.q[layer].dtype)

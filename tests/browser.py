@@ -1,5 +1,5 @@
 """Start the real dashboard (`streamlit run`) on a free local port and drive it with
-Debian's Chromium through Playwright. Used by test_browser.py and docs/screenshots.py."""
+Debian's Chromium through Playwright. Used by the browser tests and docs/screenshots.py."""
 from __future__ import annotations
 
 import contextlib

@@ -1,3 +1,6 @@
+"""Shared fixtures and helpers: the variants every property test runs on, tiny float64 models,
+attention from its definition, private caches, the quick page budget, one Chromium per module."""
+import numpy as np
 import pytest
 import torch
 
@@ -33,6 +36,21 @@ def tiny_model(seed=0, dtype=torch.float64, **overrides) -> GPT2:
     return model
 
 
+def causal_allowed(t, window=None):
+    """allowed[i][j] from the definition: j <= i and (no window or i - j < window)."""
+    return np.array([[j <= i and (window is None or i - j < window) for j in range(t)]
+                     for i in range(t)])
+
+
+def random_attention(t, heads=1, seed=0, window=None):
+    """Rows that are distributions over their allowed keys: (heads, t, t)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(heads, t, t)) * 2
+    scores[:, ~causal_allowed(t, window)] = -np.inf
+    e = np.exp(scores - scores.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 @pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
 def variant(request):
     return request.param, VARIANTS[request.param]
@@ -50,6 +68,13 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("GPT2VIZ_CACHE_MAX", raising=False)
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def quick_training(tmp_path_factory, monkeypatch):
+    """The pages' training budget cut to 8 steps, and a checkpoint cache the page tests share."""
+    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
 
 
 @pytest.fixture(scope="module")

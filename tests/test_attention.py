@@ -48,7 +48,7 @@ def test_eager_equals_torch_sdpa_with_repeated_heads(window, hkv):
 
 
 @pytest.mark.parametrize("impl", ["sdpa", "banded", "auto"])
-@pytest.mark.parametrize("t", [1, 7, 100, 600])
+@pytest.mark.parametrize("t", [1, 7, 100, pytest.param(600, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("window", [None, 1, 5, 64, 600])
 @pytest.mark.parametrize("hkv", [4, 2, 1])  # groups of 1, 2 and n_head
 def test_fast_paths_equal_eager(impl, t, window, hkv):
@@ -73,6 +73,7 @@ def test_padding_keys_are_never_attended(impl, window):
     assert (probs[0][:, 20:, :20] == 0).all()  # real queries of row 0 never see its padding
 
 
+@pytest.mark.slow
 def test_flex_equals_eager():
     pytest.importorskip("torch.nn.attention.flex_attention")
     q, k, v = qkv(1, 4, 2, 300, seed=3)
@@ -121,7 +122,7 @@ def test_auto_picks_banded_only_for_long_windowed_inference_on_cpu():
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa", "banded", "auto"])
-@pytest.mark.parametrize("t", [100, 600])
+@pytest.mark.parametrize("t", [100, pytest.param(600, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("window, sinks", [(1, 1), (5, 4), (64, 100)])
 @pytest.mark.parametrize("hkv", [4, 2, 1])
 def test_sinks_equal_the_reference_mask(impl, t, window, sinks, hkv):
@@ -195,6 +196,7 @@ def test_alibi_is_never_dropped_by_a_kernel_that_cannot_add_it():
         attention(q, k, v, window=4, sinks=-1)
 
 
+@pytest.mark.slow
 def test_flex_with_sinks_and_alibi_equals_the_reference():
     pytest.importorskip("torch.nn.attention.flex_attention")
     q, k, v = qkv(1, 4, 2, 200, seed=4)

@@ -1,11 +1,15 @@
+"""gpt2viz.bench and its command line (bench_cli): the rows' reference and measurements, the
+memory figures, decode-cache bytes against the formula, FLOPs counted matmul by matmul."""
 import json
 
 import pytest
 import torch
 
+from conftest import causal_allowed
 from gpt2viz.attention import attention
-from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_generate,
-                           decode_family, peak_memory, render)
+from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_forward, bench_generate,
+                           decode_family, peak_memory)
+from gpt2viz.bench_cli import render
 from gpt2viz.kv_cache import KVCache
 from gpt2viz.config import ModelConfig
 from gpt2viz.model import GPT2
@@ -30,6 +34,7 @@ def test_attention_rows_have_reference_and_measurements():
     assert render(rows, "csv").splitlines()[0].startswith("bench,impl,n")
 
 
+@pytest.mark.slow
 def test_banded_peak_memory_grows_linearly_in_n():
     rows = bench_attention([1024, 2048], [64], [4], ["banded"], n_head=4, head_dim=16, repeats=1)
     peaks = {r["n"]: r["peak_bytes"] for r in rows if r["impl"] == "banded"}
@@ -41,6 +46,7 @@ def test_oversized_requests_are_refused_up_front():
         bench_attention([2_000_000], [None], [12], ["eager"])
 
 
+@pytest.mark.slow
 def test_generate_bench_matches_tokens():
     cfg = ModelConfig(vocab_size=300, n_layer=2, n_head=4, d_model=32, max_seq_len=64)
     rows = bench_generate(8, 8, repeats=1, config=cfg, with_hf=True)
@@ -48,6 +54,7 @@ def test_generate_bench_matches_tokens():
     assert all(r["same_tokens_as_cached"] for r in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sinks, bound", [(0, 1.15), (4, 1.2)])
 @pytest.mark.parametrize("hkv", [4, 1])
 def test_banded_tensor_high_water_mark_is_about_one_output(sinks, bound, hkv):
@@ -119,23 +126,7 @@ def test_decode_plan_refuses_a_cache_that_does_not_fit():
         bench_decode({"huge": huge}, contexts=(2_000_000,), steps=1)
 
 
-def test_stored_measurements_round_trip_and_ignore_broken_files(tmp_path, monkeypatch):
-    from gpt2viz import measurements
-
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
-    settings = {"n": [512, 1024]}
-    assert measurements.load("attention", settings) is None
-    record = measurements.save("attention", settings, [{"n": 512, "median_s": 0.1}], repeats=3)
-    loaded = measurements.load("attention", settings)
-    assert loaded["rows"] == record["rows"] and loaded["repeats"] == 3
-    assert "this machine" in measurements.label(loaded) and loaded["when"] in measurements.label(loaded)
-    assert measurements.load("attention", {"n": [512]}) is None  # other settings: not this run
-    assert not [p for p in (tmp_path / measurements.FOLDER).iterdir() if p.name.startswith(".")]
-    path = next((tmp_path / measurements.FOLDER).iterdir())
-    path.write_text('{"rows": [')  # a broken file is no measurement
-    assert measurements.load("attention", settings) is None
-
-
+@pytest.mark.slow
 def test_bench_generate_command_reports_cache_bytes_at_each_context(capsys):
     from gpt2viz.__main__ import main
 
@@ -150,3 +141,35 @@ def test_bench_generate_command_reports_cache_bytes_at_each_context(capsys):
     window = {r["context"]: r["cache_slots"] for r in decode if r["variant"] == "GQA 3 · window 256"}
     assert window == {16: 18, 300: 256}  # 16 + 2 steps; then the rolling buffer's 256
     assert all(r["same_tokens_as_cached"] for r in rows if r["bench"] == "generate")
+
+
+def brute_force_pairs(n, window):
+    return int(causal_allowed(n, window).sum())
+
+
+def test_forward_flops_count_every_matmul():
+    cfg = ModelConfig(vocab_size=300, n_layer=2, n_head=4, n_kv_head=2, d_model=32, max_seq_len=64,
+                      window=8)
+    (row,) = bench_forward({"m": cfg}, [64], repeats=1)
+    model = GPT2(cfg)
+    n = 64
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    dense = 2 * n * sum(m.weight.numel() for m in linears)  # lm_head is one of them (tied to wte)
+    attention = cfg.n_layer * 2 * 2 * cfg.n_head * cfg.head_dim * brute_force_pairs(n, cfg.window)
+    assert row["flops"] == dense + attention
+    assert row["attention_flops"] == attention
+
+
+def test_rows_name_the_kernel_they_measured(monkeypatch):
+    import gpt2viz.attention as attention_module
+
+    calls = []
+    original = attention_module.banded_attention
+    monkeypatch.setattr(attention_module, "banded_attention",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    for window, expect_banded in ((1024, False), (64, True)):
+        calls.clear()
+        rows = bench_attention([512], [window], [4], ["banded"], n_head=4, head_dim=16, repeats=1)
+        (row,) = [r for r in rows if r["impl"] == "banded"]
+        assert bool(calls) == expect_banded
+        assert row["ran"] == ("banded" if calls else "sdpa")

@@ -1,7 +1,7 @@
 """A person at the controls, in a real headless Chromium: every kind of sidebar control is
 clicked or typed, then the test reads what the page shows (tables, chart titles, messages) and
 the URL; a reload and every page keep the choices. Then one real interaction with each page's
-own controls. (test_browser.py keeps the deep-link tests that start from a URL.)"""
+own controls. (test_browser_pages.py keeps the deep-link tests that start from a URL.)"""
 import contextlib
 import json
 import re

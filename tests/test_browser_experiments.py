@@ -3,7 +3,6 @@ the position slider, types an uptraining budget and presses the button; the page
 figures and tables, never an exception. Screenshots go to test-artifacts/."""
 import pytest
 
-from gpt2viz import ModelConfig
 from browser import (ROOT, chart_texts, choose, no_exception,
                      open_page, table, type_number, wait_idle)
 
@@ -79,7 +78,6 @@ def test_logit_lens_renders(dashboard):
     shoot(page, "lens")
 
 
-@pytest.mark.skipif(not hasattr(ModelConfig(), "sinks"), reason="ModelConfig has no `sinks` field yet (issue 14)")
 def test_window_view_adds_sinks_when_typed(dashboard):
     url, page = dashboard
     open_page(page, url, "experiments")

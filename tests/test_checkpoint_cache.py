@@ -7,7 +7,7 @@ import pytest
 
 from gpt2viz import ModelConfig
 from gpt2viz.resources import parse_size
-from gpt2viz.checkpoint_cache import (cache_entries, cache_max_bytes, cache_size, checkpoint_folder,
+from gpt2viz.checkpoint_cache import (cache_entries, cache_max_bytes, checkpoint_folder,
                                       checkpoint_in_use, clear_cache)
 from gpt2viz.config import TrainSettings
 from gpt2viz.train import train
@@ -30,17 +30,19 @@ def train_seeds(corpus, seeds):
     return folders
 
 
+@pytest.mark.slow
 def test_trainings_past_the_cap_evict_the_oldest_and_the_newest_load(corpus, monkeypatch):
     one = folder_bytes(train_seeds(corpus, [0])[0])
     cap = int(2.5 * one)  # room for two checkpoints
     monkeypatch.setenv("GPT2VIZ_CACHE_MAX", str(cap))
     folders = [checkpoint_folder(TINY, corpus, TWO_STEPS, 0)] + train_seeds(corpus, [1, 2, 3])
-    assert cache_size() <= cap
+    assert sum(e.bytes for e in cache_entries()) <= cap
     assert [f.exists() for f in folders] == [False, False, True, True]
     for seed in (2, 3):
         assert train(TINY, corpus, TWO_STEPS, seed=seed).from_cache
 
 
+@pytest.mark.slow
 def test_a_checkpoint_used_recently_outlives_an_older_unused_one(corpus, monkeypatch):
     first, second = train_seeds(corpus, [0, 1])
     monkeypatch.setenv("GPT2VIZ_CACHE_MAX", str(int(2.5 * folder_bytes(first))))
@@ -50,6 +52,7 @@ def test_a_checkpoint_used_recently_outlives_an_older_unused_one(corpus, monkeyp
     assert first.exists() and not second.exists() and third.exists()
 
 
+@pytest.mark.slow
 def test_in_use_and_half_written_checkpoints_are_never_removed(corpus, private_cache, monkeypatch):
     first, second = train_seeds(corpus, [0, 1])
     staging = private_cache / ".half-written.abc"  # what save_checkpoint writes before renaming
@@ -63,9 +66,10 @@ def test_in_use_and_half_written_checkpoints_are_never_removed(corpus, private_c
     newest = checkpoint_folder(TINY, corpus, TWO_STEPS, 2)
     assert not newest.exists()  # cleared: nothing held it any more
     assert [e.folder for e in cache_entries()] == [first]  # staging is no entry
-    assert clear_cache() == [first] and cache_size() == 0 and staging.exists()
+    assert clear_cache() == [first] and sum(e.bytes for e in cache_entries()) == 0 and staging.exists()
 
 
+@pytest.mark.slow
 def test_an_unreadable_entry_is_retrained_and_replaced(corpus):
     (folder,) = train_seeds(corpus, [0])
     (folder / "meta.json").write_text("{broken")

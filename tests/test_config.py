@@ -1,3 +1,4 @@
+"""gpt2viz.config: impossible configs name the fields and the fix, the presets, KV-cache bytes."""
 import pytest
 
 from gpt2viz import PRESETS, ModelConfig, preset

@@ -16,9 +16,6 @@ from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, reach, 
 from gpt2viz.config import TrainSettings
 from gpt2viz.train import train
 
-HAS_SINKS = hasattr(ModelConfig(), "sinks")
-needs_sinks = pytest.mark.skipif(not HAS_SINKS, reason="ModelConfig has no `sinks` field yet "
-                                 "(issue 14 adds it); runs once it is merged")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +61,7 @@ def test_receptive_field_refuses_positions_past_the_text_or_the_table():
         receptive_field(model, torch.randint(0, 97, (100,)), 80)
 
 
+@pytest.mark.slow
 def test_sliding_losses_score_each_token_with_exactly_the_last_context_tokens():
     """Stride 1: every token from position `context` on is scored after exactly context - 1
     earlier tokens placed at positions 0..context-1; earlier tokens see the block's start."""
@@ -107,7 +105,7 @@ def test_learned_positions_stop_at_their_table_without_a_crash():
     assert len(curve.loss) == 64 // 16 and len(curve.sliding_loss) == 256 // 16  # cut context needs no table
 
 
-@needs_sinks
+@pytest.mark.slow
 def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus):
     result = window_losses(mha.model, corpus.val, 32, [4, 32, 64], [0, 2])
     by_key = {(r["window"], r["sinks"]): r["loss"] for r in result["rows"]}
@@ -122,7 +120,7 @@ def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus)
             == result["full_loss"]
 
 
-@needs_sinks
+@pytest.mark.slow
 def test_inference_sinks_equal_a_model_built_with_them(mha, corpus):
     """The experiment's window and sinks are the model's own: build the config directly."""
     from gpt2viz.train import evaluate
@@ -133,6 +131,7 @@ def test_inference_sinks_equal_a_model_built_with_them(mha, corpus):
     assert result["rows"][0]["loss"] == evaluate(direct.eval(), corpus.val, 32)
 
 
+@pytest.mark.slow
 def test_window_and_sinks_are_checked_first(mha, corpus):
     with pytest.raises(ValueError, match="window=0"):
         window_losses(mha.model, corpus.val, 32, [0], [0])
@@ -140,6 +139,7 @@ def test_window_and_sinks_are_checked_first(mha, corpus):
         window_losses(mha.model, corpus.val, 32, [4], [32])
 
 
+@pytest.mark.slow
 def test_pooling_keeps_mha_and_uptraining_recovers_mqa(mha, corpus, quick):
     assert mha.val_loss < corpus.unigram_loss()  # a model that learned something to lose
     result = gqa_frontier(mha.model, corpus, quick, uptrain_steps=20, seconds_per_step=0.1)
@@ -153,6 +153,7 @@ def test_pooling_keeps_mha_and_uptraining_recovers_mqa(mha, corpus, quick):
         assert r["kv_bytes_per_token"] == 2 * 2 * kv * head_dim * 4
 
 
+@pytest.mark.slow
 def test_uptraining_over_the_time_limit_is_refused_before_training(mha, corpus, quick):
     with pytest.raises(ValueError, match="over the 600 s limit; use at most 400 steps"):
         gqa_frontier(mha.model, corpus, quick, uptrain_steps=10_000, seconds_per_step=0.5)
@@ -186,33 +187,3 @@ def test_cli_receptive_json_and_clear_errors(capsys):
     assert main(["experiment", "receptive", "--variant", "gpt2:window=abc", "--weights", "random"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "window" in err
-
-
-# ------------------------------------------------------------------ figures: data in, figure out
-def test_receptive_figure_draws_the_influence_and_the_theory_edge():
-    from gpt2viz.viz.experiments import receptive_figure
-
-    model = tiny_model(n_layer=3, window=4, position="rope")
-    influence = receptive_field(model, torch.randint(0, 97, (30,)), 20)
-    fig = receptive_figure(influence.numpy(), 4, theory_reach(3, 4, 20), "t")
-    heat, edge = fig.data
-    assert (heat.z == influence.numpy()).all()
-    # the edge sits just left of the first reachable input, 20 - l*3, at every layer
-    assert list(edge.x) == [20 - 3 * l - 0.5 for l in (1, 2, 3)]
-    assert [row.tolist().index(True) for row in influence] == [17, 14, 11]
-
-
-def test_frontier_and_window_figures_plot_the_rows_they_are_given():
-    from gpt2viz.viz.experiments import frontier_figure, window_figure
-
-    rows = [{"n_kv_head": 4, "kv_bytes_per_token": 512, "pooled_loss": 3.0, "uptrained_loss": 2.9},
-            {"n_kv_head": 1, "kv_bytes_per_token": 128, "pooled_loss": 3.5, "uptrained_loss": 3.1}]
-    fig = frontier_figure(rows, 3.0, {"MQA from scratch": {"kv_bytes_per_token": 128, "loss": 3.05}})
-    pooled, uptrained, scratch = fig.data
-    assert list(pooled.x) == [512, 128] and list(pooled.y) == [3.0, 3.5]
-    assert list(uptrained.y) == [2.9, 3.1] and list(scratch.y) == [3.05]
-    result = {"full_loss": 3.0, "trained_window": 16,
-              "rows": [{"window": w, "sinks": s, "loss": 3 + s / 10 + 1 / w} for s in (0, 4) for w in (64, 4, 16)]}
-    fig = window_figure({"swa": result})
-    assert [t.name for t in fig.data] == ["swa, 0 sinks", "swa, 4 sinks", "swa: trained with 16"]
-    assert list(fig.data[1].x) == [4, 16, 64] and fig.data[1].y[0] == 3 + 0.4 + 0.25

@@ -1,5 +1,6 @@
 """The training queue: one job per model however many ask, in arrival order, progress and
 errors handed to whoever waits, cancelling, and the bounds of a shared server."""
+import json
 import threading
 
 import pytest
@@ -119,3 +120,20 @@ def test_a_cancelled_training_writes_nothing(corpus, private_cache):
     assert job.done.wait(30) and isinstance(job.error, TrainingCancelled)
     assert not checkpoint_folder(tiny, corpus, settings, 9).exists()
     assert not private_cache.exists() or not any(private_cache.iterdir())
+
+
+def test_first_estimate_uses_the_newest_pace_in_the_cache_else_a_labelled_guess(private_cache):
+    from gpt2viz.jobs import GUESSED_PACE, GUESSED_TOKENS_PER_SECOND
+
+    queue = TrainingQueue()  # nothing was ever trained here
+    assert (queue.tokens_per_second, queue.pace) == (GUESSED_TOKENS_PER_SECOND, GUESSED_PACE)
+    for name, rate, when in (("old", 500.0, "2026-11-01 10:00 UTC"), ("new", 800.0, "2026-11-20 09:00 UTC"),
+                             ("broken", None, None)):
+        folder = private_cache / name
+        folder.mkdir(parents=True)
+        history = {"tokens_per_second": rate, "finished": when} if rate else {}
+        (folder / "meta.json").write_text(json.dumps({"history": history}))
+    queue = TrainingQueue()
+    assert queue.tokens_per_second == 800.0 and "2026-11-20 09:00 UTC" in queue.pace
+    queue = TrainingQueue(tokens_per_second=1000.0)
+    assert queue.tokens_per_second == 1000.0

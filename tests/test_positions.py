@@ -1,3 +1,5 @@
+"""gpt2viz.positions: RoPE as the complex rotation, relative positions only, positions of real
+tokens only, the sinusoidal table as Vaswani et al. define it."""
 import math
 
 import torch

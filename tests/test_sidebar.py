@@ -1,9 +1,13 @@
-"""The sidebar's link reading and naming, and what the pages say around the controls."""
+"""The shared controls: the sidebar's link reading and naming, what the pages say around the
+controls, the prompt's bad input, the weights loaders (AppTest ones are marked slow)."""
 import pytest
 
 from gpt2viz import ModelConfig
-from sidebar import DEFAULTS, custom_name, read_link
-from test_app import app, figures, wait_for_training
+from gpt2viz.dashboard.sidebar import DEFAULTS, custom_name, read_link
+
+from apptest import app, figures
+
+pytestmark = pytest.mark.usefixtures("quick_training")
 
 
 def test_a_link_within_range_is_taken_as_written():
@@ -48,6 +52,7 @@ def test_custom_variants_are_named_by_what_differs_from_gpt2():
         "custom 1: rope · base 2 · GQA-2 · L=2 · d=64 · 4 heads"
 
 
+@pytest.mark.slow
 def test_a_page_says_what_the_link_could_not_mean():
     at = app(weights="random", variants=["nope"], n_layer="99")
     warnings = [w.value for w in at.warning]
@@ -58,6 +63,7 @@ def test_a_page_says_what_the_link_could_not_mean():
     assert not any("unknown variant" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
 def test_an_unbuildable_custom_variant_is_named_in_the_main_area():
     at = app(variants=["custom"], weights="random", n_head="3")
     main = [e.value for e in at.main.error]
@@ -65,6 +71,7 @@ def test_an_unbuildable_custom_variant_is_named_in_the_main_area():
     assert not any("Pick at least one" in i.value for i in at.info)
 
 
+@pytest.mark.slow
 def test_two_custom_variants_side_by_side():
     at = app("attention", weights="random", variants=["custom", "custom2"], c2_position="none")
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
@@ -72,60 +79,52 @@ def test_two_custom_variants_side_by_side():
     assert titles[1].startswith("custom 2: none · MQA · w=16 ·")
 
 
-def test_one_token_prompt_explains_the_empty_loss():
-    at = app("compare", weights="random")
-    at.text_area[0].set_value("Hello").run()
-    assert any("one token: there is nothing to predict" in i.value for i in at.info)
+@pytest.mark.slow
+def test_url_reproduces_the_view_and_choices_survive_page_switches():
+    at = app(weights="random", variants=["swa", "rope"], seed="7")
+    assert at.multiselect[0].value == ["swa", "rope"]
+    assert at.session_state["sb_seed"] == 7
+    at.switch_page("pages/attention.py")
+    at.run()
+    assert not at.exception
+    assert at.session_state["sidebar_values"]["variants"] == ["swa", "rope"]
+    assert at.session_state["sidebar_values"]["seed"] == 7
+    assert [f["layout"]["title"]["text"].split(" ")[0] for f in figures(at)] == ["swa", "rope"]
 
 
-def test_gqa_page_starts_at_the_models_own_sharing_and_says_when_there_is_one_group():
-    at = app("gqa", weights="random", variants=["custom"], n_kv_head="1")
-    assert at.select_slider[0].value == 1
-    assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
-    assert not any("nan" in str(m.value) or "nan" in str(m.delta) for m in at.metric)
-    assert any("no other group to compare with" in c.value for c in at.caption)
+@pytest.mark.slow
+def test_bad_inputs_are_explained_not_raised(tmp_path):
+    at = app("attention", weights="random")
+    at.text_area[0].set_value("   ").run()
+    assert not at.exception and "empty" in at.warning[0].value
+    at.text_area[0].set_value("word " * 400).run()
+    assert not at.exception and any("only its last" in i.value for i in at.info)
+    at = app("compare", weights="checkpoint", checkpoint=str(tmp_path))
+    assert any("does not load" in e.value for e in at.error)
+    at = app(variants=["custom"], weights="random", n_head="3", d_model="128")
+    assert any("not divisible by n_head=3" in e.value for e in at.error)
 
 
-def test_rope_page_starts_at_the_models_own_base():
-    at = app("rope", weights="random", variants=["custom"], rope_base="2", window="0")
-    assert at.select_slider[0].value == 2.0
-    assert any("This model's base is 2" in c.value for c in at.caption)
-
-
-def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, monkeypatch):
-    """Through a link (the browser test types them into the Build page's fields)."""
-    from gpt2viz import PRESETS
+@pytest.mark.slow
+def test_checkpoint_folders_load_ours_and_hugging_faces(tmp_path):
     from gpt2viz.corpus import Corpus
-    from gpt2viz.checkpoint_cache import checkpoint_folder
+    from gpt2viz.checkpoint_cache import cache_dir, cache_key
     from gpt2viz.config import TrainSettings
+    from gpt2viz.train import train
+    from gpt2viz import ModelConfig
 
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
-    at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")
-    row = at.dataframe[0].value.iloc[0]
-    assert row["weights"] == "trained" and "5 steps · batch 4 × 128 tokens · lr 0.002" in row["settings"]
-    settings = TrainSettings(steps=5, lr=0.002, batch_size=4)
-    assert checkpoint_folder(PRESETS["gqa"], Corpus.default(), settings, 0).is_dir()
-    # learned positions have 128 rows: a 512-token block cannot train, said before anything runs
-    at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4", block_size="512")
-    assert any("gqa cannot be trained with these settings" in e.value and "max_seq_len=128" in e.value
-               for e in at.error)
-    assert at.dataframe[0].value.iloc[0]["weights"] == "random init (not trained yet)"
-    assert len(list(tmp_path.iterdir())) == 1
+    corpus = Corpus.default()
+    cfg = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64, vocab_size=corpus.vocab.size)
+    settings = TrainSettings(steps=2, batch_size=2, block_size=32)
+    train(cfg, corpus, settings, seed=5)
+    ours = cache_dir() / cache_key(cfg, corpus, settings, 5)
+    assert (ours / "model.safetensors").is_file()
+    at = app("attention", weights="checkpoint", checkpoint=str(ours))
+    assert len(figures(at)) == 1 and len(at.error) == 0
 
-
-@pytest.mark.parametrize("data, said", [
-    (b"", "is empty"), (b"   \n\t", "is empty"), (b"\x00\x01PNG", "looks binary"),
-    (b"caf\xe9 au lait", "is not UTF-8"), (b"too short " * 10, "training needs at least 4096"),
-])
-def test_own_text_that_cannot_train_is_refused_with_the_reason(data, said):
-    from gpt2viz.corpus import Corpus, CorpusError, decode_text
-
-    with pytest.raises(CorpusError, match=said):
-        Corpus.from_text(decode_text(data, "notes.txt"), "notes.txt")
-
-
-def test_a_corpus_link_names_its_hash_and_an_unknown_one_is_said(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
-    at = app(weights="random", corpus="gone.txt@0123456789ab")
-    assert any("The corpus 'gone.txt@0123456789ab' is not on this server" in w.value for w in at.warning)
-    assert "pydoc_data.topics" in at.caption[0].value or at.dataframe  # the embedded one, working
+    transformers = pytest.importorskip("transformers")
+    hf = tmp_path / "hf"
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=1, n_head=2, n_embd=32, n_positions=64)).save_pretrained(hf)
+    at = app("compare", weights="checkpoint", checkpoint=str(hf))
+    assert len(figures(at)) == 1 and at.dataframe[0].value["variant"].tolist() == ["hf"]

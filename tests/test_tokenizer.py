@@ -1,3 +1,4 @@
+"""gpt2viz.tokenizer: GPT-2 ids offline, unicode round trips, readable token labels."""
 from gpt2viz.tokenizer import get_tokenizer
 
 

@@ -1,3 +1,5 @@
+"""gpt2viz.train and gpt2viz.corpus: the split, the unigram baseline, the same batches for every
+variant, training that learns and is cached, refusals before training, the train command."""
 import json
 import subprocess
 import sys
@@ -5,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from gpt2viz import ModelConfig
+from gpt2viz import GPT2, PRESETS, ModelConfig
 from gpt2viz.corpus import Corpus, CorpusError, decode_text, default_text
 from gpt2viz.config import POSITIONS
 from gpt2viz.checkpoint_cache import cache_key
@@ -42,6 +44,7 @@ def test_every_variant_sees_the_same_batches():
     assert torch.equal(a[0][0], a[1][0]) and torch.equal(a[0][1], a[0][0] + 1)
 
 
+@pytest.mark.slow
 def test_training_learns_and_is_cached(corpus, private_cache):
     seen = []
     result = train(SMALL, corpus, QUICK, seed=1, callback=seen.append)
@@ -56,6 +59,7 @@ def test_training_learns_and_is_cached(corpus, private_cache):
     assert cache_key(SMALL, corpus, QUICK, 1) != cache_key(SMALL, corpus, QUICK, 2)
 
 
+@pytest.mark.slow
 def test_interrupted_training_leaves_no_checkpoint(corpus, private_cache):
     def interrupt(progress):
         if progress.step == 5:
@@ -76,6 +80,7 @@ def test_non_utf8_is_refused_with_the_fix():
         decode_text("café".encode("latin-1") * 10, "notes.txt")
 
 
+@pytest.mark.slow
 def test_cli_trains_and_prints_json_last(tmp_path, private_cache):
     text = tmp_path / "corpus.txt"
     text.write_text(default_text()[:60_000], encoding="utf-8")
@@ -113,6 +118,7 @@ MATRIX_BUDGET = TrainSettings(steps=100, batch_size=8, block_size=32, lr=1e-2, w
 MATRIX_MARGIN = 0.1
 
 
+@pytest.mark.slow
 def test_every_buildable_variant_learns_on_a_small_budget(corpus):
     rows = training_matrix(MATRIX_BODY, corpus, MATRIX_BUDGET, windows=(None, 8), use_cache=False)
     assert len(rows) == len(POSITIONS) * 3 * 2
@@ -131,6 +137,7 @@ def test_learning_problem_names_nan_and_no_better_than_unigram():
     assert "NaN" in learning_problem(nan)
 
 
+@pytest.mark.slow
 def test_cli_matrix_prints_the_table_and_fails_when_a_variant_did_not_learn(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text(default_text()[:40_000], encoding="utf-8")
@@ -143,3 +150,21 @@ def test_cli_matrix_prints_the_table_and_fails_when_a_variant_did_not_learn(tmp_
     assert table[0].startswith("| position | attention | window | val loss | unigram | seconds")
     assert "| alibi | MQA | 16 |" in run.stdout and "error: " in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_every_learned_position_row_gets_a_gradient():
+    """A row no training batch reaches keeps its random init (weight decay only shrinks it)."""
+    import torch.nn.functional as F
+
+    from gpt2viz.corpus import Corpus
+    from gpt2viz.config import TrainSettings
+    from gpt2viz.train import sample_batch
+
+    corpus = Corpus.default()
+    settings = TrainSettings()  # the dashboard's batch and block
+    torch.manual_seed(0)
+    model = GPT2(PRESETS["gpt2"].replace(vocab_size=corpus.vocab.size))
+    x, y = sample_batch(corpus.train, settings, torch.Generator().manual_seed(0))  # (B, block)
+    F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+    reached = model.wpe.weight.grad.abs().amax(1) > 0  # (max_seq_len,)
+    assert reached.all(), f"rows no batch reaches: {(~reached).nonzero().flatten().tolist()[:3]}..."

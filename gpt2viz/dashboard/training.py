@@ -1,23 +1,29 @@
 """Training in the background, as the pages see it: queue the missing models, show their
-progress in a fragment that refreshes itself, let the user cancel, and swap the trained models
-in when they are ready. Until then a page draws the model on random weights, and says so.
+progress in a fragment that refreshes itself, let the user cancel; the store swaps the trained
+models in when they are ready. Until then a page draws the model on random weights, and says so.
 
-The queue (gpt2viz.jobs) lives in the process-wide store, so a model in progress survives its
-tab closing, and two sessions asking for one model share one run. What a session cancelled or
-saw fail is remembered in its own state, so the page does not start it again by itself.
+The queue (gpt2viz.jobs) lives in the process-wide model store (models.py), so a model in
+progress survives its tab closing, and two sessions asking for one model share one run. What a
+session cancelled or saw fail is remembered in its own state, so the page does not start it
+again by itself.
 """
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-import serving_ui
 from gpt2viz.jobs import TrainingCancelled, TrainingJob, job_tokens
 from gpt2viz.serving import Refused
 from gpt2viz.train import check_trainable, load_cached, train
 from gpt2viz.workbench import Variant
+
+from . import serving_mode
+
+if TYPE_CHECKING:
+    from .models import ModelStore
 
 
 def _session() -> str:
@@ -30,28 +36,28 @@ def _stopped() -> dict:
     return st.session_state.setdefault("training_stopped", {})
 
 
-def start(store: dict, wanted: dict, data, settings, seed: int, place,
+def start(store: ModelStore, wanted: dict, data, settings, seed: int,
           purpose: str = "selection") -> dict[str, TrainingJob]:
-    """Queue every wanted model (name -> (key, config)) that is not in the store yet; return
-    the jobs still running. `place(key, variant)` puts a finished model in the store.
+    """Queue every wanted model (name -> (key, config)) that is not in the store yet;
+    return the jobs still running.
 
     A page asks once per `purpose` (the selection; a page's own reference model). What this
     session asked for the same purpose before and no longer wants is cancelled for it: a user
     stepping through settings queues the last one, not every one on the way."""
     asked = st.session_state.setdefault("training_asked", {})
     keys = frozenset(key for key, _ in wanted.values())
-    for job in store["training"].pending():
+    for job in store.training.pending():
         if job.key in asked.get(purpose, ()) and job.key not in keys:
-            store["training"].cancel(job, waiter=_session())
+            store.training.cancel(job, waiter=_session())
     asked[purpose] = keys
     jobs = {}
     try:
-        bounds = serving_ui.queue_bounds(settings, frozenset().union(*asked.values()))
+        bounds = serving_mode.queue_bounds(settings, frozenset().union(*asked.values()))
     except Refused as err:
         st.warning(f"Nothing is trained: {err} Until then the models are shown with random weights.")
         return jobs
     for name, (key, config) in wanted.items():
-        if key in store["variants"] or key in _stopped():
+        if key in store or key in _stopped():
             continue
         try:
             check_trainable(config, data, settings)
@@ -61,21 +67,19 @@ def start(store: dict, wanted: dict, data, settings, seed: int, place,
             continue
         cached = load_cached(config, data, settings, seed)  # well under a second: no need to queue
         if cached is not None:
-            place(key, _variant(name, cached))
+            store.put(key, _variant(name, cached))
             continue
         try:
-            jobs[name] = store["training"].submit(
-                key, name, partial(_train, key, name, config, data, settings, seed, place),
-                job_tokens(settings), waiter=_session(), **bounds)
+            jobs[name] = store.train(key, name, partial(_train, name, config, data, settings, seed),
+                                     job_tokens(settings), waiter=_session(), **bounds)
         except Refused as err:
             st.warning(f"{name} is not trained: {err} Until then it is shown with random weights.")
     return jobs
 
 
-def _train(key, name, config, data, settings, seed, place, callback):
-    """Runs on the training thread: the model lands in the store (and the disk cache) even if
-    the page that asked for it has gone."""
-    place(key, _variant(name, train(config, data, settings, seed=seed, callback=callback)))
+def _train(name, config, data, settings, seed, callback) -> Variant:
+    """Runs on the training thread; the store keeps the result (train() the disk cache)."""
+    return _variant(name, train(config, data, settings, seed=seed, callback=callback))
 
 
 def _variant(name, result) -> Variant:
@@ -103,14 +107,14 @@ def show_stopped(keys) -> None:
 
 
 @st.fragment(run_every=1.0)
-def status(store: dict, jobs: dict[str, TrainingJob], detailed: bool) -> None:
+def status(store: ModelStore, jobs: dict[str, TrainingJob], detailed: bool) -> None:
     """Progress of this page's models, refreshed every second without rerunning the page;
     the whole page reruns once they are all done, so trained models replace the stand-ins."""
     if all(job.done.is_set() for job in jobs.values()):
         for job in jobs.values():
             _settle(job)
         st.rerun()
-    queue = store["training"]
+    queue = store.training
     finished = sum(job.done.is_set() for job in jobs.values())
     left = max(queue.seconds_until_done(job) for job in jobs.values())
     with st.container(border=True):
@@ -131,6 +135,6 @@ def status(store: dict, jobs: dict[str, TrainingJob], detailed: bool) -> None:
                      help="Stops the models this page is waiting for (unless another session "
                           "waits for them too). Nothing half-trained is saved."):
             for job in jobs.values():
-                store["training"].cancel(job, waiter=_session())
+                store.training.cancel(job, waiter=_session())
                 _stopped()[job.key] = (job.name, "cancelled")
             st.rerun()

@@ -15,15 +15,14 @@ from gpt2viz.serving import max_upload_megabytes
 from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
 from gpt2viz.config import TrainSettings
 from gpt2viz.train import train
-from test_app import wait_for_training
+
+from apptest import wait_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def quick_training(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
+def no_models_folder(quick_training, monkeypatch):
     monkeypatch.delenv("GPT2VIZ_MODELS", raising=False)
 
 
@@ -68,6 +67,7 @@ def models(tmp_path, monkeypatch, corpus):
     return root
 
 
+@pytest.mark.slow
 def test_local_mode_offers_any_folder(served_on, models):
     served_on("127.0.0.1")
     at = run("attention", weights="checkpoint", checkpoint=str(models.parent / "outside"))
@@ -75,6 +75,7 @@ def test_local_mode_offers_any_folder(served_on, models):
     assert config.get_option("client.showErrorDetails") == "full"
 
 
+@pytest.mark.slow
 def test_shared_mode_without_a_models_folder_offers_no_local_folder(served_on):
     served_on("0.0.0.0")  # and no GPT2VIZ_MODELS
     at = run("attention", weights="checkpoint", checkpoint="/etc")  # a crafted link
@@ -83,6 +84,7 @@ def test_shared_mode_without_a_models_folder_offers_no_local_folder(served_on):
     assert config.get_option("client.showErrorDetails") == "none"  # tracebacks: server log only
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("typed, says", [
     ("OUTSIDE", "is outside the models folder"),
     ("../outside", "`..` is not allowed"),
@@ -103,6 +105,7 @@ def test_shared_mode_refuses_paths_out_of_the_models_folder(served_on, models, t
     assert not at.get("plotly_chart")  # nothing loaded
 
 
+@pytest.mark.slow
 def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
     served_on("0.0.0.0")
     at = run("attention", weights="checkpoint", checkpoint="mine")
@@ -112,17 +115,17 @@ def test_shared_mode_loads_inside_and_hides_server_paths(served_on, models):
     assert error.value == "That checkpoint does not load: config.json is missing from broken."
 
 
+@pytest.mark.slow
 def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus, monkeypatch):
     import threading
 
-    import serving_ui
-    import ui
+    from gpt2viz.dashboard import models, serving_mode
 
     served_on("0.0.0.0")
-    monkeypatch.setattr(serving_ui, "MAX_WAITING", 0)
+    monkeypatch.setattr(serving_mode, "MAX_WAITING", 0)
     release = threading.Event()
-    busy = ui._store()["training"].submit("another visitor's model", "theirs",
-                                          lambda cb: release.wait(60), 10**6, waiter="another visitor")
+    busy = models.store().training.submit("another visitor's model", "theirs",
+                                           lambda cb: release.wait(60), 10**6, waiter="another visitor")
     try:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
         at.query_params["variants"], at.query_params["seed"] = ["gpt2"], "4242"
@@ -136,6 +139,7 @@ def test_a_full_training_queue_is_said_and_nothing_trains(served_on, corpus, mon
     assert not checkpoint_folder(PRESETS["gpt2"], corpus, TrainSettings(steps=8), 4242).exists()
 
 
+@pytest.mark.slow
 def test_build_page_shows_the_cache_and_clears_it_locally(served_on):
     served_on("127.0.0.1")
     at = run()

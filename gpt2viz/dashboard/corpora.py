@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-import serving_ui
+from gpt2viz.checkpoint_cache import cache_dir
 from gpt2viz.corpus import Corpus, CorpusError, decode_text, stored_text, store_text
 from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
-from gpt2viz.checkpoint_cache import cache_dir
+
+from . import serving_mode
 
 EMBEDDED = ""  # the sidebar value that means the embedded corpus
 
@@ -50,7 +51,10 @@ def find(corpus_id: str) -> Corpus | None:
     return None
 
 
-def for_selection(corpus_id: str) -> Corpus:
+def selected(selection) -> Corpus:
+    """The text the selection's models train on (the embedded corpus unless the user chose
+    their own on Build & train); a corpus this server no longer has is said."""
+    corpus_id = selection.corpus
     found = find(corpus_id)
     if found is None:
         st.warning(f"The corpus {corpus_id!r} is not on this server (uploaded texts live in its "
@@ -75,7 +79,7 @@ def controls(current: str) -> None:
                  format_func=lambda i: f"{default().name} (embedded)" if i == EMBEDDED else i)
     with st.expander("Train on your own text"):
         upload = st.file_uploader("A UTF-8 text file", type=["txt", "md", "rst", "py", "csv", "json"],
-                                  key="corpus_upload", max_upload_size=serving_ui.upload_megabytes("corpus"))
+                                  key="corpus_upload", max_upload_size=serving_mode.upload_megabytes("corpus"))
         pasted = st.text_area("…or paste text", key="corpus_paste", height=120)
         name = st.text_input("Name it", value=upload.name if upload is not None else "my text")
         st.caption(f"At least 4,096 GPT-2 tokens (about 16 KB of English), at most "

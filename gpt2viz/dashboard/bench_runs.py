@@ -1,4 +1,4 @@
-"""Streamlit glue for the Latency & memory page's measurements: a stored run of the same
+"""Latency & memory's measurements as the page sees them: a stored run of the same
 settings at once, a quick one on arrival when it takes a few seconds, a full one on Run;
 every run is labelled with when and where it was measured."""
 from __future__ import annotations

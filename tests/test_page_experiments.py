@@ -3,16 +3,11 @@ sidebar's default models (gpt2 and rope+gqa+swa, trained for a few steps)."""
 import numpy as np
 import pytest
 
-from gpt2viz import ModelConfig
-from test_app import app, array, figures
-
-HAS_SINKS = hasattr(ModelConfig(), "sinks")
+from apptest import app, array, figures
 
 
-@pytest.fixture(autouse=True)
-def quick_training(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GPT2VIZ_TRAIN_STEPS", "8")
-    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path_factory.getbasetemp() / "app-cache"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 
 def choose(at, experiment):
@@ -38,7 +33,6 @@ def test_length_curves_stop_at_the_learned_table_and_mark_the_training_length():
     assert table["8×: whole block"].isna().tolist() == [True, False]
 
 
-@pytest.mark.skipif(not HAS_SINKS, reason="ModelConfig has no `sinks` field yet (issue 14)")
 def test_window_that_covers_the_block_is_full_attention():
     at = choose(app("experiments"), "Window & sinks")
     (fig,) = figures(at)

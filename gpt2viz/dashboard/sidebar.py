@@ -1,4 +1,5 @@
-"""The shared sidebar and the URL that carries its choices.
+"""The shared sidebar (variants, custom slots, weights, seed; the training settings drawn on
+Build & train) and the URL that carries its choices.
 
 A widget keeps what the user chose: its value lives in st.session_state["sb_<field>"] and is
 restored from "sidebar_values" only when Streamlit has dropped it (a field hidden for a run, a
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
-import serving_ui
 from gpt2viz import ModelConfig, PRESETS
-from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS
+from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS, TrainSettings
 from gpt2viz.resources import device
-from gpt2viz.config import TrainSettings
+
+from . import serving_mode
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}
@@ -107,7 +108,7 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
             notes.append(f"The link names unknown variant(s) {', '.join(map(repr, unknown))} "
                          f"(known: {', '.join(VARIANT_IDS)}); {fallback}.")
         state["variants"] = known or state["variants"]
-    for key, allowed in [("weights", serving_ui.weight_options(WEIGHTS))] + [(p + "position", list(POSITIONS))
+    for key, allowed in [("weights", serving_mode.weight_options(WEIGHTS))] + [(p + "position", list(POSITIONS))
                                                        for _, p in SLOTS.values()]:
         if key in params:
             value = params[key][-1]
@@ -243,15 +244,15 @@ def draw() -> Selection:
         elif name in customs:
             configs[customs[name][0]] = customs[name][1]
     sb.header("Weights")
-    weights = sb.radio("Weights", serving_ui.weight_options(WEIGHTS), format_func=WEIGHTS.get,
+    weights = sb.radio("Weights", serving_mode.weight_options(WEIGHTS), format_func=WEIGHTS.get,
                        key="sb_weights", label_visibility="collapsed")
     checkpoint = ""
     if weights == "checkpoint":
-        checkpoint = sb.text_input(serving_ui.checkpoint_prompt(), key="sb_checkpoint").strip()
+        checkpoint = sb.text_input(serving_mode.checkpoint_prompt(), key="sb_checkpoint").strip()
     elif weights == "upload":
         sb.file_uploader("A gpt2viz checkpoint (.zip from Build & train), or a Hugging Face GPT-2 "
                          "folder zipped (config.json + model.safetensors)", type=["zip"],
-                         key="checkpoint_upload", max_upload_size=serving_ui.upload_megabytes("checkpoint"))
+                         key="checkpoint_upload", max_upload_size=serving_mode.upload_megabytes("checkpoint"))
     seed = int(_number(sb, "seed", "seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")
     values = {k: st.session_state.get(f"sb_{k}", current[k]) for k in DEFAULTS}

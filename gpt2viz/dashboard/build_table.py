@@ -1,0 +1,92 @@
+"""Build & train's table and what sits around it: one row per built variant, its download,
+the loss curves, and the estimate of what training the missing models would take."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import partial
+
+import streamlit as st
+
+from gpt2viz.checkpoint_cache import checkpoint_folder
+from gpt2viz.checkpoints import checkpoint_zip
+from gpt2viz.corpus import Corpus
+from gpt2viz.jobs import job_tokens
+from gpt2viz.resources import format_bytes
+from gpt2viz.train import training_bytes
+from gpt2viz.viz.charts import loss_curves
+from gpt2viz.workbench import CONTEXTS, Variant, context_losses
+
+from . import corpora
+from .models import store
+from .sidebar import Selection
+
+
+def download_button(name: str, variant: Variant, selection: Selection) -> None:
+    """One .zip per built variant: weights (safetensors) and JSON (config, vocabulary, and for
+    a trained one its settings, seed, corpus and history)."""
+    meta = {"vocab": variant.vocab.gpt2_ids} if variant.vocab else {}
+    if variant.history is not None:
+        meta |= {"history": asdict(variant.history), "settings": asdict(selection.settings),
+                 "seed": selection.seed, "corpus": corpora.selected(selection).id}
+    st.download_button(f"{name} (.zip)", partial(checkpoint_zip, variant.model, meta),  # zipped on click
+                       f"gpt2viz-{''.join(c if c.isalnum() or c in '+-' else '_' for c in name)}.zip",
+                       "application/zip", key=f"download-{name}", icon=":material/download:")
+
+
+def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
+    """One row per variant; the settings and corpus only where this selection trained it."""
+    rows, settings, data = [], selection.settings, corpora.selected(selection)
+    for name, v in built.items():
+        cfg, h = v.config, v.history
+        ours = v.source.startswith("trained")
+        rows.append({"variant": name, "weights": v.source, "corpus": data.name if ours else None,
+                     "params": v.model.num_params(), "attention": cfg.attention_kind,
+                     "position": cfg.position, "window": str(cfg.window or "full"),
+                     "val loss": round(h.val_loss[-1], 3) if h and h.val_loss else None,
+                     **{f"val loss, context {'≤ ' if c > 1 else ''}{c}": round(loss, 3) if h else None
+                        for c, loss in (cached_context_losses(v, data) if h else dict.fromkeys(CONTEXTS)).items()},
+                     "unigram loss": round(h.unigram_loss, 3) if h else None,
+                     "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token()),
+                     "trained": _training_label(h) if h else None,
+                     "settings": settings.describe() if ours else None})
+    return rows
+
+
+def training_estimate(selection: Selection) -> str:
+    """Before a run: what training the selected models that are not cached yet would take."""
+    settings, data = selection.settings, corpora.selected(selection)
+    todo = {name: config.replace(dropout=selection.dropout, vocab_size=data.vocab.size)
+            for name, config in selection.configs.items()}
+    todo = {name: c for name, c in todo.items()
+            if not checkpoint_folder(c, data, settings, selection.seed).is_dir()}
+    if not todo:
+        return "Every selected model with these settings is in the checkpoint cache: nothing to train."
+    queue = store().training
+    rate = queue.tokens_per_second
+    seconds = len(todo) * job_tokens(settings) / rate
+    memory = max(training_bytes(c, settings) for c in todo.values())
+    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s "
+            f"({queue.pace}; the time budget, if set, stops each model earlier), peak memory "
+            f"about {format_bytes(memory)} per model, one model at a time.")
+
+
+def _training_label(h) -> str:
+    """Seconds alone mislead on a shared machine: give the rate and when it was measured."""
+    when = f" on {h.finished}" if h.finished else ""
+    return f"{h.seconds:.0f} s at {h.tokens_per_second:,.0f} tokens/s{when}"
+
+
+def loss_figure(built: dict[str, Variant]):
+    histories = {n: v.history for n, v in built.items() if v.history is not None}
+    if not histories:
+        return None
+    return loss_curves(histories, next(iter(histories.values())).unigram_loss)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Scoring the validation split with the context cut...")
+def _context_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return context_losses(_variant.model, _data.val)
+
+
+def cached_context_losses(variant: Variant, data: Corpus) -> dict[int, float]:
+    return _context_losses(variant, id(variant.model), data, data.id)

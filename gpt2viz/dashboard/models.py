@@ -1,0 +1,165 @@
+"""The model store: every model this server process has built, by key, and the one training
+queue that fills it; `variants()` turns the sidebar's selection into models, never raising.
+
+Models are built once per (variant, config, weights, seed, settings, corpus) and kept for
+every session (st.cache_resource); they are in eval mode and never trained further, so every
+session can read them. A trained model lands in the store when its job finishes, even if the
+page that asked for it has gone (training.py queues it, shows progress and stand-ins).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Callable, Hashable
+
+import streamlit as st
+import torch
+
+from gpt2viz import GPT2
+from gpt2viz.checkpoints import CheckpointError, load_checkpoint, load_checkpoint_zip
+from gpt2viz.corpus import Corpus, Vocabulary
+from gpt2viz.jobs import TrainingJob, TrainingQueue
+from gpt2viz.resources import device
+from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
+from gpt2viz.train import History, Progress
+from gpt2viz.workbench import Variant, pooled_losses
+
+from . import corpora, serving_mode, training
+from .sidebar import Selection
+
+
+class ModelStore:
+    """Built models by key, and the queue that trains the missing ones (one worker)."""
+
+    def __init__(self):
+        self.variants: dict[Hashable, Variant] = {}
+        self.training = TrainingQueue()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.variants
+
+    def put(self, key: Hashable, variant: Variant) -> Variant:
+        """Keep a ready model (on this server's device) for every session."""
+        variant.model.to(device())
+        self.variants[key] = variant
+        return variant
+
+    def train(self, key: Hashable, name: str, work: Callable[[Callable[[Progress], None]], Variant],
+              tokens: int, **bounds) -> TrainingJob:
+        """Queue work(callback) -> Variant; its model lands here when it finishes."""
+        return self.training.submit(key, name, partial(self._finish, key, work), tokens, **bounds)
+
+    def _finish(self, key, work, callback) -> Variant:  # on the training thread
+        return self.put(key, work(callback))
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> ModelStore:
+    return ModelStore()
+
+
+def variants(selection: Selection, show_training: bool = False, purpose: str = "selection") -> dict[str, Variant]:
+    """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
+    names what a page asks for (its selection, or a reference model of its own)."""
+    if selection.weights == "checkpoint":
+        return _checkpoint_variant(selection.checkpoint)
+    if selection.weights == "upload":
+        return _uploaded_variant()
+    for title, problem in selection.unbuildable.items():
+        st.error(f"{title} cannot be built, so it is not shown: {problem} Fix it in the sidebar.")
+    if not selection.configs:
+        if not selection.unbuildable:
+            st.info("Pick at least one variant in the sidebar.")
+        return {}
+    models, settings, data = store(), selection.settings, corpora.selected(selection)
+    if selection.weights == "trained":  # dropout is part of how a model was trained
+        configs = {name: c.replace(dropout=selection.dropout) for name, c in selection.configs.items()}
+    else:
+        configs = selection.configs
+    wanted = {name: (_key(name, config, selection), config) for name, config in configs.items()}
+    if selection.weights == "trained":
+        jobs = training.start(models, wanted, data, settings, selection.seed, purpose)
+        training.show_stopped([key for key, _ in wanted.values()])
+        if jobs:
+            training.status(models, jobs, show_training)
+    built = {}
+    for name, (key, config) in wanted.items():
+        if key in models:
+            built[name] = models.variants[key]
+        else:  # random weights: chosen, or standing in until the trained model is ready
+            stand_in = selection.weights == "trained"
+            built[name] = replace(_random_variant(name, config, selection.seed, data),
+                                  source="random init (not trained yet)" if stand_in else "random init")
+    return built
+
+
+def _key(name, config, selection):
+    return (name, config, selection.weights, selection.seed, selection.settings, selection.corpus)
+
+
+def _random_variant(name, config, seed, data: Corpus) -> Variant:
+    models, key = store(), (name, config, "random", seed, data.sha256)
+    if key not in models:
+        torch.manual_seed(seed)
+        model = GPT2(config.replace(vocab_size=data.vocab.size)).eval()
+        models.put(key, Variant(name, model, data.vocab, "random init"))
+    return models.variants[key]
+
+
+def _checkpoint_variant(text: str) -> dict[str, Variant]:
+    if not text:
+        st.info("Type the path of a local checkpoint folder in the sidebar.")
+        return {}
+    folder = serving_mode.checkpoint_folder(text)  # checked: exists, readable, allowed here
+    if folder is None:
+        return {}
+    models = store()
+    key = ("checkpoint", str(folder.resolve()))
+    if key not in models:
+        try:
+            if (folder / "meta.json").is_file():
+                model, meta = load_checkpoint(folder)
+                vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
+            else:
+                model, vocab = GPT2.from_hf_gpt2(folder), None
+        except (CheckpointError, KeyError) as err:
+            serving_mode.show_error("That checkpoint does not load", err)
+            return {}
+        models.put(key, Variant(folder.name or text, model.eval(), vocab, text))
+    variant = models.variants[key]
+    return {variant.name: variant}
+
+
+def _uploaded_variant() -> dict[str, Variant]:
+    """The .zip in the sidebar's uploader, loaded once per upload; it lives for the session."""
+    upload = st.session_state.get("checkpoint_upload")
+    if upload is None:
+        st.info("Upload a checkpoint .zip in the sidebar (one downloaded from Build & train, or a "
+                "Hugging Face GPT-2 folder zipped). It stays for this session only.")
+        return {}
+    if st.session_state.get("uploaded", (None,))[0] != upload.file_id:
+        try:
+            check_upload("checkpoint", upload.size)
+            model, meta = load_checkpoint_zip(upload.getvalue(), UPLOAD_CAPS["checkpoint"])
+        except (CheckpointError, Refused) as err:
+            serving_mode.show_error(f"{upload.name} does not load", err)
+            return {}
+        vocab = Vocabulary(meta["vocab"]) if meta and "vocab" in meta else None
+        history = History(**meta["history"]) if meta and "history" in meta else None
+        name = Path(upload.name).stem
+        st.session_state["uploaded"] = (upload.file_id, Variant(name, model.to(device()).eval(), vocab,
+                                                                f"uploaded {upload.name}", history))
+    variant = st.session_state["uploaded"][1]
+    return {variant.name: variant}
+
+
+@st.cache_resource(max_entries=8, show_spinner="Evaluating every mean-pooled group count...")
+def _pooled_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
+    return pooled_losses(_variant.model, _data.val)
+
+
+def cached_pooled_losses(variant: Variant, selection: Selection) -> list[dict]:
+    """GQA sharing's conversion curve, once per (model, corpus) for every session."""
+    data = corpora.selected(selection)
+    return _pooled_losses(variant, id(variant.model), data, data.id)

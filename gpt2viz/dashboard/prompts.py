@@ -1,0 +1,50 @@
+"""The prompt every page shares (it survives page switches), and one cached forward pass per
+(model, prompt), so moving a view-only control never recomputes it."""
+from __future__ import annotations
+
+import streamlit as st
+
+from gpt2viz.workbench import Prompt, Variant, run_trace, tokenize_prompt, unknown_positions
+
+DEFAULT_PROMPT = ('The "for" statement is used to iterate over the elements of a sequence '
+                  '(such as a string, tuple or list) or other iterable object.')
+
+
+def prompt_input() -> Prompt | None:
+    """The prompt shared by the pages; problems are explained, not raised."""
+    # The widget's own state is dropped on page switches; "prompt_text" survives them.
+    st.session_state.setdefault("prompt_text", DEFAULT_PROMPT)
+    st.session_state["prompt_widget"] = st.session_state["prompt_text"]
+    text = st.text_area("Prompt", key="prompt_widget", height=80, on_change=_keep_prompt)
+    try:
+        prompt = tokenize_prompt(text)
+    except ValueError as err:
+        st.warning(str(err))
+        return None
+    if prompt.truncated_from:
+        st.info(f"The prompt has {prompt.truncated_from} tokens; only its last "
+                f"{len(prompt.gpt2_ids)} are used (heatmaps past that are unreadable).")
+    return prompt
+
+
+def _keep_prompt():
+    st.session_state["prompt_text"] = st.session_state["prompt_widget"]
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_trace(_variant: Variant, model_id: int, ids: tuple):
+    return run_trace(_variant, Prompt(list(ids), []))
+
+
+def trace(variant: Variant, prompt: Prompt):
+    """One forward pass per (model, prompt): view-only controls never recompute it."""
+    return _cached_trace(variant, id(variant.model), tuple(prompt.gpt2_ids))
+
+
+def unknown_note(built: dict, prompt: Prompt):
+    for name, v in built.items():
+        unknown = unknown_positions(v, prompt)
+        if unknown:
+            words = ", ".join(prompt.labels[i] for i in unknown[:8])
+            st.caption(f"{name}: {len(unknown)} token(s) never seen in training map to the unknown "
+                       f"id ({words}).")

@@ -1,0 +1,82 @@
+"""GQA sharing through AppTest: sharing, costs and parameters of the models built, grouped
+maps and their similarity recomputed, pooling against a model that differs in kv heads only."""
+import numpy as np
+import pytest
+import torch
+
+from gpt2viz import PRESETS
+from gpt2viz.corpus import Corpus
+from gpt2viz.tokenizer import get_tokenizer
+
+from apptest import app, array, figures, kv_bytes_per_token, own_loss, param_formula, shown_bytes, stored
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
+
+
+def test_draws_sharing_costs_groups_and_conversion():
+    at = app("gqa")  # trained weights (quick budget): the conversion section runs
+    diagram, costs, grid, similarity, conversion = figures(at)
+    assert sum(1 for t in diagram["data"] if t["mode"] == "lines") == 8
+    assert [len(t["x"]) for t in costs["data"]] == [4, 4, 4]  # n_kv_head 8, 4, 2, 1
+    assert len(grid["data"]) == 8 and len(array(similarity["data"][0]["z"])) == 8
+    assert conversion["data"][0]["x"] == ["8", "4", "2", "1"]  # the MHA baseline, pooled
+    at.select_slider[0].set_value(1).run()
+    assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
+
+
+def test_parameters_are_those_of_the_models_built(corpus):
+    at = app("gqa")  # the shape shown: the first selected model that shares heads, rope+gqa+swa
+    table = at.dataframe[0].value
+    shown = PRESETS["rope+gqa+swa"]
+    for _, row in table.iterrows():
+        cfg = shown.replace(n_kv_head=int(row["n_kv_head"]))
+        assert row["params"] == param_formula(cfg, corpus.vocab.size)
+        assert row["KV cache / token"] == shown_bytes(kv_bytes_per_token(cfg))
+    mha = param_formula(shown.replace(n_kv_head=8), corpus.vocab.size)
+    saved = 1 - param_formula(shown, corpus.vocab.size) / mha
+    assert table.set_index("n_kv_head").loc[2, "params saved vs MHA"] == f"{saved:.1%}"
+    build = app().dataframe[0].value.set_index("variant")
+    assert build.loc["rope+gqa+swa", "params"] == table.set_index("n_kv_head").loc[2, "params"]
+
+
+def test_pooling_is_compared_with_a_model_that_differs_only_in_kv_heads(corpus):
+    at = app("gqa")
+    conversion = figures(at)[-1]
+    refs = [t for t in conversion["data"] if t.get("name") == "gqa trained from scratch"]
+    assert len(refs) == 1
+    gqa = stored("gqa")
+    differing = {k for k, v in gqa.config.to_dict().items()
+                 if v != PRESETS["gpt2"].replace(vocab_size=corpus.vocab.size).to_dict()[k]}
+    assert differing == {"n_kv_head"}
+    assert refs[0]["x"] == [str(gqa.config.n_kv_head)]
+    assert refs[0]["y"][0] == pytest.approx(own_loss(gqa.model, corpus.val, 128), abs=1e-4)
+
+
+def test_within_and_across_group_similarity_recomputed():
+    at = app("gqa")
+    metric = at.metric[0]
+    variant = stored("rope+gqa+swa")
+    ids = Corpus.default().vocab.to_compact(torch.tensor(get_tokenizer().encode(at.text_area[0].value)))
+    with torch.no_grad():
+        probs = variant.model.trace(ids[None]).attn[0][0].double().numpy()  # layer 0, (H, T, T)
+    h, group = probs.shape[0], variant.config.group_size
+    tv = lambda a, b: 0.5 * np.abs(probs[a] - probs[b]).sum(-1).mean()  # noqa: E731
+    within = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a != b and a // group == b // group])
+    across = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a // group != b // group])
+    assert metric.value == f"{within:.3f}" and metric.delta.startswith(f"{within - across:+.3f}")
+
+
+def test_pooling_every_head_into_itself_costs_nothing(corpus):
+    """The conversion curve's MHA point is the trained gpt2 itself: its own validation loss."""
+    at = app("gqa")
+    pooled = figures(at)[-1]["data"][0]
+    assert pooled["x"][0] == "8"
+    assert pooled["y"][0] == pytest.approx(own_loss(stored("gpt2").model, corpus.val, 128), abs=1e-4)
+
+
+def test_starts_at_the_models_own_sharing_and_says_when_there_is_one_group():
+    at = app("gqa", weights="random", variants=["custom"], n_kv_head="1")
+    assert at.select_slider[0].value == 1
+    assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
+    assert not any("nan" in str(m.value) or "nan" in str(m.delta) for m in at.metric)
+    assert any("no other group to compare with" in c.value for c in at.caption)

@@ -1,0 +1,36 @@
+"""gpt2viz.viz.experiments: the receptive-field, frontier and window figures plot the data
+they are given."""
+import torch
+
+from gpt2viz.experiments import receptive_field, theory_reach
+
+from conftest import tiny_model
+
+
+def test_receptive_figure_draws_the_influence_and_the_theory_edge():
+    from gpt2viz.viz.experiments import receptive_figure
+
+    model = tiny_model(n_layer=3, window=4, position="rope")
+    influence = receptive_field(model, torch.randint(0, 97, (30,)), 20)
+    fig = receptive_figure(influence.numpy(), 4, theory_reach(3, 4, 20), "t")
+    heat, edge = fig.data
+    assert (heat.z == influence.numpy()).all()
+    # the edge sits just left of the first reachable input, 20 - l*3, at every layer
+    assert list(edge.x) == [20 - 3 * l - 0.5 for l in (1, 2, 3)]
+    assert [row.tolist().index(True) for row in influence] == [17, 14, 11]
+
+
+def test_frontier_and_window_figures_plot_the_rows_they_are_given():
+    from gpt2viz.viz.experiments import frontier_figure, window_figure
+
+    rows = [{"n_kv_head": 4, "kv_bytes_per_token": 512, "pooled_loss": 3.0, "uptrained_loss": 2.9},
+            {"n_kv_head": 1, "kv_bytes_per_token": 128, "pooled_loss": 3.5, "uptrained_loss": 3.1}]
+    fig = frontier_figure(rows, 3.0, {"MQA from scratch": {"kv_bytes_per_token": 128, "loss": 3.05}})
+    pooled, uptrained, scratch = fig.data
+    assert list(pooled.x) == [512, 128] and list(pooled.y) == [3.0, 3.5]
+    assert list(uptrained.y) == [2.9, 3.1] and list(scratch.y) == [3.05]
+    result = {"full_loss": 3.0, "trained_window": 16,
+              "rows": [{"window": w, "sinks": s, "loss": 3 + s / 10 + 1 / w} for s in (0, 4) for w in (64, 4, 16)]}
+    fig = window_figure({"swa": result})
+    assert [t.name for t in fig.data] == ["swa, 0 sinks", "swa, 4 sinks", "swa: trained with 16"]
+    assert list(fig.data[1].x) == [4, 16, 64] and fig.data[1].y[0] == 3 + 0.4 + 0.25
