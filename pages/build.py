@@ -19,7 +19,7 @@ shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
 if selection.weights == "trained":
     data = ui.corpus(selection)
-    text = ("the Python docs that ship with every Python (`pydoc_data.topics`)"
+    text = ("the Python 3.11 docs (`pydoc_data.topics`, shipped with gpt2viz)"
             if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
     st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
                f"order, seed and token budget, so differences come from the architecture. "
