@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .staging import write_whole
 from .tokenizer import EOT, get_tokenizer
 
 SPLIT_BLOCK = 1024
@@ -114,18 +112,10 @@ class Corpus:
 
 def store_text(folder: Path, text: str) -> None:
     """Keep a user's text (folder/text.txt) so a link naming its hash finds it again; written
-    to a temporary folder and renamed into place, so no half-written copy survives."""
-    if folder.is_dir():
-        return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        (staging / "text.txt").write_text(text, encoding="utf-8")
-        os.replace(staging, folder)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not folder.is_dir():
-            raise
+    to a staging folder and renamed into place, so no half-written copy survives."""
+    if stored_text(folder) is None:
+        write_whole(folder, lambda staging: (staging / "text.txt").write_text(text, encoding="utf-8"),
+                    lambda target: (target / "text.txt").is_file())
 
 
 def stored_text(folder: Path) -> str | None:
