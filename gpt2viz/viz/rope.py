@@ -112,9 +112,12 @@ def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
 
 def absolute_position_similarity(table) -> tuple[np.ndarray, np.ndarray]:
     """Mean over m of p_m . p_{m+Δ} / |p|^2 for an absolute position table (T, d): the
-    learned or sinusoidal counterpart of the RoPE curve."""
-    table = np.asarray(table, float)
+    learned or sinusoidal counterpart of the RoPE curve. Every Δ at once through the FFT
+    (autocorrelation = inverse transform of the power spectrum): O(T log T), not O(T^2)."""
+    table = np.asarray(table, float)  # (T, d)
+    n_pos = len(table)
     norms = (table * table).sum(1).mean()
-    distance = np.arange(1, len(table))
-    values = [float((table[:-d] * table[d:]).sum(1).mean() / norms) for d in distance]
-    return np.concatenate([[0], distance]), np.array([1.0] + values)
+    spectrum = np.fft.rfft(table, n=2 * n_pos, axis=0)  # zero-padded: no wrap-around
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).sum(1)  # summed over the d columns
+    lagged = np.fft.irfft(power, n=2 * n_pos)[:n_pos]  # sum over m of p_m . p_{m+Δ}, Δ = 0..T-1
+    return np.arange(n_pos), lagged / (n_pos - np.arange(n_pos)) / norms
