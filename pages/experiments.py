@@ -136,7 +136,8 @@ elif experiment == "Window & sinks":
 elif experiment == "Receptive field":
     st.caption("Which input positions change the hidden state at position P after each layer: the "
                "gradient of layer l's output at P with respect to every input embedding, any "
-               "non-zero value counts. With a window w, theory says l·(w−1) positions back.")
+               "non-zero value counts. With a window w, theory says l·(w−1) positions back; with "
+               "attention sinks every position reads the first tokens, so the reach is the whole prefix.")
     if built:
         c1, c2 = st.columns(2)
         name = c1.selectbox("Model", list(built))
@@ -146,15 +147,19 @@ elif experiment == "Receptive field":
         influence = run_or_explain("receptive", v, position)
         if influence is not None:
             measured = reach(influence)
-            theory = theory_reach(v.config.n_layer, v.config.window, position)
+            theory = theory_reach(v.config.n_layer, v.config.window, position, v.config.sinks)
             st.plotly_chart(receptive_figure(influence.numpy(), v.config.window, theory,
-                                             f"{name} ({v.source}): what reaches position {position}"),
-                            width="stretch")
+                                             f"{name} ({v.source}): what reaches position {position}",
+                                             v.config.sinks), width="stretch")
             st.dataframe(pd.DataFrame({"layer": range(1, len(measured) + 1), "measured reach": measured,
                                        "theory": theory}), hide_index=True)
             if v.config.window is None:
                 st.info(f"{name} has no window: from the first layer on, every one of the {position} "
                         f"earlier positions reaches P (reach = everything).")
+            elif measured == theory and v.config.sinks:
+                st.success(f"Measured and theory agree at every layer: the {v.config.sinks} sink token(s) "
+                           f"reach P from layer 1, so the reach is the whole prefix; the window band "
+                           f"beside them grows by w − 1 = {v.config.window - 1} per layer.")
             elif measured == theory:
                 st.success(f"Measured and theory agree at every layer: l·(w−1) with w = {v.config.window}.")
             else:

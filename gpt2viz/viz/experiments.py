@@ -84,9 +84,11 @@ def window_figure(results: dict) -> go.Figure:
     return fig
 
 
-def receptive_figure(influence, window: int | None, theory: list[int], title: str) -> go.Figure:
+def receptive_figure(influence, window: int | None, theory: list[int], title: str,
+                     sinks: int = 0) -> go.Figure:
     """influence: (n_layer, P + 1) bool, [l, j] True where input j reaches layer l + 1 at P.
-    The theory's first reachable position P - theory[l] is marked on each row."""
+    The theory's first reachable position P - theory[l] is marked on each row; with sinks
+    (theory: the whole prefix) the window band's edge P - l·(w−1) is marked too."""
     influence = np.asarray(influence, bool)
     n_layer, length = influence.shape
     position = length - 1
@@ -94,10 +96,16 @@ def receptive_figure(influence, window: int | None, theory: list[int], title: st
     fig = go.Figure(go.Heatmap(z=influence.astype(float), x=list(range(length)), y=layers, zmin=0, zmax=1,
                                colorscale=[[0, "#f4f4f4"], [1, "#1f77b4"]], showscale=False,
                                hovertemplate="%{y}, input %{x}: %{z:.0f}<extra>1 = influences</extra>"))
-    fig.add_trace(go.Scatter(x=[position - r - 0.5 for r in theory], y=layers, mode="markers+lines",
-                             name="theory: P − l·(w−1)" if window else "theory: every earlier position",
-                             marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
-                             line=dict(color="#d62728", width=1, dash="dot")))
+    name = ("theory: every earlier position" if not window else
+            f"theory: the {sinks} sink token(s) reach every layer" if sinks else "theory: P − l·(w−1)")
+    edges = {name: [position - r - 0.5 for r in theory]}
+    if window and sinks:
+        edges["window band: P − l·(w−1)"] = [position - min(position, (l + 1) * (window - 1)) - 0.5
+                                              for l in range(n_layer)]
+    for (label, x), dash in zip(edges.items(), ("dot", "dash")):
+        fig.add_trace(go.Scatter(x=x, y=layers, mode="markers+lines", name=label,
+                                 marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
+                                 line=dict(color="#d62728", width=1, dash=dash)))
     fig.update_xaxes(title_text="input position", range=[-0.5, length - 0.5])
     fig.update_layout(title=title, height=140 + 50 * n_layer, showlegend=True,
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
