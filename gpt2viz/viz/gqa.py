@@ -38,11 +38,13 @@ def sharing_diagram(n_head: int, n_kv_head: int) -> go.Figure:
     return fig
 
 
-def cost_bars(rows: list[dict], context: int) -> go.Figure:
-    """rows: n_kv_head, kv_bytes_per_token, kv_bytes_context, params -> three panels."""
+def cost_bars(rows: list[dict], context: int, slots: int | None = None) -> go.Figure:
+    """rows: n_kv_head, kv_bytes_per_token, kv_bytes_context, params -> three panels; slots:
+    the tokens a window lets the cache keep at that context (None: all of them)."""
     labels = [f"{r['n_kv_head']} ({r['kind']})" for r in rows]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[
-        "KV cache per token", f"KV cache at {context} tokens", "parameters"])
+    at_context = (f"KV cache at {context:,} tokens" if slots in (None, context)
+                  else f"KV cache at {context:,} tokens<br>(window: {slots:,} slots kept)")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["KV cache per token", at_context, "parameters"])
     for col, key, fmt in ((1, "kv_bytes_per_token", "KiB"), (2, "kv_bytes_context", "MiB"), (3, "params", "M")):
         scale = {"KiB": 1024, "MiB": 2**20, "M": 1e6}[fmt]
         fig.add_trace(go.Bar(x=labels, y=[r[key] / scale for r in rows], showlegend=False,
