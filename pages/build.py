@@ -7,9 +7,8 @@ import serving_ui
 import sidebar
 import ui
 from gpt2viz.tokenizer import get_tokenizer
-from gpt2viz.config import TrainSettings
 from gpt2viz.train import learning_problem
-from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, within_noise
+from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, seed_noise_mismatch, within_noise
 
 selection = ui.selection()
 st.title("Build & train")
@@ -37,7 +36,8 @@ built = ui.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
     rows = ui.summary_rows(built, selection)
-    noise = seed_noise(selection.settings)
+    noise_args = (selection.settings, ui.corpus(selection).sha256, selection.dropout)
+    noise = seed_noise(*noise_args)
     losses = {r["variant"]: r["val loss"] for r in rows if r["val loss"] is not None}
     if noise is not None and losses:
         close = within_noise(losses, noise)
@@ -57,12 +57,12 @@ if built:
             "from itself alone; 'val loss': from up to the whole training block). A small gap "
             "between them means the model barely uses what came before.")
         st.caption(
-            f"Seed-to-seed noise: {SEED_NOISE_NOTE} Two variants closer than {noise:.3f} nats are "
+            f"Seed-to-seed noise, {SEED_NOISE_NOTE} Two variants closer than {noise:.3f} nats are "
             "listed as within seed noise of each other: their order says nothing about the "
             "architecture." if noise is not None else
-            "Seed-to-seed noise was measured for the default budget only "
-            f"({TrainSettings().steps} steps); this run uses {selection.settings.steps}, so no "
-            "difference here is marked as meaningful or not.")
+            f"Seed-to-seed noise was {SEED_NOISE_NOTE} This run differs "
+            f"({', '.join(seed_noise_mismatch(*noise_args))}), so no difference here is marked as "
+            "meaningful or not.")
     st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
     for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):
