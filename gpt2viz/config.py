@@ -154,7 +154,7 @@ class TrainSettings:
     max_seconds: float | None = None  # stop early (the history says so) if time runs out
 
     def describe(self) -> str:
-        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
+        budget = f"{self.steps} step{'' if self.steps == 1 else 's'}" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
         return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
                 f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
 

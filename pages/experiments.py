@@ -13,6 +13,7 @@ from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_be
                                  window_losses)
 from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
                                      receptive_figure, window_figure)
+from gpt2viz.resources import plural
 from gpt2viz.workbench import model_ids, token_labels
 
 EXPERIMENTS = ["Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
@@ -157,7 +158,7 @@ elif experiment == "Receptive field":
                 st.info(f"{name} has no window: from the first layer on, every one of the {position} "
                         f"earlier positions reaches P (reach = everything).")
             elif measured == theory and v.config.sinks:
-                st.success(f"Measured and theory agree at every layer: the {v.config.sinks} sink token(s) "
+                st.success(f"Measured and theory agree at every layer: the {plural(v.config.sinks, 'sink token')} "
                            f"reach P from layer 1, so the reach is the whole prefix; the window band "
                            f"beside them grows by w − 1 = {v.config.window - 1} per layer.")
             elif measured == theory:
@@ -179,9 +180,9 @@ elif experiment == "GQA frontier":
         name = c1.selectbox("MHA model", list(mha))
         v = mha[name]
         steps = c2.number_input("Uptraining steps", 1, 10 * settings.steps, max(1, settings.steps // 20),
-                                help=f"The models were trained for {settings.steps} steps.")
+                                help=f"The models were trained for {plural(settings.steps, 'step')}.")
         key = (id(v.model), int(steps), selection.seed)
-        if st.button(f"Uptrain every pooled model for {steps} steps"):
+        if st.button(f"Uptrain every pooled model for {plural(int(steps), 'step')}"):
             bar = st.progress(0.0, text="Uptraining...")
             kv_counts = [k for k in range(v.config.n_head, 0, -1) if v.config.n_head % k == 0]
 
