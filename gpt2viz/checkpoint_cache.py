@@ -1,7 +1,8 @@
 """The on-disk cache of trained (and dequantized pretrained) models: one folder per key.
 
-Folders are written under a hidden staging name and renamed into place, so a reader sees a
-whole checkpoint or none. The cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least
+Folders are written under a hidden staging name and renamed into place (gpt2viz/staging.py),
+so a reader sees a whole checkpoint or none; listing the cache removes staging folders that a
+killed writer left. The cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least
 recently used folders go, never one that this process is reading or writing.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from .config import ModelConfig, TrainSettings
 from .corpus import Corpus
 from .resources import parse_size
+from .staging import clean_stale, hidden_prefix
 
 
 def cache_dir() -> Path:
@@ -64,9 +66,10 @@ class CacheEntry:
 
 def cache_entries() -> list[CacheEntry]:
     """Finished checkpoints, least recently used first. Hidden folders are being written
-    (save_checkpoint's staging) or removed: they are not entries."""
+    (save_checkpoint's staging) or removed: they are not entries; stale ones are removed."""
     entries = []
     root = cache_dir()
+    clean_stale(root)
     for folder in (root.iterdir() if root.is_dir() else []):
         if folder.name.startswith(".") or not folder.is_dir():
             continue
@@ -102,7 +105,7 @@ def remove_unless_in_use(folder: Path) -> bool:
     with _in_use_lock:
         if _in_use[folder]:
             return False
-        hidden = folder.with_name(f".removing.{folder.name}.{uuid.uuid4().hex[:8]}")
+        hidden = folder.with_name(hidden_prefix(folder, "removing") + uuid.uuid4().hex[:8])
         try:
             os.rename(folder, hidden)
         except OSError:

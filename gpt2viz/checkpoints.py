@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import tempfile
 import zipfile
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .model import GPT2
+from .staging import write_whole
 
 
 class CheckpointError(ValueError):
@@ -149,22 +149,19 @@ def to_gqa(model: GPT2, n_kv_head: int) -> GPT2:
 # ---------------------------------------------------------------- our own checkpoints
 def save_checkpoint(folder, model: GPT2, meta: dict) -> Path:
     """model.safetensors + meta.json (config and whatever the caller adds), written to a
-    temporary folder and renamed into place: a crash leaves no half-written checkpoint."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    staging folder and renamed into place: a crash leaves no half-written checkpoint. Folders
+    are content-keyed: if another process saved a whole checkpoint there first, it is kept."""
+    def write(staging: Path) -> None:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
                    if k != "lm_head.weight"}
         save_file(weights, str(staging / "model.safetensors"))
         (staging / "meta.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}))
-        os.replace(staging, folder)
-    except BaseException:
-        for f in staging.glob("*"):
-            f.unlink()
-        staging.rmdir()
-        raise
-    return folder
+
+    return write_whole(Path(folder), write, is_checkpoint)
+
+
+def is_checkpoint(folder: Path) -> bool:
+    return (folder / "meta.json").is_file() and (folder / "model.safetensors").is_file()
 
 
 def load_checkpoint(folder) -> tuple[GPT2, dict]:

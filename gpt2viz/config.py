@@ -93,10 +93,12 @@ class ModelConfig:
         """K and V for one token over all layers: 2 * n_layer * n_kv_head * head_dim values."""
         return 2 * self.n_layer * self.n_kv_head * self.head_dim * dtype_bytes
 
-    def kv_cache_bytes(self, seq_len: int, batch: int = 1, dtype_bytes: int = 4) -> int:
+    def kv_cache_slots(self, seq_len: int) -> int:
         """A window caps the cache at `sinks + window` slots (sinks kept, the rest rolling)."""
-        slots = seq_len if self.window is None else min(seq_len, self.sinks + self.window)
-        return batch * slots * self.kv_cache_bytes_per_token(dtype_bytes)
+        return seq_len if self.window is None else min(seq_len, self.sinks + self.window)
+
+    def kv_cache_bytes(self, seq_len: int, batch: int = 1, dtype_bytes: int = 4) -> int:
+        return batch * self.kv_cache_slots(seq_len) * self.kv_cache_bytes_per_token(dtype_bytes)
 
     def check_seq_len(self, seq_len: int) -> None:
         if self.position == "learned" and seq_len > self.max_seq_len:
@@ -152,7 +154,7 @@ class TrainSettings:
     max_seconds: float | None = None  # stop early (the history says so) if time runs out
 
     def describe(self) -> str:
-        budget = f"{self.steps} steps" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
+        budget = f"{self.steps} step{'' if self.steps == 1 else 's'}" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
         return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
                 f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
 

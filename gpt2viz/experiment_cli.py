@@ -123,7 +123,7 @@ def run_experiment(args) -> int:
             model = GPT2(config).eval()
         influence = ex.receptive_field(model, corpus.val, args.position)
         result = {"position": args.position, "window": config.window, "reach": ex.reach(influence),
-                  "theory": ex.theory_reach(config.n_layer, config.window, args.position)}
+                  "theory": ex.theory_reach(config.n_layer, config.window, args.position, config.sinks)}
         summary = [f"reach by layer {result['reach']}, theory l*(w-1): {result['theory']}"]
         if config.window is None:
             summary.append(f"{args.variant} has no window: every layer sees all {args.position} "

@@ -9,7 +9,7 @@ line only call them):
 - window at inference and attention sinks (StreamingLLM): the same weights evaluated with
   another window and `sinks` always-visible first tokens;
 - receptive field: which input positions reach the hidden state at P after each layer,
-  measured by gradients, beside the theory l * (w - 1);
+  measured by gradients, beside the theory l * (w - 1) (the whole prefix with sinks);
 - GQA frontier and uptraining (Ainslie et al. 2023): mean-pool K/V heads, evaluate, train a
   few steps more, evaluate again;
 - logit lens: the next-token read-out of the residual stream after every layer.
@@ -207,9 +207,11 @@ def reach(influence: torch.Tensor) -> list[int]:
     return [last - int(row.nonzero()[0]) for row in influence]
 
 
-def theory_reach(n_layer: int, window: int | None, position: int) -> list[int]:
-    """After l layers of window w, information travels l * (w - 1) positions (DESIGN.md)."""
-    return [position if window is None else min(position, layer * (window - 1))
+def theory_reach(n_layer: int, window: int | None, position: int, sinks: int = 0) -> list[int]:
+    """After l layers of window w, information travels l * (w - 1) positions (DESIGN.md);
+    with sinks every query also reads the first keys, so from layer 1 on the reach is the
+    whole prefix (what lies between the sinks and the window band stays out of reach)."""
+    return [position if window is None or sinks else min(position, layer * (window - 1))
             for layer in range(1, n_layer + 1)]
 
 

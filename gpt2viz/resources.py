@@ -29,6 +29,11 @@ def ensure_fits(estimate_bytes: int, what: str) -> None:
             f"{format_bytes(budget)} this machine can spare; make it smaller.")
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 step', '2 steps': never '1 steps'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":

@@ -17,15 +17,25 @@ if built and prompt:
     prompts.unknown_note(built, prompt)
     traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
     shown = st.multiselect("Show variants", list(built), default=list(built))
+    for key in ("attention_layer", "attention_head", "attention_scale"):  # kept while hidden
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     c1, c2, c3, c4 = st.columns(4)
     view = c1.radio("View", ["One head", "All layers × heads", "Difference"], horizontal=False)
+    # Only the controls that change the current view are shown.
     max_layer = max(v.config.n_layer for v in built.values()) - 1
-    layer = c2.slider("Layer", 0, max_layer, 0) if max_layer > 0 else 0
-    head_choice = c3.selectbox("Head", ["mean over heads"] + list(range(max(v.config.n_head for v in built.values()))))
-    scale = c4.radio("Colour scale", ["linear (0 to 1)", "log (0.001 to 1)"],
-                     help="Every map's maximum is 1 (query 0 can only attend itself), so a "
-                          "per-map maximum would change nothing; a log scale shows the small "
-                          "probabilities a linear one paints as zero.")
+    per_head = view != "All layers × heads"
+    layer = (c2.slider("Layer", 0, max_layer, key="attention_layer") if per_head and max_layer > 0
+             else st.session_state.get("attention_layer", 0))
+    heads = ["mean over heads"] + list(range(max(v.config.n_head for v in built.values())))
+    head_choice = (c3.selectbox("Head", heads, key="attention_head") if per_head
+                   else st.session_state.get("attention_head", heads[0]))
+    scales = ["linear (0 to 1)", "log (0.001 to 1)"]
+    scale = (c4.radio("Colour scale", scales, key="attention_scale",
+                      help="Every map's maximum is 1 (query 0 can only attend itself), so a "
+                           "per-map maximum would change nothing; a log scale shows the small "
+                           "probabilities a linear one paints as zero.") if view != "Difference"
+             else st.session_state.get("attention_scale", scales[0]))
     log = scale.startswith("log")
 
     def head_probs(name):

@@ -2,11 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-from gpt2viz.config import TrainSettings
 from gpt2viz.dashboard import build_table, corpora, models, routing, serving_mode, sidebar
 from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.train import learning_problem
-from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, within_noise
+from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, seed_noise_mismatch, within_noise
 
 selection = routing.selection()
 st.title("Build & train")
@@ -16,7 +15,7 @@ shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
 if selection.weights == "trained":
     data = corpora.selected(selection)
-    text = ("the Python docs that ship with every Python (`pydoc_data.topics`)"
+    text = ("the Python 3.11 docs (`pydoc_data.topics`, shipped with gpt2viz)"
             if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
     st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
                f"order, seed and token budget, so differences come from the architecture. "
@@ -34,7 +33,8 @@ built = models.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")
     rows = build_table.summary_rows(built, selection)
-    noise = seed_noise(selection.settings)
+    noise_args = (selection.settings, corpora.selected(selection).sha256, selection.dropout)
+    noise = seed_noise(*noise_args)
     losses = {r["variant"]: r["val loss"] for r in rows if r["val loss"] is not None}
     if noise is not None and losses:
         close = within_noise(losses, noise)
@@ -54,12 +54,12 @@ if built:
             "from itself alone; 'val loss': from up to the whole training block). A small gap "
             "between them means the model barely uses what came before.")
         st.caption(
-            f"Seed-to-seed noise: {SEED_NOISE_NOTE} Two variants closer than {noise:.3f} nats are "
+            f"Seed-to-seed noise, {SEED_NOISE_NOTE} Two variants closer than {noise:.3f} nats are "
             "listed as within seed noise of each other: their order says nothing about the "
             "architecture." if noise is not None else
-            "Seed-to-seed noise was measured for the default budget only "
-            f"({TrainSettings().steps} steps); this run uses {selection.settings.steps}, so no "
-            "difference here is marked as meaningful or not.")
+            f"Seed-to-seed noise was {SEED_NOISE_NOTE} This run differs "
+            f"({', '.join(seed_noise_mismatch(*noise_args))}), so no difference here is marked as "
+            "meaningful or not.")
     st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
     for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):

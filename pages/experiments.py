@@ -13,6 +13,7 @@ from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_be
                                  window_losses)
 from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
                                      receptive_figure, window_figure)
+from gpt2viz.resources import plural
 from gpt2viz.workbench import model_ids, token_labels
 
 selection = routing.selection()
@@ -130,7 +131,8 @@ def show_receptive_field(built):
     """Which input positions reach position P after each layer, against l·(w−1)."""
     st.caption("Which input positions change the hidden state at position P after each layer: the "
                "gradient of layer l's output at P with respect to every input embedding, any "
-               "non-zero value counts. With a window w, theory says l·(w−1) positions back.")
+               "non-zero value counts. With a window w, theory says l·(w−1) positions back; with "
+               "attention sinks every position reads the first tokens, so the reach is the whole prefix.")
     if built:
         c1, c2 = st.columns(2)
         name = c1.selectbox("Model", list(built))
@@ -140,15 +142,19 @@ def show_receptive_field(built):
         influence = run_or_explain("receptive", v, position)
         if influence is not None:
             measured = reach(influence)
-            theory = theory_reach(v.config.n_layer, v.config.window, position)
+            theory = theory_reach(v.config.n_layer, v.config.window, position, v.config.sinks)
             st.plotly_chart(receptive_figure(influence.numpy(), v.config.window, theory,
-                                             f"{name} ({v.source}): what reaches position {position}"),
-                            width="stretch")
+                                             f"{name} ({v.source}): what reaches position {position}",
+                                             v.config.sinks), width="stretch")
             st.dataframe(pd.DataFrame({"layer": range(1, len(measured) + 1), "measured reach": measured,
                                        "theory": theory}), hide_index=True)
             if v.config.window is None:
                 st.info(f"{name} has no window: from the first layer on, every one of the {position} "
                         f"earlier positions reaches P (reach = everything).")
+            elif measured == theory and v.config.sinks:
+                st.success(f"Measured and theory agree at every layer: the {plural(v.config.sinks, 'sink token')} "
+                           f"reach P from layer 1, so the reach is the whole prefix; the window band "
+                           f"beside them grows by w − 1 = {v.config.window - 1} per layer.")
             elif measured == theory:
                 st.success(f"Measured and theory agree at every layer: l·(w−1) with w = {v.config.window}.")
             else:
@@ -170,9 +176,9 @@ def show_gqa_frontier(built):
         name = c1.selectbox("MHA model", list(mha))
         v = mha[name]
         steps = c2.number_input("Uptraining steps", 1, 10 * settings.steps, max(1, settings.steps // 20),
-                                help=f"The models were trained for {settings.steps} steps.")
+                                help=f"The models were trained for {plural(settings.steps, 'step')}.")
         key = (id(v.model), int(steps), selection.seed)
-        if st.button(f"Uptrain every pooled model for {steps} steps"):
+        if st.button(f"Uptrain every pooled model for {plural(int(steps), 'step')}"):
             bar = st.progress(0.0, text="Uptraining...")
             kv_counts = [k for k in range(v.config.n_head, 0, -1) if v.config.n_head % k == 0]
 

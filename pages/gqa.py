@@ -28,17 +28,23 @@ context = c2.select_slider("Context length for the cache", [256, 1024, 4096, 327
 st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch")
 
 rows = kv_cost_rows(base_cfg, context)
-st.plotly_chart(cost_bars(rows, context), width="stretch")
+slots = base_cfg.kv_cache_slots(context)
+st.plotly_chart(cost_bars(rows, context, slots), width="stretch")
 st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "kind": r["kind"],
                             "KV cache / token": format_bytes(r["kv_bytes_per_token"]),
                             f"KV cache at {context}": format_bytes(r["kv_bytes_context"]),
                             "params": r["params"],
                             "params saved vs MHA": f"{1 - r['params'] / rows[0]['params']:.1%}"}
                            for r in rows]), hide_index=True, width="stretch")
+cap = ("" if base_cfg.window is None else
+       f"The window caps the cache at window + sinks = {base_cfg.window} + {base_cfg.sinks} slots "
+       f"(the sinks kept, the rest rolling): at {context:,} tokens it holds {slots:,} tokens' K and V"
+       + (f", not {context:,}. " if slots < context else ". "))
 st.caption(f"Shape of {base_name}: {base_cfg.n_layer} layers, "
            f"{base_cfg.n_head} heads of {base_cfg.head_dim}, fp32. Bytes = 2 (K and V) × layers × "
-           f"n_kv_head × head_dim × 4; the cache holds n_kv_head heads, never repeated copies. "
-           f"Parameters with the {base_cfg.vocab_size:,}-id vocabulary the models embed, as on Build.")
+           f"n_kv_head × head_dim × 4 per cached token; the cache holds n_kv_head heads, never repeated "
+           f"copies. {cap}Parameters with the {base_cfg.vocab_size:,}-id vocabulary the models embed, "
+           f"as on Build.")
 
 built = models.variants(selection)
 grouped = {n: v for n, v in built.items() if v.config.n_kv_head < v.config.n_head}
@@ -59,7 +65,8 @@ if prompt and grouped:
     a.plotly_chart(attention_grid(by_group, prompt.labels,
                                   f"{name}, layer {layer}: one row per kv head, its {cfg.group_size} query heads",
                                   cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
-                                  cell_titles=[f"Q{h}" for h in range(cfg.n_head)]), width="stretch")
+                                  cell_titles=[f"Q{h}" for h in range(cfg.n_head)], sinks=cfg.sinks),
+                   width="stretch")
     b.plotly_chart(similarity_heatmap(similarity, cfg.group_size,
                                       "head similarity (1 − TV distance)"), width="stretch")
     if cfg.n_kv_head == 1:

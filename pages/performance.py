@@ -9,7 +9,7 @@ from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_d
                            attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
                            estimate_seconds, forward_flops)
 from gpt2viz.dashboard import bench_runs, routing
-from gpt2viz.resources import format_bytes
+from gpt2viz.resources import format_bytes, plural
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
@@ -117,13 +117,13 @@ else:
                     device=device)
     st.caption(f"The family: one body ({DECODE_BODY.n_layer} layers, {DECODE_BODY.n_head} query heads "
                f"of {DECODE_BODY.head_dim}, d_model {DECODE_BODY.d_model}, RoPE) with MHA, GQA and MQA, "
-               f"each with full attention, a window of {window}, and the window plus {sinks} sinks. "
+               f"each with full attention, a window of {window}, and the window plus {plural(int(sinks), 'sink')}. "
                f"Random weights: a token's cost does not depend on them. Each point: the cache is "
                f"brought to that many tokens (random K/V), then new tokens are decoded one at a time.")
     try:
         estimate = estimate_decode_seconds(configs, contexts, repeats)
-        st.info(f"{len(configs) * len(contexts)} measurements, about {estimate:.0f} s with {repeats} "
-                f"steps each. Each fits in memory (checked before the run).")
+        st.info(f"{len(configs) * len(contexts)} measurements, about {estimate:.0f} s with "
+                f"{plural(repeats, 'step')} each. Each fits in memory (checked before the run).")
         planned = decode_plan(configs, contexts, repeats)
     except (ValueError, MemoryError) as err:
         planned = None

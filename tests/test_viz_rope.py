@@ -77,7 +77,7 @@ def test_absolute_position_similarity_is_the_mean_dot_product_at_each_distance()
     table = np.random.default_rng(1).normal(size=(6, 4))
     x, y = absolute_position_similarity(table)
     mean_norm = np.mean([table[m] @ table[m] for m in range(6)])
-    assert list(x) == list(range(6)) and y[0] == 1.0
+    assert list(x) == list(range(6)) and y[0] == pytest.approx(1.0)
     for delta in range(1, 6):
         expected = np.mean([table[m] @ table[m + delta] for m in range(6 - delta)]) / mean_norm
         assert y[delta] == pytest.approx(expected)

@@ -23,7 +23,7 @@ def prompt_input() -> Prompt | None:
         return None
     if prompt.truncated_from:
         st.info(f"The prompt has {prompt.truncated_from} tokens; only its last "
-                f"{len(prompt.gpt2_ids)} are used (heatmaps past that are unreadable).")
+                f"{len(prompt.gpt2_ids)} are used.")
     return prompt
 
 

@@ -128,7 +128,9 @@ def status(store: ModelStore, jobs: dict[str, TrainingJob], detailed: bool) -> N
             st.progress(p.step / p.steps, text=f"{running.name}: step {p.step}/{p.steps}, loss "
                                                f"{p.loss:.2f}, {p.tokens_per_second:,.0f} tokens/s")
             if detailed:
-                st.line_chart({"training loss": list(running.losses)}, height=180)
+                losses = list(running.losses)  # one per step, from step 1
+                st.line_chart({"step": range(1, len(losses) + 1), "loss": losses}, x="step", y="loss",
+                              x_label="step", y_label="training loss (nats)", height=180)
         else:
             st.progress(0.0, text="Waiting for the training worker...")
         if st.button("Cancel training", key="cancel-training",

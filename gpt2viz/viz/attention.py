@@ -7,6 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import title_margin, wrap
+
 BLOCKED_COLOUR = "#d9d9d9"
 SCALE = "Viridis"
 DIVERGING = "RdBu_r"  # plotly's RdBu runs red -> blue; reversed, positive values are red
@@ -46,8 +48,8 @@ def _square_axes(fig, rows=1, cols=1, show_ticks=True):
 def attention_heatmap(probs, labels, title, window=None, log=False, sinks=0) -> go.Figure:
     """probs (T, T) for one layer and head; log=True colours log10(p) from 0.001 to 1."""
     fig = go.Figure(_heatmap(_masked(probs, window, sinks), labels, log, name=title))
-    fig.update_layout(title=title, height=520, xaxis_title="key (attended to)", yaxis_title="query")
-    return _square_axes(fig)
+    fig.update_layout(title=wrap(title), height=520, xaxis_title="key (attended to)", yaxis_title="query")
+    return _square_axes(fig).update_layout(margin_t=title_margin(wrap(title)))
 
 
 def attention_grid(attn, labels, title, window=None, log=False, row_titles=None,
@@ -67,8 +69,8 @@ def attention_grid(attn, labels, title, window=None, log=False, row_titles=None,
             fig.add_trace(_heatmap(_masked(attn[layer][head], window, sinks), labels, log,
                                    showscale=layer == head == 0, name=f"{row_titles[layer]} {cell}"),
                           row=layer + 1, col=head + 1)
-    fig.update_layout(title=title, height=140 * n_layer + 80)
-    return _square_axes(fig, show_ticks=False)
+    fig.update_layout(title=wrap(title, 80), height=140 * n_layer + 80)
+    return _square_axes(fig, show_ticks=False).update_layout(margin_t=title_margin(wrap(title, 80)))
 
 
 def attention_difference(probs_a, probs_b, labels, name_a, name_b, window_a=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import integer_ticks
+
 
 def loss_curves(histories: dict, unigram_loss: float | None = None) -> go.Figure:
     """histories: name -> History. Train loss thin, validation loss with markers."""
@@ -16,21 +18,25 @@ def loss_curves(histories: dict, unigram_loss: float | None = None) -> go.Figure
     if unigram_loss is not None:
         fig.add_hline(y=unigram_loss, line_dash="dash", line_color="grey",
                       annotation_text=f"unigram baseline {unigram_loss:.2f}")
-    fig.update_layout(title="Loss (nats per token)", xaxis_title="step", yaxis_title="loss",
+    last_step = max((max(h.steps, default=0) for h in histories.values()), default=0)
+    fig.update_xaxes(title_text="step", **integer_ticks(last_step))
+    fig.update_layout(title="Loss (nats per token)", yaxis_title="loss (nats)",
                       height=420, margin=dict(t=50, l=10, r=10, b=10))
     return fig
 
 
 def next_token_bars(predictions: dict) -> go.Figure:
-    """predictions: name -> (token labels, probabilities), one panel per variant."""
+    """predictions: name -> (token labels, probabilities), one panel per variant, all on one
+    probability scale so that equal-looking bars are equal."""
     names = list(predictions)
+    top = max(max(probs, default=0.0) for _, probs in predictions.values()) or 1.0
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=False)
     for col, name in enumerate(names, start=1):
         labels, probs = predictions[name]
         fig.add_trace(go.Bar(x=probs[::-1], y=[f"{lab} " for lab in labels[::-1]], orientation="h",
                              name=name, hovertemplate="%{y}: %{x:.4f}<extra>" + name + "</extra>"),
                       row=1, col=col)
-    fig.update_xaxes(rangemode="tozero", title_text="probability")
+    fig.update_xaxes(range=[0, 1.05 * top], title_text="probability", exponentformat="none")
     fig.update_layout(title="Next-token probabilities (top k)", showlegend=False, height=420,
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig

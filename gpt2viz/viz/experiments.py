@@ -6,6 +6,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from ..resources import plural
+from . import LOG_AXIS, integer_ticks
+
 COLOURS = qualitative.Plotly
 
 
@@ -76,7 +79,7 @@ def window_figure(results: dict) -> go.Figure:
                                      line=dict(color=colour, dash="dash", width=1), legendgroup=name,
                                      name=f"{name}: trained with {r['trained_window']}", hoverinfo="skip"))
     windows = sorted({row["window"] for r in results.values() for row in r["rows"]})
-    fig.update_xaxes(title_text="window at inference (keys per query, itself included)", type="log",
+    fig.update_xaxes(title_text="window at inference (keys per query, itself included)", **LOG_AXIS,
                      tickvals=windows, ticktext=[str(w) for w in windows])
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="Window at inference, with and without attention sinks", height=460,
@@ -84,9 +87,11 @@ def window_figure(results: dict) -> go.Figure:
     return fig
 
 
-def receptive_figure(influence, window: int | None, theory: list[int], title: str) -> go.Figure:
+def receptive_figure(influence, window: int | None, theory: list[int], title: str,
+                     sinks: int = 0) -> go.Figure:
     """influence: (n_layer, P + 1) bool, [l, j] True where input j reaches layer l + 1 at P.
-    The theory's first reachable position P - theory[l] is marked on each row."""
+    The theory's first reachable position P - theory[l] is marked on each row; with sinks
+    (theory: the whole prefix) the window band's edge P - l·(w−1) is marked too."""
     influence = np.asarray(influence, bool)
     n_layer, length = influence.shape
     position = length - 1
@@ -94,11 +99,18 @@ def receptive_figure(influence, window: int | None, theory: list[int], title: st
     fig = go.Figure(go.Heatmap(z=influence.astype(float), x=list(range(length)), y=layers, zmin=0, zmax=1,
                                colorscale=[[0, "#f4f4f4"], [1, "#1f77b4"]], showscale=False,
                                hovertemplate="%{y}, input %{x}: %{z:.0f}<extra>1 = influences</extra>"))
-    fig.add_trace(go.Scatter(x=[position - r - 0.5 for r in theory], y=layers, mode="markers+lines",
-                             name="theory: P − l·(w−1)" if window else "theory: every earlier position",
-                             marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
-                             line=dict(color="#d62728", width=1, dash="dot")))
-    fig.update_xaxes(title_text="input position", range=[-0.5, length - 0.5])
+    name = ("theory: every earlier position" if not window else
+            f"theory: the first {plural(sinks, 'token')} (sinks) reach every layer" if sinks else "theory: P − l·(w−1)")
+    edges = {name: [position - r - 0.5 for r in theory]}
+    if window and sinks:
+        edges["window band: P − l·(w−1)"] = [position - min(position, (l + 1) * (window - 1)) - 0.5
+                                              for l in range(n_layer)]
+    for (label, x), dash in zip(edges.items(), ("dot", "dash")):
+        fig.add_trace(go.Scatter(x=x, y=layers, mode="markers+lines", name=label,
+                                 marker=dict(symbol="line-ns-open", size=18, color="#d62728", line=dict(width=3)),
+                                 line=dict(color="#d62728", width=1, dash=dash)))
+    fig.update_xaxes(title_text="input position", range=[-0.5, length - 0.5], **integer_ticks(position))
+    fig.update_yaxes(automargin=True)  # "layer 4", not "ayer 4"
     fig.update_layout(title=title, height=140 + 50 * n_layer, showlegend=True,
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
                       margin=dict(t=60, l=10, r=10, b=10))
@@ -127,7 +139,7 @@ def frontier_figure(rows: list[dict], base_loss: float, scratch: dict | None = N
                                  hovertemplate="%{text}: %{x} B/token, %{y:.3f} nats<extra>scratch</extra>"))
     fig.add_hline(y=base_loss, line_dash="dot", line_color="grey", annotation_position="bottom left",
                   annotation_text=f"MHA as trained {base_loss:.3f}")
-    fig.update_xaxes(title_text="KV cache bytes per token (fp32, all layers)", type="log",
+    fig.update_xaxes(title_text="KV cache bytes per token (fp32, all layers)", **LOG_AXIS,
                      tickvals=x, ticktext=[f"{b:,} B" for b in x])
     fig.update_yaxes(title_text="validation loss (nats)")
     fig.update_layout(title="GQA frontier: quality against KV-cache size", height=440,

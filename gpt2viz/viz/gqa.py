@@ -6,6 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..resources import plural
+
 GROUP_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -31,18 +33,20 @@ def sharing_diagram(n_head: int, n_kv_head: int) -> go.Figure:
                                          color=[GROUP_COLOURS[j % 10] for j in range(n_kv_head)]),
                              hovertemplate="kv head %{text}<extra></extra>"))
     kind = "MHA" if n_kv_head == n_head else "MQA" if n_kv_head == 1 else "GQA"
-    fig.update_layout(title=f"{kind}: {n_head} query heads share {n_kv_head} key/value head(s), "
+    fig.update_layout(title=f"{kind}: {n_head} query heads share {plural(n_kv_head, 'key/value head')}, "
                             f"{group} per group", height=300, showlegend=False,
                       xaxis=dict(visible=False, range=[-1, n_head]),
                       yaxis=dict(visible=False, range=[-0.5, 1.5]), margin=dict(t=50, l=10, r=10, b=10))
     return fig
 
 
-def cost_bars(rows: list[dict], context: int) -> go.Figure:
-    """rows: n_kv_head, kv_bytes_per_token, kv_bytes_context, params -> three panels."""
+def cost_bars(rows: list[dict], context: int, slots: int | None = None) -> go.Figure:
+    """rows: n_kv_head, kv_bytes_per_token, kv_bytes_context, params -> three panels; slots:
+    the tokens a window lets the cache keep at that context (None: all of them)."""
     labels = [f"{r['n_kv_head']} ({r['kind']})" for r in rows]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[
-        "KV cache per token", f"KV cache at {context} tokens", "parameters"])
+    at_context = (f"KV cache at {context:,} tokens" if slots in (None, context)
+                  else f"KV cache at {context:,} tokens<br>(window: {slots:,} slots kept)")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["KV cache per token", at_context, "parameters"])
     for col, key, fmt in ((1, "kv_bytes_per_token", "KiB"), (2, "kv_bytes_context", "MiB"), (3, "params", "M")):
         scale = {"KiB": 1024, "MiB": 2**20, "M": 1e6}[fmt]
         fig.add_trace(go.Bar(x=labels, y=[r[key] / scale for r in rows], showlegend=False,

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..bench import fit_slope
+from . import LOG_AXIS
 
 
 def series_label(row: dict, keys: list[str]) -> str:
@@ -75,9 +76,9 @@ def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> g
                                          hovertemplate=f"{x}=%{{x}}: %{{y:.1f}} MiB ({what})"
                                                        f"<extra>{name}</extra>"),
                               row=1, col=2)
-    fig.update_xaxes(type="log", title_text=x)
-    fig.update_yaxes(type="log", title_text="ms", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="MiB", row=1, col=2)
+    fig.update_xaxes(**LOG_AXIS, title_text=x)
+    fig.update_yaxes(**LOG_AXIS, title_text="ms", row=1, col=1)
+    fig.update_yaxes(**LOG_AXIS, title_text="MiB", row=1, col=2)
     fig.update_layout(title=title, height=500, margin=dict(t=70, l=10, r=10, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig
@@ -117,9 +118,9 @@ def decode_figure(rows: list[dict], analytic: dict[str, list[tuple[int, int]]]) 
                 name=name, showlegend=not group, line=dict(color=colour, dash="dash"),
                 hovertemplate=f"after %{{x}} tokens: %{{y:.2f}} MiB analytic<extra>{name}</extra>"),
                 row=1, col=2)
-    fig.update_xaxes(type="log", title_text="tokens in the cache")
-    fig.update_yaxes(type="log", title_text="ms", row=1, col=1)  # one slow step must not flatten the rest
-    fig.update_yaxes(type="log", title_text="MiB", row=1, col=2)
+    fig.update_xaxes(**LOG_AXIS, title_text="tokens in the cache")
+    fig.update_yaxes(**LOG_AXIS, title_text="ms", row=1, col=1)  # one slow step must not flatten the rest
+    fig.update_yaxes(**LOG_AXIS, title_text="MiB", row=1, col=2)
     fig.update_layout(title="Generation with a KV cache: cost of each new token", height=520,
                       margin=dict(t=70, l=10, r=10, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
@@ -133,7 +134,7 @@ def analytic_figure(series: dict[str, list[tuple[int, float]]], x: str, y: str,
         xs, ys = zip(*points)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
                                  line=dict(color=f"hsl({(i * 67) % 360},65%,45%)", dash="dash")))
-    fig.update_xaxes(type="log", title_text=x)
-    fig.update_yaxes(type="log", title_text=y)
+    fig.update_xaxes(**LOG_AXIS, title_text=x)
+    fig.update_yaxes(**LOG_AXIS, title_text=y)
     fig.update_layout(title=title, height=420, margin=dict(t=60, l=10, r=10, b=10))
     return fig

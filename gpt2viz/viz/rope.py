@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..positions import alibi_slopes, rope_frequencies
+from . import LOG_AXIS, integer_ticks
 
 
 def rotation_panels(trajectory, positions, base, keys=None, max_panels=8) -> go.Figure:
@@ -66,9 +67,10 @@ def wavelength_bars(head_dim: int, base: float, context: int) -> go.Figure:
                              line=dict(dash="dash", color="black"), name=f"distance {farthest}",
                              hovertemplate=f"farthest distance in {context} tokens: "
                                            f"{farthest}<extra></extra>"))
-    fig.update_yaxes(type="log", title_text="tokens per full turn")
+    fig.update_yaxes(**LOG_AXIS, title_text="tokens per full turn")
     fig.update_layout(showlegend=False)
-    fig.update_xaxes(title_text="pair i (theta_i = base^(-2i/d), fastest first)")
+    fig.update_xaxes(title_text="pair i (theta_i = base^(-2i/d), fastest first)",
+                     **integer_ticks(len(theta) - 1))
     fig.update_layout(title=f"Wavelengths: {int((~inside).sum())} of {len(theta)} pairs never "
                             f"complete a turn in {context} tokens (red; dashed: the farthest distance, "
                             f"{farthest})", height=360,
@@ -103,7 +105,7 @@ def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
     fig = go.Figure()
     for label, (x, y) in curves.items():
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label))
-    fig.update_xaxes(type="log", title_text="relative distance m - n (tokens)")
+    fig.update_xaxes(**LOG_AXIS, title_text="relative distance m - n (tokens)")
     fig.update_yaxes(title_text="normalised score")
     fig.update_layout(title=f"How the score depends on distance (head_dim {head_dim}, base {base:g})",
                       height=380, margin=dict(t=60, l=10, r=10, b=10))
@@ -112,12 +114,15 @@ def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
 
 def absolute_position_similarity(table) -> tuple[np.ndarray, np.ndarray]:
     """Mean over m of p_m . p_{m+Δ} / |p|^2 for an absolute position table (T, d): the
-    learned or sinusoidal counterpart of the RoPE curve."""
-    table = np.asarray(table, float)
+    learned or sinusoidal counterpart of the RoPE curve. Every Δ at once through the FFT
+    (autocorrelation = inverse transform of the power spectrum): O(T log T), not O(T^2)."""
+    table = np.asarray(table, float)  # (T, d)
+    n_pos = len(table)
     norms = (table * table).sum(1).mean()
-    distance = np.arange(1, len(table))
-    values = [float((table[:-d] * table[d:]).sum(1).mean() / norms) for d in distance]
-    return np.concatenate([[0], distance]), np.array([1.0] + values)
+    spectrum = np.fft.rfft(table, n=2 * n_pos, axis=0)  # zero-padded: no wrap-around
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).sum(1)  # summed over the d columns
+    lagged = np.fft.irfft(power, n=2 * n_pos)[:n_pos]  # sum over m of p_m . p_{m+Δ}, Δ = 0..T-1
+    return np.arange(n_pos), lagged / (n_pos - np.arange(n_pos)) / norms
 
 
 def pair_usage_figure(q_norms, k_norms, base: float, context: int, title: str | None = None) -> go.Figure:
