@@ -21,12 +21,12 @@ from typing import Any, Callable, Hashable
 
 from .serving import Refused
 from .config import TrainSettings
-from .train import Progress
+from .train import Progress, expected_tokens_per_second
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
 MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)
-# Until a job has reported its pace here: the default budget (491,520 tokens) took 41 s on 2 cores.
-FIRST_TOKENS_PER_SECOND = 491_520 / 41
+# Until a job has reported its pace here: what this device kind measured (train.py).
+FIRST_TOKENS_PER_SECOND = expected_tokens_per_second()
 
 
 def job_tokens(settings: TrainSettings) -> int:
