@@ -102,7 +102,7 @@ def check_trainable(config: ModelConfig, corpus: Corpus, settings: TrainSettings
             raise ValueError(f"the {split} split has {len(ids)} tokens, fewer than one block of "
                              f"{settings.block_size}; give a longer text or a smaller block.")
     ensure_fits(training_bytes(config, settings), f"training with batch {settings.batch_size} x "
-                f"{settings.block_size} tokens")
+                f"{settings.block_size} tokens", device())
 
 
 def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> TrainedModel | None:
@@ -181,7 +181,7 @@ def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed
     """Train an existing model further (GQA uptraining) with train()'s optimizer and data
     order; nothing is cached."""
     ensure_fits(training_bytes(model.config, settings), f"training with batch "
-                f"{settings.batch_size} x {settings.block_size} tokens")
+                f"{settings.batch_size} x {settings.block_size} tokens", model.wte.weight.device)
     history = _optimize(model, corpus, settings, seed, callback)
     model.eval()
     return history
