@@ -373,6 +373,9 @@ def _alibi_score(slopes, query_pos, key_pos):
 def _compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention as flex
 
+    # every shape is one compiled entry; past dynamo's default limit (8) it would silently
+    # run flex unfused, materializing the scores
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     return torch.compile(flex, dynamic=False)
 
 

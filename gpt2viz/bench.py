@@ -252,7 +252,7 @@ def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
 
 
 def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
-                    repeats=5, device="cpu", progress=None) -> list[dict]:
+                    repeats=5, device="cpu", progress=None, dtype=torch.float32) -> list[dict]:
     """One row per (n, window, kv heads, impl), plus dense causal SDPA at each n. A row that
     would not fit in the device's memory is not run: it stays in the table with a note."""
     device = torch.device(device)
@@ -263,8 +263,8 @@ def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
         if progress:
             progress(i, len(plan), f"{impl} n={n} window={w} kv_heads={kv}")
         gen = torch.Generator().manual_seed(0)
-        q = torch.randn(batch, n_head, n, head_dim, generator=gen).to(device)
-        k, v = (torch.randn(batch, kv, n, head_dim, generator=gen).to(device) for _ in range(2))
+        q = torch.randn(batch, n_head, n, head_dim, generator=gen).to(device, dtype)
+        k, v = (torch.randn(batch, kv, n, head_dim, generator=gen).to(device, dtype) for _ in range(2))
         if impl.startswith("sdpa (dense"):
             fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
         else:
@@ -274,6 +274,7 @@ def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
             dense_time[n] = m.median_s
         flops = attention_flops(n, w, n_head, head_dim, batch)
         rows.append({"bench": "attention", "impl": impl, "n": n, "window": w,
+                     "dtype": str(dtype).removeprefix("torch."),
                      "ran": kernel_that_runs(impl, n, w, device.type), "n_head": n_head,
                      "n_kv_head": kv, "head_dim": head_dim, "first_s": m.first_s,
                      "median_s": m.median_s, "min_s": min(m.times), "max_s": max(m.times),
