@@ -185,10 +185,11 @@ def alibi_positions(positions, batch, tq, tk, device):
 
 
 def alibi_bias(slopes, positions, dtype):
-    """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions."""
+    """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions, computed in
+    fp32 (bf16 cannot hold distances past 256 exactly) and given in `dtype`."""
     query_pos, key_pos = positions
-    distance = (query_pos[:, :, None] - key_pos[:, None, :]).to(dtype)  # (B, Tq, Tk)
-    return -slopes.to(dtype)[None, :, None, None] * distance[:, None]
+    distance = (query_pos[:, :, None] - key_pos[:, None, :]).float()  # (B, Tq, Tk)
+    return (-slopes.float()[None, :, None, None] * distance[:, None]).to(dtype)
 
 
 def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
@@ -336,8 +337,7 @@ def flex_attention(q, k, v, window, sinks=0, alibi=None, positions=None):
     block_mask = sliding_block_mask(q.shape[2], window, sinks, q.device)
     score_mod = None
     if alibi is not None:
-        score_mod = _alibi_score(alibi.to(q.dtype),
-                                 *(p.to(device=q.device, dtype=q.dtype).contiguous() for p in positions))
+        score_mod = _alibi_score(alibi.float(), *(p.to(q.device).contiguous() for p in positions))
     out = _compiled_flex()(q, k, v, score_mod=score_mod, block_mask=block_mask,
                            enable_gqa=q.shape[1] != k.shape[1])
     _flex_compiled.add(flex_shape(q.shape, k.shape[1], q.dtype, q.device, alibi is not None))
@@ -363,9 +363,11 @@ def _sliding_mask(window, sinks):
 
 
 def _alibi_score(slopes, query_pos, key_pos):
-    """flex's score_mod for ALiBi: slopes (Hq,), true positions (B, Tq) and (B, Tk)."""
+    """flex's score_mod for ALiBi: slopes (Hq,) fp32, true positions (B, Tq) and (B, Tk) as
+    integers: the distance is exact and the bias computed in fp32 whatever the score's dtype."""
     def score_mod(score, b, h, q_idx, kv_idx):
-        return score - slopes[h] * (query_pos[b, q_idx] - key_pos[b, kv_idx])
+        bias = slopes[h] * (query_pos[b, q_idx] - key_pos[b, kv_idx])
+        return score - bias.to(score.dtype)
     return score_mod
 
 

@@ -102,3 +102,18 @@ def test_repeated_kv_sdpa_equals_grouped(monkeypatch):
     grouped = attention(q, k, v, window=7, sinks=2, impl="sdpa")
     monkeypatch.setattr(attn, "sdpa_repeats_kv", lambda device_type, dtype: True)
     assert (attention(q, k, v, window=7, sinks=2, impl="sdpa") - grouped).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "flex"])
+def test_bf16_alibi_keeps_distances_past_256_exact(impl):
+    """bf16 cannot hold position 599 (it rounds to 600): the bias must come from exact
+    distances, so a bf16 run is off by bf16's rounding only."""
+    if impl == "flex":
+        pytest.importorskip("torch.nn.attention.flex_attention")
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, h, 600, 16, generator=g).bfloat16() for h in (4, 2, 2))
+    slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625])
+    out = attention(q, k, v, window=300, sinks=2, impl=impl, alibi=slopes)
+    ref = attention(q.double(), k.double(), v.double(), window=300, sinks=2, impl="eager",
+                    alibi=slopes.double())
+    assert (out.double() - ref).abs().max() <= 3e-2
