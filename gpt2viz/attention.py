@@ -186,10 +186,11 @@ def alibi_positions(positions, batch, tq, tk, device):
 
 def alibi_bias(slopes, positions, dtype):
     """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions, computed in
-    fp32 (bf16 cannot hold distances past 256 exactly) and given in `dtype`."""
+    fp32 at least (bf16 cannot hold distances past 256 exactly) and given in `dtype`."""
     query_pos, key_pos = positions
-    distance = (query_pos[:, :, None] - key_pos[:, None, :]).float()  # (B, Tq, Tk)
-    return (-slopes.float()[None, :, None, None] * distance[:, None]).to(dtype)
+    exact = torch.promote_types(dtype, torch.float32)
+    distance = (query_pos[:, :, None] - key_pos[:, None, :]).to(exact)  # (B, Tq, Tk)
+    return (-slopes.to(exact)[None, :, None, None] * distance[:, None]).to(dtype)
 
 
 def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
