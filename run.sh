@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One entry point that sets itself up: ./run.sh app [--share] | test | bench [...] | train [...] | experiment [...]
+# One entry point that sets itself up: ./run.sh app [--share] | test | bench [gpu] [...] | train [...] | experiment [...]
 # Creates .venv on first use and reinstalls only when a requirements file changes.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,6 +61,10 @@ case "$cmd" in
     exec .venv/bin/python -m pytest "$@" ;;
   bench|train|experiment)
     setup requirements.txt
+    if [ "$cmd" = bench ] && [ "${1:-}" = gpu ]; then  # docs/gpu_check.py: checks + measures a GPU
+      shift
+      exec .venv/bin/python docs/gpu_check.py "$@"
+    fi
     exec .venv/bin/python -m gpt2viz "$cmd" "$@" ;;
   *) echo "usage: ./run.sh app [--share] | test | bench [...] | train [...] | experiment [...]" >&2; exit 2 ;;
 esac

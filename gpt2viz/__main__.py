@@ -22,6 +22,8 @@ def main(argv=None) -> int:
     train_cmd.add_argument("--seconds", type=float, help="stop after this many seconds")
     train_cmd.add_argument("--corpus", help="a UTF-8 text file (default: pydoc_data.topics)")
     train_cmd.add_argument("--seed", type=int, default=0)
+    train_cmd.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                           help="bf16: forward and loss under bf16 autocast")
     train_cmd.add_argument("--no-cache", action="store_true", help="train even if cached")
 
     from .bench_cli import add_bench_arguments
@@ -54,7 +56,7 @@ def run_train(args) -> int:
     from .train import train
 
     corpus = Corpus.from_text(read_text(args.corpus), args.corpus) if args.corpus else Corpus.default()
-    settings = TrainSettings()
+    settings = TrainSettings(precision=args.precision)
     if args.steps is not None:
         settings = replace(settings, steps=args.steps)
     if args.seconds is not None:

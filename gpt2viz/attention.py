@@ -10,9 +10,12 @@ probabilities (what `trace` shows):
 with the score q·k/√D, minus m_h·(i - j) under ALiBi (head h's slope m_h, true distances).
 With padding, the sinks are the first `sinks` real tokens of each row.
 
+The rule is written once, in `key_allowed`: every boolean mask, flex's mask function, the
+banded kernel's sinks and the heatmap's grey cells are built from it.
+
 Queries are the last Tq of the Tk key positions (Tq == Tk in a forward pass, Tq == 1 when
-decoding from a cache). Query head h reads kv head h // (Hq // Hkv); no kernel here copies
-K/V up to Hq heads in memory.
+decoding from a cache). Query head h reads kv head h // (Hq // Hkv); K/V stay at Hkv heads
+in memory, except in fp32 SDPA on CUDA (see `sdpa_repeats_kv`).
 """
 from __future__ import annotations
 
@@ -32,6 +35,29 @@ BANDED_MIN_KEYS = 384
 # 1/BANDED_GROUPS of the output.
 BANDED_CHUNK = 32
 BANDED_GROUPS = 16
+
+
+# On CUDA, windowed self-attention from this many keys on runs compiled FlexAttention with a
+# sliding block mask; shorter, masked SDPA. Measured on an H100, 2026-11-27 (NOTES.md), w=256,
+# 12 heads of 64, fp32: at n = 4,096 flex 0.77 ms, masked SDPA 2.00 ms, dense causal 1.17 ms;
+# shorter lengths were not measured, so the crossover may be lower. docs/gpu_check.py
+# re-measures it.
+FLEX_MIN_KEYS_CUDA = 4096
+
+
+def key_allowed(query_at, key_at, window=None, sinks=0, key_rank=None):
+    """THE masking rule: may the query at index query_at attend the key at key_at?
+
+    A key is visible iff it is not in the future, and it is inside the window or one of the
+    first `sinks` keys. query_at, key_at (and key_rank) broadcast against each other: torch
+    tensors or numpy arrays. window and sinks are numbers or 0-d tensors (flex passes
+    tensors, so one compiled kernel serves every window). key_rank: under padding, each
+    key's index among its row's real tokens, which decides who the sinks are (default key_at)."""
+    allowed = key_at <= query_at
+    if window is None:
+        return allowed
+    is_sink = (key_at if key_rank is None else key_rank) < sinks
+    return allowed & ((query_at - key_at < window) | is_sink)
 
 
 def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=None,
@@ -83,14 +109,38 @@ def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=N
 
 def choose_impl(tq: int, tk: int, window: int | None, device_type: str = "cpu",
                 needs_grad: bool = False, alibi: bool = False) -> str:
-    """The one place that picks a kernel. "banded" for long windowed self-attention on the
-    CPU at inference; "sdpa" (fused, masked where it must be, with ALiBi's bias as a float
-    mask) otherwise. Never "flex": its compile takes seconds per new shape, which an
-    interactive page cannot pay."""
-    if (window is None or tq != tk or tk < BANDED_MIN_KEYS or device_type != "cpu"
-            or needs_grad or alibi):
+    """The one place that picks a kernel.
+
+    CPU: "banded" for long windowed self-attention at inference; "sdpa" (fused, masked where
+    it must be, with ALiBi's bias as a float mask) otherwise. Never "flex" on the CPU: its
+    compile takes seconds per new shape, and banded is as fast there.
+    CUDA: "flex" for windowed self-attention at inference from FLEX_MIN_KEYS_CUDA keys on
+    (a sliding block mask skips the blocks outside the window; sinks and ALiBi in the same
+    kernel; compiled once per shape, see `flex_is_compiled`); "sdpa" below it, for full
+    causal attention (flash) and for training (flex's backward is not measured here)."""
+    windowed_self = window is not None and tq == tk and not needs_grad
+    if device_type == "cuda":
+        return "flex" if windowed_self and tk >= FLEX_MIN_KEYS_CUDA and flex_available() else "sdpa"
+    if not windowed_self or tk < BANDED_MIN_KEYS or device_type != "cpu" or alibi:
         return "sdpa"
     return "banded"
+
+
+def flex_available() -> bool:
+    try:
+        import torch.nn.attention.flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sdpa_repeats_kv(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether grouped K/V are copied up to the query heads before SDPA. On CUDA in fp32,
+    SDPA's enable_gqa has no flash or efficient kernel and runs the math path (H100,
+    2026-11-27, NOTES.md: 12 query / 2 KV heads at n = 4,096, 4.27 ms, against 1.15 ms for
+    repeat_interleave then flash); in bf16/fp16 enable_gqa runs flash, as fast as MHA, and
+    the CPU kernels take Hkv < Hq as they are."""
+    return device_type == "cuda" and dtype == torch.float32
 
 
 def check_shapes(q, k, v, key_mask=None):
@@ -111,17 +161,11 @@ def check_shapes(q, k, v, key_mask=None):
 
 def allowed_mask(tq, tk, window, key_mask, device, sinks=0):
     """(B or 1, 1, Tq, Tk) bool: which keys each query may attend to."""
-    query_at = torch.arange(tk - tq, tk, device=device)[:, None]  # key index of each query
-    key_at = torch.arange(tk, device=device)[None, :]
-    allowed = (key_at <= query_at)[None, None]
-    if window is not None:
-        near = key_at > query_at - window
-        if sinks and key_mask is None:
-            near = near | (key_at < sinks)
-        near = near[None, None]
-        if sinks and key_mask is not None:  # the first `sinks` real tokens of each row
-            near = near | (key_mask.cumsum(dim=-1) <= sinks)[:, None, None, :]
-        allowed = allowed & near
+    query_at = torch.arange(tk - tq, tk, device=device)[None, None, :, None]  # key index of each query
+    key_at = torch.arange(tk, device=device)[None, None, None, :]
+    # under padding the sinks are the first `sinks` real tokens of each row
+    rank = None if key_mask is None else (key_mask.cumsum(dim=-1) - 1)[:, None, None, :]  # (B, 1, 1, Tk)
+    allowed = key_allowed(query_at, key_at, window, sinks, rank)
     if key_mask is not None:
         # A padding query attends only to itself, so no row is empty (its output is unused).
         allowed = (allowed & key_mask[:, None, None, :]) | (key_at == query_at)
@@ -141,10 +185,12 @@ def alibi_positions(positions, batch, tq, tk, device):
 
 
 def alibi_bias(slopes, positions, dtype):
-    """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions."""
+    """ALiBi's -m_h·(i - j): (B, Hq, Tq, Tk) from slopes (Hq,) and true positions, computed in
+    fp32 at least (bf16 cannot hold distances past 256 exactly) and given in `dtype`."""
     query_pos, key_pos = positions
-    distance = (query_pos[:, :, None] - key_pos[:, None, :]).to(dtype)  # (B, Tq, Tk)
-    return -slopes.to(dtype)[None, :, None, None] * distance[:, None]
+    exact = torch.promote_types(dtype, torch.float32)
+    distance = (query_pos[:, :, None] - key_pos[:, None, :]).to(exact)  # (B, Tq, Tk)
+    return (-slopes.to(exact)[None, :, None, None] * distance[:, None]).to(dtype)
 
 
 def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
@@ -163,10 +209,15 @@ def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, po
 
 
 def sdpa_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
-    """torch's fused kernel; K/V stay at Hkv heads (enable_gqa). ALiBi goes in as a float
-    mask: its bias, -inf where a key is not allowed."""
+    """torch's fused kernel; K/V stay at Hkv heads (enable_gqa) except where
+    `sdpa_repeats_kv`. ALiBi goes in as a float mask: its bias, -inf where a key is not
+    allowed."""
     tq, tk = q.shape[2], k.shape[2]
     gqa = q.shape[1] != k.shape[1]
+    if gqa and sdpa_repeats_kv(q.device.type, q.dtype):
+        group = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, Hq, Tk, D)
+        gqa = False
     if alibi is None and key_mask is None and (window is None or window >= tk):
         if tq == 1:  # one new query at the end sees every key
             return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
@@ -195,15 +246,17 @@ def banded_attention(q, k, v, window, sinks=0):
     head = min(window, t)
     c = BANDED_CHUNK
     rows_per_call = max(c, t // BANDED_GROUPS // c * c)
-    offset = (torch.arange(c + window - 1, device=q.device)[None, :]
-              - torch.arange(c, device=q.device)[:, None])  # (c, span): column - row
-    band_mask = _additive((offset >= 0) & (offset < window), q.dtype)  # row r sees columns r .. r+window-1
+    # row r of a chunk is the query at column r + window - 1 of its span: it sees columns
+    # r .. r+window-1
+    band_mask = _additive(key_allowed(torch.arange(c, device=q.device)[:, None] + window - 1,
+                                      torch.arange(c + window - 1, device=q.device)[None, :],
+                                      window), q.dtype)  # (c, span)
     for bi in range(b):
         qb, kb, vb = q[bi:bi + 1], k[bi:bi + 1], v[bi:bi + 1]  # (1, H, T, D)
         for first in range(0, head, rows_per_call):  # rows first .. last-1 see keys 0 .. i
             last = min(head, first + rows_per_call)
-            causal = (torch.arange(last, device=q.device)[None, :]
-                      <= torch.arange(first, last, device=q.device)[:, None])
+            causal = key_allowed(torch.arange(first, last, device=q.device)[:, None],
+                                 torch.arange(last, device=q.device)[None, :])
             mask = None if first == 0 else _additive(causal, q.dtype)
             _copy_rows(out[bi], first, _flash(qb[:, :, first:last], kb[:, :, :last],
                                               vb[:, :, :last], causal=first == 0, mask=mask)[0])
@@ -258,7 +311,10 @@ def _merge_sinks(q, k, v, rows, window, sinks, band_out, band_lse):
     hkv = k.shape[1]
     n_sinks = min(sinks, rows.stop - window)  # key 0 is older than the band for every row
     query_at = torch.arange(rows.start, rows.stop, device=q.device)[:, None]
-    older = torch.arange(n_sinks, device=q.device)[None, :] <= query_at - window  # (R, s)
+    key_at = torch.arange(n_sinks, device=q.device)[None, :]
+    # allowed as sinks, not by the window alone
+    older = (key_allowed(query_at, key_at, window, sinks)
+             & ~key_allowed(query_at, key_at, window))  # (R, s)
     q_grouped = q[:, :, rows].reshape(1, hkv, hq // hkv, -1, d)
     scores = q_grouped @ k[:, :, :n_sinks].unsqueeze(2).transpose(-1, -2) / math.sqrt(d)  # (1, Hkv, G, R, s)
     scores = scores.masked_fill(~older, float("-inf"))
@@ -270,38 +326,67 @@ def _merge_sinks(q, k, v, rows, window, sinks, band_out, band_lse):
     band_out.mul_(w_band).add_(sink_out.reshape(band_out.shape).mul_(w_sink)).div_(w_band + w_sink)
 
 
-# FlexAttention: fastest for long sequences once compiled, but each new (T, window) compiles
-# for seconds, so only bench and explicit callers use it.
-FLEX_BLOCK = 64
+# FlexAttention: one compiled kernel per shape (B, H, T, D, dtype, device, with or without
+# ALiBi), whatever the window, sinks or slopes: the mask and score functions below close over
+# tensors only, which the compiled graph takes as inputs (numbers would be baked in and
+# recompile). Blocks of 128: on CUDA in fp32, 64 fails to compile (NOTES.md, 2026-11-27).
+FLEX_BLOCK = 128
+_flex_compiled: set = set()  # the shapes compiled so far in this process
 
 
 def flex_attention(q, k, v, window, sinks=0, alibi=None, positions=None):
-    block_mask = _sliding_block_mask(q.shape[2], window, sinks, str(q.device))
+    block_mask = sliding_block_mask(q.shape[2], window, sinks, q.device)
     score_mod = None
     if alibi is not None:
-        query_pos, key_pos = (p.to(q.dtype).contiguous() for p in positions)
-        slopes = alibi.to(q.dtype)
+        score_mod = _alibi_score(alibi.float(), *(p.to(q.device).contiguous() for p in positions))
+    out = _compiled_flex()(q, k, v, score_mod=score_mod, block_mask=block_mask,
+                           enable_gqa=q.shape[1] != k.shape[1])
+    _flex_compiled.add(flex_shape(q.shape, k.shape[1], q.dtype, q.device, alibi is not None))
+    return out
 
-        def score_mod(score, b, h, q_idx, kv_idx):
-            return score - slopes[h] * (query_pos[b, q_idx] - key_pos[b, kv_idx])
 
-    return _compiled_flex()(q, k, v, score_mod=score_mod, block_mask=block_mask,
-                            enable_gqa=q.shape[1] != k.shape[1])
+def flex_shape(q_shape, n_kv_head, dtype, device, alibi=False) -> tuple:
+    b, hq, t, d = q_shape
+    return (b, hq, n_kv_head, t, d, str(dtype), torch.device(device).type, bool(alibi))
+
+
+def flex_is_compiled(q_shape, n_kv_head, dtype, device, alibi=False) -> bool:
+    """Whether attention on q (B, Hq, T, D) through flex has been compiled in this process
+    already: a page can say "compiling the window kernel for n = ..., once" before the call."""
+    return flex_shape(q_shape, n_kv_head, dtype, device, alibi) in _flex_compiled
+
+
+def _sliding_mask(window, sinks):
+    """flex's mask_mod for key_allowed; window and sinks are 0-d tensors."""
+    def mask_mod(b, h, q_idx, kv_idx):
+        return key_allowed(q_idx, kv_idx, window, sinks)
+    return mask_mod
+
+
+def _alibi_score(slopes, query_pos, key_pos):
+    """flex's score_mod for ALiBi: slopes (Hq,) fp32, true positions (B, Tq) and (B, Tk) as
+    integers: the distance is exact and the bias computed in fp32 whatever the score's dtype."""
+    def score_mod(score, b, h, q_idx, kv_idx):
+        bias = slopes[h] * (query_pos[b, q_idx] - key_pos[b, kv_idx])
+        return score - bias.to(score.dtype)
+    return score_mod
 
 
 @lru_cache(maxsize=1)
 def _compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention as flex
 
+    # every shape is one compiled entry; past dynamo's default limit (8) it would silently
+    # run flex unfused, materializing the scores
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     return torch.compile(flex, dynamic=False)
 
 
 @lru_cache(maxsize=32)
-def _sliding_block_mask(t, window, sinks, device):
+def sliding_block_mask(t, window, sinks, device):
+    """The block mask for self-attention over t tokens, cached per (t, window, sinks, device)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
-    def sliding(b, h, q_idx, kv_idx):
-        return (kv_idx <= q_idx) & ((q_idx - kv_idx < window) | (kv_idx < sinks))
-
-    return create_block_mask(sliding, None, None, t, t, device=device,
-                             BLOCK_SIZE=FLEX_BLOCK)
+    as_tensor = lambda x: torch.tensor(x, device=device)  # noqa: E731
+    return create_block_mask(_sliding_mask(as_tensor(window), as_tensor(sinks)), None, None,
+                             t, t, device=device, BLOCK_SIZE=FLEX_BLOCK)

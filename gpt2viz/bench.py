@@ -34,7 +34,7 @@ from .attention import attention, choose_impl
 from .kv_cache import KVCache
 from .config import ModelConfig
 from .model import GPT2
-from .resources import ensure_fits
+from .resources import ensure_fits, memory_shortfall
 from .train import param_count
 
 
@@ -219,47 +219,69 @@ def attention_memory_estimate(impl, n, window, n_head, n_kv_head, head_dim, batc
 
 
 # ------------------------------------------------------------------ attention kernels
-def attention_plan(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1):
-    """The rows a run will measure, dense causal SDPA first at each n, checked up front:
-    a plan that would not fit in memory is refused before anything runs."""
-    plan = [(n, None, n_head, "sdpa (dense causal)") for n in seq_lens]
-    plan += [(n, w, kv, impl) for n in seq_lens for w in windows for kv in kv_heads for impl in impls]
-    for n, w, kv, impl in plan:
+def attention_plan(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
+                   device="cpu"):
+    """The rows a run will measure, dense causal SDPA first at each n: those that fit in
+    `device`'s memory (the others are skipped, see `plan_with_skips`)."""
+    return plan_with_skips(seq_lens, windows, kv_heads, impls, n_head, head_dim, batch, device)[0]
+
+
+def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
+                    device="cpu"):
+    """(rows that fit, [(n, window, kv heads, impl, why not)] for those that do not). A plan
+    where nothing fits is refused (MemoryError) before anything runs."""
+    rows = [(n, None, n_head, "sdpa (dense causal)") for n in seq_lens]
+    rows += [(n, w, kv, impl) for n in seq_lens for w in windows for kv in kv_heads for impl in impls]
+    plan, skipped = [], []
+    for n, w, kv, impl in rows:
         if kv < 1 or n_head % kv:
             raise ValueError(f"n_kv_head={kv} does not divide n_head={n_head}.")
-        ensure_fits(attention_memory_estimate(impl.split()[0], n, w, n_head, kv, head_dim, batch),
-                    f"attention impl={impl} at n={n}, window={w}")
-    return plan
+        problem = memory_shortfall(
+            attention_memory_estimate(impl.split()[0], n, w, n_head, kv, head_dim, batch),
+            f"attention impl={impl} at n={n}, window={w}", device)
+        if problem:
+            skipped.append((n, w, kv, impl, problem))
+        else:
+            plan.append((n, w, kv, impl))
+    if not plan:
+        raise MemoryError(skipped[0][-1])
+    return plan, skipped
 
 
 def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
-                    repeats=5, device="cpu", progress=None) -> list[dict]:
-    """One row per (n, window, kv heads, impl), plus dense causal SDPA at each n."""
+                    repeats=5, device="cpu", progress=None, dtype=torch.float32) -> list[dict]:
+    """One row per (n, window, kv heads, impl), plus dense causal SDPA at each n. A row that
+    would not fit in the device's memory is not run: it stays in the table with a note."""
     device = torch.device(device)
-    plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head, head_dim, batch)
+    plan, skipped = plan_with_skips(seq_lens, windows, kv_heads, impls, n_head, head_dim, batch,
+                                    device)
     rows, dense_time = [], {}
     for i, (n, w, kv, impl) in enumerate(plan):
         if progress:
             progress(i, len(plan), f"{impl} n={n} window={w} kv_heads={kv}")
         gen = torch.Generator().manual_seed(0)
-        q = torch.randn(batch, n_head, n, head_dim, generator=gen).to(device)
-        k, v = (torch.randn(batch, kv, n, head_dim, generator=gen).to(device) for _ in range(2))
+        q = torch.randn(batch, n_head, n, head_dim, generator=gen).to(device, dtype)
+        k, v = (torch.randn(batch, kv, n, head_dim, generator=gen).to(device, dtype) for _ in range(2))
         if impl.startswith("sdpa (dense"):
             fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
         else:
             fn = lambda: attention(q, k, v, window=w, impl=impl)  # noqa: E731
         m = measure(fn, repeats, device, track_memory=impl != "flex")
-        dense_time.setdefault(n, m.median_s)
+        if impl.startswith("sdpa (dense"):
+            dense_time[n] = m.median_s
         flops = attention_flops(n, w, n_head, head_dim, batch)
         rows.append({"bench": "attention", "impl": impl, "n": n, "window": w,
+                     "dtype": str(dtype).removeprefix("torch."),
                      "ran": kernel_that_runs(impl, n, w, device.type), "n_head": n_head,
                      "n_kv_head": kv, "head_dim": head_dim, "first_s": m.first_s,
                      "median_s": m.median_s, "min_s": min(m.times), "max_s": max(m.times),
-                     "vs_dense": m.median_s / dense_time[n],
+                     "vs_dense": m.median_s / dense_time[n] if n in dense_time else None,
                      "peak_bytes": m.peak_bytes, "process_peak_bytes": m.process_bytes,
                      "flops": flops,
                      "gflop_rate": flops / m.median_s / 1e9,
                      "min_bytes": attention_bytes(n, n_head, kv, head_dim, batch)})
+    rows += [{"bench": "attention", "impl": impl, "n": n, "window": w, "n_kv_head": kv,
+              "note": f"skipped: {problem}"} for n, w, kv, impl, problem in skipped]
     if progress:
         progress(len(plan), len(plan), "done")
     return rows
@@ -277,9 +299,12 @@ def bench_forward(configs: dict[str, ModelConfig], seq_lens, batch=1, repeats=3,
             progress(i, len(plan), f"forward {name} n={n}")
         torch.manual_seed(0)
         model = GPT2(cfg).to(device).eval()
+        problem = memory_shortfall(model.generate_bytes(batch, n) + batch * n * cfg.vocab_size * 4,
+                                   f"a forward pass of {name} at n={n}", device)
+        if problem:
+            rows.append({"bench": "forward", "variant": name, "n": n, "note": f"skipped: {problem}"})
+            continue
         idx = torch.randint(0, cfg.vocab_size, (batch, n), device=device)
-        ensure_fits(model.generate_bytes(batch, n) + batch * n * cfg.vocab_size * 4,
-                    f"a forward pass of {name} at n={n}")
         m = measure(lambda: model(idx), repeats, device)
         rows.append({"bench": "forward", "variant": name, "n": n, "window": cfg.window,
                      "n_kv_head": cfg.n_kv_head, "first_s": m.first_s, "median_s": m.median_s,
@@ -315,7 +340,8 @@ def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
             for kv_name, kv in kv_heads.items() for kind, attention in kinds.items()}
 
 
-def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> dict[str, ModelConfig]:
+def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8,
+                device="cpu") -> dict[str, ModelConfig]:
     """The configs a decode run builds (positions long enough for the longest context and up
     to 16 steps, so one config, and its cached parameter count, serves every step setting),
     checked up front: a run whose weights and cache would not fit is refused."""
@@ -325,7 +351,7 @@ def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> di
         positions = max(contexts) + max(steps, 16)
         cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, positions), dropout=0.0)
         ensure_fits(4 * param_count(cfg) + cfg.kv_cache_bytes(longest),
-                    f"decoding {name} after {max(contexts)} tokens")
+                    f"decoding {name} after {max(contexts)} tokens", device)
         planned[name] = cfg
     return planned
 
@@ -355,7 +381,7 @@ def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, step
     step does not depend on the values, and an 8192-token prefill would cost seconds."""
     device = torch.device(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    planned = decode_plan(configs, contexts, steps)
+    planned = decode_plan(configs, contexts, steps, device)
     plan = [(name, n) for name in planned for n in contexts]
     rows, model = [], None
     for i, (name, n) in enumerate(plan):

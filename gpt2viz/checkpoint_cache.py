@@ -114,8 +114,16 @@ def remove_unless_in_use(folder: Path) -> bool:
     return True
 
 
+# TrainSettings fields added after checkpoints were cached: left out of the key while at
+# their default, so every checkpoint trained before they existed keeps its key.
+LATER_SETTINGS = ("precision",)
+
+
 def cache_key(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> str:
-    payload = json.dumps([config.to_dict(), corpus.sha256, asdict(settings), seed], sort_keys=True)
+    defaults = TrainSettings()
+    keyed = {name: value for name, value in asdict(settings).items()
+             if name not in LATER_SETTINGS or value != getattr(defaults, name)}
+    payload = json.dumps([config.to_dict(), corpus.sha256, keyed, seed], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

@@ -140,6 +140,9 @@ def preset(name: str, **overrides) -> ModelConfig:
     return PRESETS[name].replace(**overrides)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     steps: int = 240
@@ -152,11 +155,13 @@ class TrainSettings:
     grad_clip: float = 1.0
     eval_every: int = 40
     max_seconds: float | None = None  # stop early (the history says so) if time runs out
+    precision: str = "fp32"  # "fp32" | "bf16": forward and loss under bf16 autocast
 
     def describe(self) -> str:
         budget = f"{self.steps} step{'' if self.steps == 1 else 's'}" + (f" or {self.max_seconds:g} s" if self.max_seconds else "")
         return (f"{budget} · batch {self.batch_size} × {self.block_size} tokens · lr {self.lr:g} "
-                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}")
+                f"(warm-up {self.warmup_steps}, cosine) · weight decay {self.weight_decay:g}"
+                + (f" · {self.precision}" if self.precision != "fp32" else ""))
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "block_size", "eval_every"):
@@ -164,3 +169,6 @@ class TrainSettings:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be > 0.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r} is unknown; choose one of "
+                             f"{', '.join(PRECISIONS)}.")

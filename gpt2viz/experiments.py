@@ -27,7 +27,7 @@ from .checkpoints import to_gqa
 from .config import ModelConfig
 from .corpus import Corpus
 from .model import GPT2
-from .resources import ensure_fits
+from .resources import device, ensure_fits
 from .checkpoint_cache import checkpoint_folder
 from .config import TrainSettings
 from .train import continue_training, evaluate, training_bytes
@@ -232,7 +232,7 @@ def check_uptrain_budget(config: ModelConfig, settings: TrainSettings, steps: in
     """Refuse, before anything trains, a budget over the memory or time limit."""
     if steps < 0:
         raise ValueError(f"uptraining steps={steps} must be >= 0.")
-    ensure_fits(training_bytes(config, settings), "uptraining")
+    ensure_fits(training_bytes(config, settings), "uptraining", device())
     estimate = steps * runs * seconds_per_step
     if estimate > UPTRAIN_MAX_SECONDS:
         most = int(UPTRAIN_MAX_SECONDS / (runs * seconds_per_step))

@@ -23,14 +23,14 @@ from typing import Any, Callable, Hashable
 from .checkpoint_cache import cache_entries
 from .config import TrainSettings
 from .serving import Refused
-from .train import Progress
+from .train import Progress, expected_tokens_per_second
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
 MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)
-# Only when nothing was ever trained here (no history in the checkpoint cache): the default
-# budget (491,520 tokens) took 41 s on a shared 2-core CPU on 2026-11-25. Labelled as a guess.
-GUESSED_TOKENS_PER_SECOND = 491_520 / 41
-GUESSED_PACE = "a guess: the default budget's pace on a shared 2-core CPU, 2026-11-25"
+# Only when nothing was ever trained here (no history in the checkpoint cache): the pace measured
+# for this device kind elsewhere (train.MEASURED_TRAINING_PACE). Labelled as a guess.
+GUESSED_TOKENS_PER_SECOND = expected_tokens_per_second()
+GUESSED_PACE = "a guess: the default budget's pace measured on another machine of this kind"
 
 
 def cached_pace() -> tuple[float, str] | None:

@@ -228,7 +228,7 @@ class GPT2(nn.Module):
         total = t + max_new_tokens
         self.config.check_seq_len(total)
         ensure_fits(self.generate_bytes(b, total), f"generating {max_new_tokens} tokens for a "
-                    f"batch of {b} after a {t}-token prompt")
+                    f"batch of {b} after a {t}-token prompt", idx.device)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=idx.device).manual_seed(seed)

@@ -5,12 +5,19 @@ import os
 
 import torch
 
-# Leave room for the interpreter, the dashboard and whatever else shares the machine.
-USABLE_FRACTION = 0.7
+# Leave room for the interpreter, the dashboard and whatever else shares the machine; on a
+# GPU, for the CUDA context and the allocator's fragmentation.
+USABLE_FRACTION = {"cpu": 0.7, "cuda": 0.9}
 
 
-def available_memory_bytes() -> int:
-    """MemAvailable from /proc/meminfo on Linux; physical memory elsewhere."""
+def available_memory_bytes(device="cpu") -> int:
+    """Free memory where the work runs. CUDA: the GPU's free memory plus what this process's
+    allocator holds unused; the CPU (and anything else): MemAvailable from /proc/meminfo on
+    Linux, physical memory elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -21,12 +28,22 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def ensure_fits(estimate_bytes: int, what: str) -> None:
-    budget = int(available_memory_bytes() * USABLE_FRACTION)
-    if estimate_bytes > budget:
-        raise MemoryError(
-            f"{what} needs an estimated {format_bytes(estimate_bytes)}, more than the "
-            f"{format_bytes(budget)} this machine can spare; make it smaller.")
+def memory_shortfall(estimate_bytes: int, what: str, device="cpu") -> str | None:
+    """Why `what` would not fit in `device`'s memory, or None when it fits."""
+    kind = torch.device(device).type
+    budget = int(available_memory_bytes(device) * USABLE_FRACTION.get(kind, USABLE_FRACTION["cpu"]))
+    if estimate_bytes <= budget:
+        return None
+    where = "GPU" if kind == "cuda" else "machine"
+    return (f"{what} needs an estimated {format_bytes(estimate_bytes)}, more than the "
+            f"{format_bytes(budget)} this {where} can spare; make it smaller.")
+
+
+def ensure_fits(estimate_bytes: int, what: str, device="cpu") -> None:
+    """MemoryError, before anything is allocated, for work that would not fit on `device`."""
+    problem = memory_shortfall(estimate_bytes, what, device)
+    if problem:
+        raise MemoryError(problem)
 
 
 def plural(n: int, noun: str) -> str:

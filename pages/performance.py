@@ -3,8 +3,10 @@ here through the bench functions next to the analytic cost; a run of a few secon
 itself, a stored one shows at once (gpt2viz/dashboard/bench_runs.py)."""
 import pandas as pd
 import streamlit as st
+import torch
 
 from gpt2viz import resources
+from gpt2viz.attention import flex_is_compiled
 from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
                            attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
                            estimate_seconds, forward_flops)
@@ -55,12 +57,17 @@ if mode in (ATTENTION_N, ATTENTION_W):
     settings = dict(mode=mode, seq_lens=seq_lens, windows=windows, kv_heads=kv_heads, impls=impls,
                     n_head=n_head, device=device)
     try:
-        plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head)
+        plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head, device=device)
         st.info(f"{len(plan)} measurements, about {estimate_seconds(plan, n_head, repeats=repeats):.0f} s "
                 f"with {repeats} repeats (more with flex). Each fits in memory (checked before the run).")
     except (ValueError, MemoryError) as err:
         plan = None
         st.error(f"{err} Choose a shorter sequence or drop the eager kernel.")
+    cold = sorted({n for n, w, kv, impl in plan or [] if impl == "flex" and w and w < n
+                   and not flex_is_compiled((1, n_head, n, 64), kv, torch.float32, device)})
+    if cold:
+        st.caption(f"Compiling the window kernel (flex) for n = {', '.join(map(str, cold))}, "
+                   "once per shape in this server process.")
     pressed = st.button("Run", type="primary", disabled=not plan)
     record = plan and bench_runs.measured(
         "attention", settings, lambda r: estimate_seconds(plan, n_head, repeats=r),
@@ -68,7 +75,8 @@ if mode in (ATTENTION_N, ATTENTION_W):
                                             device=device, progress=progress), repeats, pressed)
     series = ["impl", "n_kv_head"] + (["window"] if x_key == "n" else [])
     if record:
-        rows = [r for r in record["rows"] if x_key == "n" or r["window"] is not None]
+        rows = [r for r in record["rows"]  # rows skipped for memory carry a note, no time
+                if "median_s" in r and (x_key == "n" or r["window"] is not None)]
         st.plotly_chart(scaling_figure(rows, x_key, series, mode), width="stretch")
     elif plan:
         analytic = {}
@@ -96,7 +104,8 @@ elif mode == MODELS:
         lambda r, progress: bench_forward(configs, seq_lens, repeats=r, device=device,
                                           progress=progress), repeats, pressed)
     if record:
-        st.plotly_chart(scaling_figure(record["rows"], "n", ["variant"], mode), width="stretch")
+        st.plotly_chart(scaling_figure([r for r in record["rows"] if "median_s" in r], "n",
+                                       ["variant"], mode), width="stretch")
     elif configs:
         st.plotly_chart(analytic_figure({name: [(n, forward_flops(cfg, n)) for n in seq_lens]
                                          for name, cfg in configs.items()}, "n", "FLOPs (analytic)",

@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..attention import key_allowed
 from . import title_margin, wrap
 
 BLOCKED_COLOUR = "#d9d9d9"
@@ -16,9 +17,8 @@ LOG_FLOOR = 1e-3  # the log colour scale shows probabilities from 0.001 to 1
 
 
 def allowed_cells(t: int, window: int | None, sinks: int = 0) -> np.ndarray:
-    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
-    allowed = j <= i
-    return allowed if window is None else allowed & ((i - j < window) | (j < sinks))
+    """(t, t) bool: the cells the kernels let a query see, from their own rule."""
+    return key_allowed(np.arange(t)[:, None], np.arange(t)[None, :], window, sinks)
 
 
 def _masked(probs, window, sinks=0) -> np.ndarray:

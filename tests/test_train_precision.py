@@ -1,0 +1,52 @@
+"""Training under bf16 autocast (works on the CPU too), the setting's validation, and the
+checkpoint keys it must leave alone; the first training pace per device kind."""
+import hashlib
+import json
+from dataclasses import asdict
+
+import pytest
+
+from gpt2viz import ModelConfig
+from gpt2viz.checkpoint_cache import cache_key
+from gpt2viz.config import TrainSettings
+from gpt2viz.train import MEASURED_TRAINING_PACE, expected_tokens_per_second, train
+
+SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
+QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)
+
+
+def key_before_precision_existed(config, corpus, settings, seed):
+    """cache_key as written before TrainSettings had `precision`."""
+    fields = {k: v for k, v in asdict(settings).items() if k != "precision"}
+    payload = json.dumps([config.to_dict(), corpus.sha256, fields, seed], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def test_default_settings_keep_their_checkpoint_keys(corpus):
+    for settings in (TrainSettings(), QUICK):
+        assert cache_key(SMALL, corpus, settings, 0) == key_before_precision_existed(
+            SMALL, corpus, settings, 0)
+    bf16 = TrainSettings(precision="bf16")
+    assert cache_key(SMALL, corpus, bf16, 0) != cache_key(SMALL, corpus, TrainSettings(), 0)
+
+
+def test_unknown_precision_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        TrainSettings(precision="fp16")
+
+
+def test_bf16_autocast_trains_on_the_cpu(corpus, private_cache):
+    settings = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10,
+                             warmup_steps=5, precision="bf16")
+    result = train(SMALL.replace(position="alibi", window=8, sinks=2, n_kv_head=1), corpus,
+                   settings, seed=0)
+    losses = result.history.train_loss
+    assert all(loss == loss for loss in losses)  # no NaN
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5
+    assert "bf16" in settings.describe() and "fp32" not in TrainSettings().describe()
+
+
+def test_first_training_pace_is_per_device_kind():
+    assert expected_tokens_per_second("cpu") == MEASURED_TRAINING_PACE["cpu"]
+    assert expected_tokens_per_second("cuda") > 5 * expected_tokens_per_second("cpu")
+    assert expected_tokens_per_second("mps") == MEASURED_TRAINING_PACE["cpu"]  # unmeasured
