@@ -48,6 +48,7 @@ class History:
     seconds: float = 0.0
     tokens_per_second: float = 0.0  # with the date: a time alone says little on a shared machine
     finished: str = ""  # when the run ended, UTC
+    device: str = ""  # where it trained ("cpu", "cuda"): paces differ by orders of magnitude
     stopped_early: bool = False
 
 
@@ -226,6 +227,7 @@ def _optimize(model, corpus, settings, seed, callback) -> History:
     history.seconds = time.perf_counter() - start
     history.tokens_per_second = len(history.steps) * tokens_per_step / history.seconds
     history.finished = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    history.device = next(model.parameters()).device.type
     return history
 
 

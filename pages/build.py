@@ -24,11 +24,11 @@ elif selection.weights == "random":
     st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
                f"{selection.seed}): the architecture only, nothing learned.")
 if selection.weights == "trained":
-    with st.expander(f"Training settings — the same for every variant: {selection.settings.describe()} "
-                     f"· dropout {selection.dropout:g} · seed {selection.seed}"):
+    st.caption(f"Training, the same for every variant: {selection.settings.describe()} · dropout "
+               f"{selection.dropout:g} · seed {selection.seed}")
+    with st.expander("Training settings and your own text", key="training-panel"):
         corpora.controls(selection.corpus)
-        sidebar.training_controls()
-        st.caption(build_table.training_estimate(selection))
+        sidebar.training_controls(build_table.training_estimate(selection))
 built = models.variants(selection, show_training=True)
 if built:
     st.subheader("Variants")

@@ -2,6 +2,7 @@
 errors handed to whoever waits, cancelling, and the bounds of a shared server."""
 import json
 import threading
+from dataclasses import asdict
 
 import pytest
 
@@ -122,18 +123,59 @@ def test_a_cancelled_training_writes_nothing(corpus, private_cache):
     assert not private_cache.exists() or not any(private_cache.iterdir())
 
 
-def test_first_estimate_uses_the_newest_pace_in_the_cache_else_a_labelled_guess(private_cache):
-    from gpt2viz.jobs import GUESSED_PACE, GUESSED_TOKENS_PER_SECOND
+def _cached_checkpoint(folder, config, settings, rate, when, device="cpu"):
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({
+        "config": config.to_dict(), "settings": asdict(settings),
+        "history": {"tokens_per_second": rate, "finished": when, "device": device}}))
 
-    queue = TrainingQueue()  # nothing was ever trained here
-    assert (queue.tokens_per_second, queue.pace) == (GUESSED_TOKENS_PER_SECOND, GUESSED_PACE)
-    for name, rate, when in (("old", 500.0, "2026-11-01 10:00 UTC"), ("new", 800.0, "2026-11-20 09:00 UTC"),
-                             ("broken", None, None)):
-        folder = private_cache / name
-        folder.mkdir(parents=True)
-        history = {"tokens_per_second": rate, "finished": when} if rate else {}
-        (folder / "meta.json").write_text(json.dumps({"history": history}))
-    queue = TrainingQueue()
-    assert queue.tokens_per_second == 800.0 and "2026-11-20 09:00 UTC" in queue.pace
-    queue = TrainingQueue(tokens_per_second=1000.0)
-    assert queue.tokens_per_second == 1000.0
+
+def test_estimates_use_the_fastest_pace_of_the_same_kind_of_job_else_a_labelled_guess(private_cache):
+    from gpt2viz import PRESETS
+    from gpt2viz.jobs import GUESSED_PACE, JobKind
+
+    gpt2, rope = (PRESETS[n].replace(vocab_size=5008) for n in ("gpt2", "rope"))
+    default, tiny_batch = TrainSettings(), TrainSettings(batch_size=1, block_size=512)
+    kind = JobKind.of(gpt2, default, "cpu")
+    first = TrainingQueue().paces.estimate(kind)  # nothing was ever trained here
+    assert first.guess and first.source == GUESSED_PACE
+    _cached_checkpoint(private_cache / "slow", gpt2, default, 9_000.0, "2026-11-01 10:00 UTC")
+    _cached_checkpoint(private_cache / "quiet", gpt2, default, 12_000.0, "2026-11-02 10:00 UTC")
+    _cached_checkpoint(private_cache / "other-kind", gpt2, tiny_batch, 47.0, "2026-11-20 09:00 UTC")
+    _cached_checkpoint(private_cache / "gpu", gpt2, default, 90_000.0, "2026-11-21 09:00 UTC", "cuda")
+    (private_cache / "broken").mkdir()
+    (private_cache / "broken" / "meta.json").write_text("{}")
+    paces = TrainingQueue().paces
+    same = paces.estimate(kind)  # the fastest run of this kind: the one that had the machine to itself
+    assert (same.tokens_per_second, same.guess) == (12_000.0, False) and "2026-11-02" in same.source
+    assert paces.estimate(JobKind.of(gpt2, tiny_batch, "cpu")).tokens_per_second == 47.0
+    assert paces.estimate(JobKind.of(gpt2, default, "cuda")).tokens_per_second == 90_000.0
+    scaled = paces.estimate(JobKind.of(rope, default, "cpu"))  # never trained: scaled by size
+    rope_kind = JobKind.of(rope, default, "cpu")
+    assert scaled.guess and "a guess" in scaled.source
+    assert scaled.tokens_per_second == pytest.approx(12_000.0 * kind.params / rope_kind.params)
+    assert TrainingQueue(tokens_per_second=1000.0).paces.estimate(kind).tokens_per_second == 1000.0
+
+
+def test_jobs_a_page_is_showing_run_before_jobs_nobody_looks_at(monkeypatch):
+    import gpt2viz.jobs as jobs
+
+    queue, started, release, order = TrainingQueue(tokens_per_second=1000.0), threading.Event(), threading.Event(), []
+    running = queue.submit("a", "a", lambda cb: started.set() or release.wait(10) and order.append("a"),
+                           tokens=1_000, waiter="s1")
+    started.wait(10)
+    abandoned = queue.submit("old", "old", lambda cb: order.append("old"), tokens=5_000, waiter="s1")
+    clock = [jobs.time.monotonic()]
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: clock[0])
+    clock[0] += jobs.WATCH_SECONDS + 1  # nobody has shown "old" since
+    wanted = queue.submit("new", "new", lambda cb: order.append("new"), tokens=2_000, waiter="s2")
+    assert queue.pending() == [running, wanted, abandoned]
+    assert queue.ahead_of(wanted) == [running] and queue.jobs_of("s1") == [running, abandoned]
+    assert queue.seconds_until_done(wanted) == pytest.approx(1.0 + 2.0)
+    queue.watch(abandoned, "s1")  # its page shows it again: back in arrival order
+    assert queue.pending() == [running, abandoned, wanted]
+    clock[0] += jobs.WATCH_SECONDS + 1
+    queue.watch(wanted, "s2")
+    release.set()
+    assert abandoned.done.wait(10) and wanted.done.is_set()
+    assert order == ["a", "new", "old"]  # the abandoned job still completes, last

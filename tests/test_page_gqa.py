@@ -80,3 +80,22 @@ def test_starts_at_the_models_own_sharing_and_says_when_there_is_one_group():
     assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
     assert not any("nan" in str(m.value) or "nan" in str(m.delta) for m in at.metric)
     assert any("no other group to compare with" in c.value for c in at.caption)
+
+
+def test_a_page_that_asks_twice_for_models_shows_one_training_banner(tmp_path, monkeypatch):
+    """The GQA page asks for the selection and for its pooling pair: one banner, no duplicate
+    widget keys, every job of the session in it."""
+    from streamlit.testing.v1 import AppTest
+
+    from apptest import APP
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))  # cold: everything must train
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.query_params["variants"] = "rope"
+    at.run()
+    at.switch_page("pages/gqa.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    banners = [m.value for m in at.markdown if "Training in the background" in m.value]
+    assert len(banners) == 1 and "rope" in banners[0]
+    assert len([b for b in at.button if b.label == "Cancel training"]) == 1

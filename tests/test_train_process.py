@@ -22,15 +22,16 @@ def corpus():
     return Corpus.default()
 
 
-def _children_niceness() -> list[int]:
-    """Niceness of this process's children, from /proc (field 19 of stat)."""
+def _training_children_niceness() -> list[int]:
+    """Niceness of this process's training children, from /proc (field 19 of stat)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid():  # fields[1] is the parent pid
+        if int(fields[1]) == os.getpid() and b"gpt2viz.train_process" in command:  # fields[1]: parent
             found.append(int(fields[16]))
     return found
 
@@ -41,7 +42,7 @@ def test_child_training_equals_in_process_training_and_runs_at_lower_priority(co
 
     def watch(progress):
         steps.append(progress.step)
-        niceness.extend(_children_niceness())
+        niceness.extend(_training_children_niceness())
 
     child = train_in_child(PRESETS["rope"], corpus, SETTINGS, seed=5, callback=watch)
     here = train(PRESETS["rope"], corpus, SETTINGS, seed=5, use_cache=False)

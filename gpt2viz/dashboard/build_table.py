@@ -10,7 +10,7 @@ import streamlit as st
 from gpt2viz.checkpoint_cache import checkpoint_folder
 from gpt2viz.checkpoints import checkpoint_zip
 from gpt2viz.corpus import Corpus
-from gpt2viz.jobs import job_tokens
+from gpt2viz.jobs import JobKind, job_tokens
 from gpt2viz.resources import format_bytes
 from gpt2viz.train import training_bytes
 from gpt2viz.viz.charts import loss_curves
@@ -61,13 +61,15 @@ def training_estimate(selection: Selection) -> str:
             if not checkpoint_folder(c, data, settings, selection.seed).is_dir()}
     if not todo:
         return "Every selected model with these settings is in the checkpoint cache: nothing to train."
-    queue = store().training
-    rate = queue.tokens_per_second
-    seconds = len(todo) * job_tokens(settings) / rate
+    paces = {name: store().training.paces.estimate(JobKind.of(c, settings)) for name, c in todo.items()}
+    seconds = sum(job_tokens(settings) / pace.tokens_per_second for pace in paces.values())
     memory = max(training_bytes(c, settings) for c in todo.values())
-    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all at {rate:,.0f} tokens/s "
-            f"({queue.pace}; the time budget, if set, stops each model earlier), peak memory "
-            f"about {format_bytes(memory)} per model, one model at a time.")
+    sources = "; ".join(f"{name} at {pace.tokens_per_second:,.0f} tokens/s, {pace.source}"
+                        for name, pace in paces.items())
+    guess = " — a guess" if any(pace.guess for pace in paces.values()) else ""
+    return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all{guess} ({sources}; the time "
+            f"budget, if set, stops each model earlier), peak memory about {format_bytes(memory)} "
+            f"per model, one model at a time.")
 
 
 def _training_label(h) -> str:

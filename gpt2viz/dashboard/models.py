@@ -46,9 +46,9 @@ class ModelStore:
         return variant
 
     def train(self, key: Hashable, name: str, work: Callable[[Callable[[Progress], None]], Variant],
-              tokens: int, **bounds) -> TrainingJob:
+              tokens: int, **options) -> TrainingJob:
         """Queue work(callback) -> Variant; its model lands here when it finishes."""
-        return self.training.submit(key, name, partial(self._finish, key, work), tokens, **bounds)
+        return self.training.submit(key, name, partial(self._finish, key, work), tokens, **options)
 
     def _finish(self, key, work, callback) -> Variant:  # on the training thread
         return self.put(key, work(callback))
@@ -61,7 +61,8 @@ def store() -> ModelStore:
 
 def variants(selection: Selection, show_training: bool = False, purpose: str = "selection") -> dict[str, Variant]:
     """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
-    names what a page asks for (its selection, or a reference model of its own)."""
+    names what a page asks for (its selection, or a reference model of its own); the request
+    for the selection draws the training banner (show_training: with the live loss curve)."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
     if selection.weights == "upload":
@@ -79,10 +80,10 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
         configs = selection.configs
     wanted = {name: (_key(name, config, selection), config) for name, config in configs.items()}
     if selection.weights == "trained":
-        jobs = training.start(models, wanted, data, settings, selection.seed, purpose)
+        training.start(models, wanted, data, settings, selection.seed, purpose)
         training.show_stopped([key for key, _ in wanted.values()])
-        if jobs:
-            training.status(models, jobs, show_training)
+        if purpose == "selection":
+            training.status(models, show_training)
     built = {}
     for name, (key, config) in wanted.items():
         if key in models:

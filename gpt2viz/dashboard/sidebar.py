@@ -267,11 +267,31 @@ def draw() -> Selection:
                      values["corpus"])
 
 
-def training_controls() -> None:
-    """The training settings' widgets (on Build & train); their values live with the sidebar's."""
-    columns = st.columns(4)
-    for i, f in enumerate(TRAINING_FIELDS):
-        _number(columns[i % 4], f, f)
+def training_controls(estimate: str) -> None:
+    """The training settings (on Build & train), edited freely and applied with one button:
+    every applied change is a training run, so typing a number must not start one. Their
+    applied values live with the sidebar's (and the link)."""
+    for f in TRAINING_FIELDS:  # a fresh form starts from what is applied
+        st.session_state.setdefault(f"edit_{f}", st.session_state[f"sb_{f}"])
+    with st.form("training-settings", border=False, enter_to_submit=False):
+        columns = st.columns(4)
+        for i, f in enumerate(TRAINING_FIELDS):
+            label, lowest, highest, step = NUMBER_FIELDS[f]
+            style = {"format": "%g"} if isinstance(lowest, float) else {}
+            columns[i % 4].number_input(label, lowest, highest, step=step, key=f"edit_{f}", **style)
+        apply, note = st.columns([1, 5], vertical_alignment="center")
+        applied = apply.form_submit_button("Apply settings", type="primary")
+        note.caption(estimate)
+    if applied:
+        edits = {f: st.session_state[f"edit_{f}"] for f in TRAINING_FIELDS}
+        try:
+            training_settings(st.session_state["sidebar_values"] | edits)
+        except ValueError as err:
+            st.error(f"Not applied: {err}")
+            return
+        for f, value in edits.items():
+            st.session_state[f"sb_{f}"] = value
+        st.rerun()
 
 
 def show_link_notes() -> None:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from gpt2viz.jobs import TrainingCancelled, TrainingJob, job_tokens
+from gpt2viz.jobs import JobKind, TrainingCancelled, TrainingJob, job_tokens
 from gpt2viz.serving import Refused
-from gpt2viz.train import check_trainable, load_cached, train
+from gpt2viz.train import check_trainable, load_cached
+from gpt2viz.train_process import train_in_child
 from gpt2viz.workbench import Variant
 
 from . import serving_mode
@@ -39,17 +40,20 @@ def _stopped() -> dict:
 def start(store: ModelStore, wanted: dict, data, settings, seed: int,
           purpose: str = "selection") -> dict[str, TrainingJob]:
     """Queue every wanted model (name -> (key, config)) that is not in the store yet;
-    return the jobs still running.
+    return the jobs still running. The banner (status) shows them.
 
     A page asks once per `purpose` (the selection; a page's own reference model). What this
     session asked for the same purpose before and no longer wants is cancelled for it: a user
     stepping through settings queues the last one, not every one on the way."""
     asked = st.session_state.setdefault("training_asked", {})
     keys = frozenset(key for key, _ in wanted.values())
-    for job in store.training.pending():
+    for job in store.training.jobs_of(_session()):
         if job.key in asked.get(purpose, ()) and job.key not in keys:
             store.training.cancel(job, waiter=_session())
     asked[purpose] = keys
+    if purpose == "selection":  # a page's first request: what it shows starts here
+        st.session_state["training_on_screen"] = set()
+    st.session_state.setdefault("training_on_screen", set()).update(keys)
     jobs = {}
     try:
         bounds = serving_mode.queue_bounds(settings, frozenset().union(*asked.values()))
@@ -69,17 +73,19 @@ def start(store: ModelStore, wanted: dict, data, settings, seed: int,
         if cached is not None:
             store.put(key, _variant(name, cached))
             continue
+        kind = JobKind.of(config.replace(vocab_size=data.vocab.size), settings)
         try:
             jobs[name] = store.train(key, name, partial(_train, name, config, data, settings, seed),
-                                     job_tokens(settings), waiter=_session(), **bounds)
+                                     job_tokens(settings), waiter=_session(), kind=kind, **bounds)
         except Refused as err:
             st.warning(f"{name} is not trained: {err} Until then it is shown with random weights.")
     return jobs
 
 
 def _train(name, config, data, settings, seed, callback) -> Variant:
-    """Runs on the training thread; the store keeps the result (train() the disk cache)."""
-    return _variant(name, train(config, data, settings, seed=seed, callback=callback))
+    """Runs on the training thread, the training itself in a child process at a lower priority
+    (train_process.py); the store keeps the result, the child the disk cache."""
+    return _variant(name, train_in_child(config, data, settings, seed=seed, callback=callback))
 
 
 def _variant(name, result) -> Variant:
@@ -107,22 +113,47 @@ def show_stopped(keys) -> None:
 
 
 @st.fragment(run_every=1.0)
-def status(store: ModelStore, jobs: dict[str, TrainingJob], detailed: bool) -> None:
-    """Progress of this page's models, refreshed every second without rerunning the page;
-    the whole page reruns once they are all done, so trained models replace the stand-ins."""
-    if all(job.done.is_set() for job in jobs.values()):
-        for job in jobs.values():
+def status(store: ModelStore, detailed: bool) -> None:
+    """One banner per page (drawn with the page's selection, however many other requests the
+    page makes) with every job this session started (on this page or another),
+    refreshed every second without rerunning the page; the page reruns when one of them
+    finishes, so trained models replace the stand-ins. Other sessions' jobs appear only as the
+    line ahead of ours."""
+    queue, me = store.training, _session()
+    followed = st.session_state.setdefault("training_followed", {})  # key -> job this banner showed
+    finished = [job for job in followed.values() if job.done.is_set()]
+    if finished:
+        for job in finished:
             _settle(job)
+            del followed[job.key]
         st.rerun()
-    queue = store.training
-    finished = sum(job.done.is_set() for job in jobs.values())
-    left = max(queue.seconds_until_done(job) for job in jobs.values())
+    mine = queue.jobs_of(me)
+    if not mine:
+        return
+    on_screen = st.session_state.get("training_on_screen", set())
+    for job in mine:
+        followed[job.key] = job
+        if job.key in on_screen:
+            queue.watch(job, me)  # a page shows it: it goes before jobs nobody looks at
+    _banner(queue, me, mine, detailed)
+
+
+def _banner(queue, me, mine: list[TrainingJob], detailed: bool) -> None:
+    left = queue.seconds_until_done(mine[-1])
+    paces = {queue.paces.estimate(job.kind) for job in mine if job.progress is None}
+    others = [job for job in queue.ahead_of(mine[0]) if me not in job.waiters]
     with st.container(border=True):
-        st.markdown(f"**Training in the background: {', '.join(jobs)}** — shown with random weights "
-                    f"until each is ready (about {left:.0f} s for {len(jobs) - finished} model(s), "
-                    f"one at a time). The pages stay usable; training goes on if you switch pages "
-                    f"or close the tab.")
-        running = next((job for job in queue.pending() if job.progress and not job.done.is_set()), None)
+        st.markdown(f"**Training in the background: {', '.join(job.name for job in mine)}** — shown "
+                    f"with random weights until each is ready (about {left:.0f} s for "
+                    f"{len(mine)} model(s), one at a time). The pages stay usable; training goes on "
+                    f"if you switch pages or close the tab.")
+        if others:
+            st.caption(f"{len(others)} job(s) of other sessions ahead of yours, about "
+                       f"{sum(queue.seconds_until_done(job) for job in others[-1:]):.0f} s.")
+        if paces:
+            st.caption("Estimate for the models not started yet: " + "; ".join(
+                f"{pace.tokens_per_second:,.0f} tokens/s, {pace.source}" for pace in paces) + ".")
+        running = next((job for job in mine if job.progress is not None), None)
         if running is not None:
             p = running.progress
             st.progress(p.step / p.steps, text=f"{running.name}: step {p.step}/{p.steps}, loss "
@@ -132,11 +163,21 @@ def status(store: ModelStore, jobs: dict[str, TrainingJob], detailed: bool) -> N
                 st.line_chart({"step": range(1, len(losses) + 1), "loss": losses}, x="step", y="loss",
                               x_label="step", y_label="training loss (nats)", height=180)
         else:
-            st.progress(0.0, text="Waiting for the training worker...")
-        if st.button("Cancel training", key="cancel-training",
-                     help="Stops the models this page is waiting for (unless another session "
-                          "waits for them too). Nothing half-trained is saved."):
-            for job in jobs.values():
-                store.training.cancel(job, waiter=_session())
-                _stopped()[job.key] = (job.name, "cancelled")
-            st.rerun()
+            st.progress(0.0, text="Waiting for the training worker..." if not others else
+                        f"Waiting: {others[-1].name} of another session is training.")
+        columns = st.columns(len(mine) + 1)
+        if columns[0].button("Cancel training", key="cancel-training",
+                             help="Stops every model this session is waiting for (unless another "
+                                  "session waits for it too). Nothing half-trained is saved."):
+            _cancel(queue, me, mine)
+        if len(mine) > 1:
+            for column, job in zip(columns[1:], mine):
+                if column.button(f"Cancel {job.name}", key=f"cancel-{hash(job.key)}"):
+                    _cancel(queue, me, [job])
+
+
+def _cancel(queue, me, jobs: list[TrainingJob]) -> None:
+    for job in jobs:
+        queue.cancel(job, waiter=me)
+        _stopped()[job.key] = (job.name, "cancelled")
+    st.rerun()
