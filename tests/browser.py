@@ -184,3 +184,16 @@ def chart_texts(page) -> list[str]:
 
 def no_exception(page) -> bool:
     return page.locator("[data-testid='stException']").count() == 0
+
+
+@contextlib.contextmanager
+def new_page(chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})  # a context of its own
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def page_text(page):
+    return page.locator("[data-testid='stMain']").inner_text()
