@@ -154,8 +154,9 @@ def save_checkpoint(folder, model: GPT2, meta: dict) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
+        tied = model.config.tie_embeddings  # the head is the embedding matrix: stored once
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-                   if k != "lm_head.weight"}
+                   if not (tied and k == "lm_head.weight")}
         save_file(weights, str(staging / "model.safetensors"))
         (staging / "meta.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}))
         os.replace(staging, folder)
@@ -182,7 +183,8 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} cannot be read ({err}).") from None
     model = GPT2(config)
-    weights["lm_head.weight"] = weights.get("wte.weight")
+    if config.tie_embeddings:
+        weights["lm_head.weight"] = weights.get("wte.weight")
     expected = model.state_dict()
     for name, tensor in expected.items():
         got = weights.get(name)
