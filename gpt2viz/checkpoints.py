@@ -179,13 +179,13 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
     if not path.is_file():
         raise CheckpointError(f"model.safetensors is missing from {folder}.")
     try:
-        weights = load_file(str(path))
+        weights = {name: t.float() for name, t in load_file(str(path)).items()}
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} cannot be read ({err}).") from None
-    model = GPT2(config)
     if config.tie_embeddings:
         weights["lm_head.weight"] = weights.get("wte.weight")
-    expected = model.state_dict()
+    with torch.device("meta"):
+        expected = GPT2(config, init_weights=False).state_dict()  # shapes only
     for name, tensor in expected.items():
         got = weights.get(name)
         if got is None or got.shape != tensor.shape:
@@ -196,8 +196,7 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
     if unexpected:
         raise CheckpointError(f"{path} holds weights this config does not have: "
                               f"{', '.join(unexpected[:5])}.")
-    model.load_state_dict(weights, strict=True)
-    return model.eval(), meta
+    return GPT2.from_weights(config, weights), meta
 
 
 # ---------------------------------------------------------------- one .zip, in and out
