@@ -135,14 +135,13 @@ def to_gqa(model: GPT2, n_kv_head: int) -> GPT2:
         raise ValueError(f"cannot pool {old.n_kv_head} key/value heads into {n_kv_head}: "
                          f"choose n_kv_head from {valid}.")
     merged = old.n_kv_head // n_kv_head
-    new_model = GPT2(old.replace(n_kv_head=n_kv_head)).to(model.wte.weight)
     state = {}
     for name, tensor in model.state_dict().items():
         if ".k_proj." in name or ".v_proj." in name:  # (n_kv_head * hd, ...) -> pooled heads
             heads = tensor.reshape(n_kv_head, merged, old.head_dim, *tensor.shape[1:])
             tensor = heads.mean(dim=1).reshape(n_kv_head * old.head_dim, *tensor.shape[1:])
-        state[name] = tensor
-    new_model.load_state_dict(state, strict=True)
+        state[name] = tensor.clone()  # its own weights: training it leaves `model` alone
+    new_model = GPT2.from_weights(old.replace(n_kv_head=n_kv_head), state)
     return new_model.train(model.training)
 
 
