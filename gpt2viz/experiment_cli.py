@@ -64,7 +64,11 @@ def add_experiment_arguments(parser) -> None:
     which = ablate.add_mutually_exclusive_group(required=True)
     which.add_argument("--head", type=int)
     which.add_argument("--kv-group", type=int)
-    for sub in (length, window, receptive, gqa, streaming, heads, ablate):
+    costs = kinds.add_parser("costs", help="what a pretrained model costs here: load (cold, warm), "
+                             "memory, streaming, heads, one ablation")
+    costs.add_argument("--variant", default="smollm2-135m", choices=list(PRETRAINED))
+    costs.add_argument("--tokens", type=int, default=2048)
+    for sub in (length, window, receptive, gqa, streaming, heads, ablate, costs):
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--text", help="a UTF-8 text file to score (default: the validation "
                                         "split of the default corpus)")
@@ -255,6 +259,9 @@ def run_experiment(args) -> int:
         summary = [f"top {key}: " + ", ".join(f"L{h['layer']}H{h['head']} {h[key]:.2f}" for h in
                                               sorted(heads, key=lambda h: -h[key])[:5])
                    for key in ("induction", "prev_token", "first_token_mass")]
+    elif args.experiment == "costs":
+        result = pretrained_costs(args.variant, corpus, settings, args)
+        summary = [f"{k}: {v}" for k, v in result.items()]
     else:  # ablate
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         out = ex.ablation(loaded.model, scored_text(args, loaded, corpus)[0], args.layer,
@@ -268,6 +275,61 @@ def run_experiment(args) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+LOAD_SCRIPT = """
+import json, sys, time
+t = time.perf_counter()
+from gpt2viz.pretrained import load
+model, tokenizer = load(sys.argv[1])
+seconds = time.perf_counter() - t
+import torch
+with torch.inference_mode():
+    model(torch.tensor([tokenizer.encode("Attention sinks are " * 16)]))
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+print(json.dumps({"seconds": seconds, "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+                  "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}))
+"""
+
+
+def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args) -> dict:
+    """Load cold (a cache of its own) and warm, each in a fresh process (imports included),
+    with resident memory after a forward pass; then, in this process, streaming over
+    `tokens` tokens x 5 settings (full, windows 256 and 1024 with 0 and 4 sinks), head
+    statistics and one ablation (layer 17, KV group 1), timed once each."""
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from . import experiments as ex
+
+    def load_in_fresh_process(cache: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, variant], capture_output=True,
+                              text=True, env={**os.environ, "GPT2VIZ_CACHE": cache}, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    result = {"variant": variant, "threads": torch.get_num_threads(),
+              "load_average": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as cache:
+        progress("loading cold (a fresh cache) ...")
+        result["load_cold"] = load_in_fresh_process(cache)
+        progress("loading warm ...")
+        result["load_warm"] = load_in_fresh_process(cache)
+    loaded = load_variant(variant, corpus, settings, args.seed)
+    ids = scored_text(args, loaded, corpus)[0]
+
+    def timed(what, fn):
+        progress(f"{what} ...")
+        start = time.perf_counter()
+        fn()
+        result[what + "_s"] = round(time.perf_counter() - start, 2)
+
+    timed(f"streaming_{args.tokens}x5", lambda: ex.streaming_losses(
+        loaded.model, ids, args.tokens, [256, 1024], [0, 4]))
+    timed("heads", lambda: ex.head_stats(loaded.model, ids))
+    timed("ablation", lambda: ex.ablation(loaded.model, ids, 17, kv_group=1))
+    return result
 
 
 def train_len(model: GPT2, settings: TrainSettings) -> int:
