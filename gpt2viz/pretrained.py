@@ -160,7 +160,7 @@ def read_gguf(path: Path) -> tuple[GPT2, "GGUFTokenizer"]:
     except Exception as err:  # the reader raises ValueError, struct/numpy errors on bad bytes
         raise CheckpointError(f"{path.name} cannot be read as GGUF ({type(err).__name__}: "
                               f"{err}); the file is damaged or not a GGUF model.") from None
-    fields = {name: field for name, field in reader.fields.items()}
+    fields = reader.fields
 
     def value(key):
         if key not in fields:
@@ -206,7 +206,7 @@ def read_gguf(path: Path) -> tuple[GPT2, "GGUFTokenizer"]:
             raise CheckpointError(f"{path.name}: tensor {name!r} holds NaN or infinite values.")
         return torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy of our own
 
-    d, kv, ff, hd = config.d_model, config.n_kv_head * config.head_dim, config.ff_width, config.head_dim
+    d, kv, ff = config.d_model, config.n_kv_head * config.head_dim, config.ff_width
     state = {"wte.weight": weight("token_embd.weight", (config.vocab_size, d)),
              "ln_f.weight": weight("output_norm.weight", (d,))}
     state["lm_head.weight"] = (state["wte.weight"] if config.tie_embeddings
