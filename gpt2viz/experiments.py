@@ -417,11 +417,12 @@ def heads_ablated(model: GPT2, layer: int, heads: list[int]):
 
 
 def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None = None,
-             kv_group: int | None = None, seed: int = 0) -> dict:
+             kv_group: int | None = None, seed: int = 0, base: dict | None = None) -> dict:
     """Zero one query head (or every query head reading KV head `kv_group`) of `layer`: the
     loss on the first ABLATE_TEXT_TOKENS tokens of the text, and on the second copy of the
     repeated random sequences (positions L .. 2L-2 predicting the next token, which only
-    copying can get right), before and after."""
+    copying can get right), before and after. `base`: ablation_losses(model, text_ids, seed)
+    from an earlier call, which halves the cost of every later ablation."""
     cfg = model.config
     if (head is None) == (kv_group is None):
         raise ValueError("give either a head or a kv_group to ablate.")
@@ -431,7 +432,7 @@ def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None =
                                                         (kv_group + 1) * cfg.group_size))
     with heads_ablated(model, layer, heads):
         pass  # checks the layer and heads before any pass
-    base = ablation_losses(model, text_ids, seed)
+    base = ablation_losses(model, text_ids, seed) if base is None else base
     with heads_ablated(model, layer, heads):
         ablated = ablation_losses(model, text_ids, seed)
     return {"layer": layer, "head": head, "kv_group": kv_group, "base": base, "ablated": ablated}

@@ -58,6 +58,7 @@ def test_ablating_a_head_zeroes_its_contribution_and_changes_the_loss():
         edited.blocks[1].attn.out_proj.weight[:, 2 * hd:3 * hd] = 0
     assert ex.ablation_losses(edited, ids) == pytest.approx(out["ablated"], abs=1e-12)
     assert ex.ablation_losses(model, ids) == pytest.approx(out["base"], abs=1e-12)  # hook removed
+    assert ex.ablation(model, ids, layer=1, head=2, base=out["base"]) == out
 
 
 def test_ablating_a_kv_group_zeroes_every_head_that_reads_it():
