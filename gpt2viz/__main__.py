@@ -6,6 +6,7 @@ import json
 import sys
 
 from .config import PRESETS, preset
+from .pretrained import MissingPackageError
 
 
 def main(argv=None) -> int:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
             return run_experiment(args)
         from .bench_cli import run_bench
         return run_bench(args)
-    except (ValueError, MemoryError) as err:
+    except (ValueError, MemoryError, MissingPackageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

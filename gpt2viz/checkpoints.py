@@ -135,14 +135,13 @@ def to_gqa(model: GPT2, n_kv_head: int) -> GPT2:
         raise ValueError(f"cannot pool {old.n_kv_head} key/value heads into {n_kv_head}: "
                          f"choose n_kv_head from {valid}.")
     merged = old.n_kv_head // n_kv_head
-    new_model = GPT2(old.replace(n_kv_head=n_kv_head)).to(model.wte.weight)
     state = {}
     for name, tensor in model.state_dict().items():
         if ".k_proj." in name or ".v_proj." in name:  # (n_kv_head * hd, ...) -> pooled heads
             heads = tensor.reshape(n_kv_head, merged, old.head_dim, *tensor.shape[1:])
             tensor = heads.mean(dim=1).reshape(n_kv_head * old.head_dim, *tensor.shape[1:])
-        state[name] = tensor
-    new_model.load_state_dict(state, strict=True)
+        state[name] = tensor.clone()  # its own weights: training it leaves `model` alone
+    new_model = GPT2.from_weights(old.replace(n_kv_head=n_kv_head), state)
     return new_model.train(model.training)
 
 
@@ -152,8 +151,9 @@ def save_checkpoint(folder, model: GPT2, meta: dict) -> Path:
     staging folder and renamed into place: a crash leaves no half-written checkpoint. Folders
     are content-keyed: if another process saved a whole checkpoint there first, it is kept."""
     def write(staging: Path) -> None:
+        tied = model.config.tie_embeddings  # the head is the embedding matrix: stored once
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-                   if k != "lm_head.weight"}
+                   if not (tied and k == "lm_head.weight")}
         save_file(weights, str(staging / "model.safetensors"))
         (staging / "meta.json").write_text(json.dumps({"config": model.config.to_dict(), **meta}))
 
@@ -175,12 +175,13 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
     if not path.is_file():
         raise CheckpointError(f"model.safetensors is missing from {folder}.")
     try:
-        weights = load_file(str(path))
+        weights = {name: t.float() for name, t in load_file(str(path)).items()}
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} cannot be read ({err}).") from None
-    model = GPT2(config)
-    weights["lm_head.weight"] = weights.get("wte.weight")
-    expected = model.state_dict()
+    if config.tie_embeddings:
+        weights["lm_head.weight"] = weights.get("wte.weight")
+    with torch.device("meta"):
+        expected = GPT2(config, init_weights=False).state_dict()  # shapes only
     for name, tensor in expected.items():
         got = weights.get(name)
         if got is None or got.shape != tensor.shape:
@@ -191,8 +192,7 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
     if unexpected:
         raise CheckpointError(f"{path} holds weights this config does not have: "
                               f"{', '.join(unexpected[:5])}.")
-    model.load_state_dict(weights, strict=True)
-    return model.eval(), meta
+    return GPT2.from_weights(config, weights), meta
 
 
 # ---------------------------------------------------------------- one .zip, in and out

@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
 DEFAULT_ROPE_BASE = 10000.0
 
 
@@ -26,7 +28,12 @@ class ModelConfig:
     sinks: int = 0  # with a window, every query also sees the first `sinks` tokens
     dropout: float = 0.0
     bias: bool = True
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float = 1e-5  # the epsilon of whichever norm (LayerNorm or RMSNorm)
+    # The Llama body: RMSNorm, SwiGLU MLP of width d_ff, bias=False, often untied embeddings.
+    norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (Llama)
+    mlp: str = "gelu"  # "gelu": tanh GELU (GPT-2) | "swiglu": down(silu(gate(x)) * up(x)) (Llama)
+    d_ff: int | None = None  # MLP hidden width; None = 4 * d_model
+    tie_embeddings: bool = True  # the LM head reads the token embedding matrix
 
     def __post_init__(self):
         if self.n_kv_head is None:
@@ -73,6 +80,22 @@ class ModelConfig:
                    f"query already sees every earlier token); set window or sinks=0.")
         if not 0.0 <= self.dropout < 1.0:
             yield f"dropout={self.dropout} must be in [0, 1)."
+        if self.norm not in NORMS:
+            yield f"norm={self.norm!r} is unknown; choose one of {', '.join(NORMS)}."
+        if self.mlp not in MLPS:
+            yield f"mlp={self.mlp!r} is unknown; choose one of {', '.join(MLPS)}."
+        if self.d_ff is not None and (not isinstance(self.d_ff, int) or isinstance(self.d_ff, bool)
+                                      or self.d_ff < 1):
+            yield f"d_ff={self.d_ff!r} must be None (4 * d_model) or a positive integer."
+        for name in ("bias", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                yield f"{name}={getattr(self, name)!r} must be True or False."
+        if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
+            yield f"layer_norm_eps={self.layer_norm_eps!r} must be a small positive number (1e-5)."
+
+    @property
+    def ff_width(self) -> int:
+        return 4 * self.d_model if self.d_ff is None else self.d_ff
 
     @property
     def head_dim(self) -> int:
@@ -111,7 +134,17 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, except the Llama-body ones left at their GPT-2 defaults: a GPT-2
+        config's dict (its checkpoint folder's key, its meta.json) is what it always was."""
+        values = dataclasses.asdict(self)
+        for name in _LLAMA_FIELDS:
+            if values[name] == _FIELD_DEFAULTS[name]:
+                del values[name]
+        return values
+
+
+_LLAMA_FIELDS = ("norm", "mlp", "d_ff", "tie_embeddings")
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
 
 
 # The seed report's variants on one small GPT-2 body (4 layers, d=128, 8 heads of 16): small

@@ -81,9 +81,7 @@ class Corpus:
             raise CorpusError(f"{name} has {len(ids)} GPT-2 tokens; training needs at least "
                               f"{MIN_TOKENS} (about {MIN_TOKENS * 4 // 1000} KB of English). "
                               f"Give a longer text.")
-        blocks = torch.tensor(ids).split(SPLIT_BLOCK)
-        val_ids = torch.cat([b for i, b in enumerate(blocks) if i % 10 == 9])
-        train_ids = torch.cat([b for i, b in enumerate(blocks) if i % 10 != 9])
+        train_ids, val_ids = split_ids(ids)
         vocab = Vocabulary(sorted(set(train_ids.tolist())))
         return cls(name=name, train=vocab.to_compact(train_ids), val=vocab.to_compact(val_ids),
                    vocab=vocab, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
@@ -108,6 +106,19 @@ class Corpus:
         counts = torch.bincount(self.train, minlength=self.vocab.size).double() + 1.0
         log_probs = (counts / counts.sum()).log()
         return float(-log_probs[self.val].mean())
+
+
+def split_ids(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPT-2 ids -> (training, validation): every tenth block of SPLIT_BLOCK is validation."""
+    blocks = torch.tensor(ids).split(SPLIT_BLOCK)
+    return (torch.cat([b for i, b in enumerate(blocks) if i % 10 != 9]),
+            torch.cat([b for i, b in enumerate(blocks) if i % 10 == 9]))
+
+
+def validation_text(text: str) -> str:
+    """The validation split of `text` as text (its blocks joined), for models with another
+    tokenizer (gpt2viz.pretrained) to score the same words."""
+    return get_tokenizer().decode(split_ids(get_tokenizer().encode(text))[1].tolist())
 
 
 def store_text(folder: Path, text: str) -> None:

@@ -1,20 +1,27 @@
-"""`python -m gpt2viz experiment length|window|receptive|gqa`: the experiments on presets.
+"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate`.
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
-variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`.
-Trained weights come from the checkpoint cache, and are trained (and cached) when missing.
+variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a
+real pretrained model (`smollm2-135m`, gpt2viz.pretrained). Trained weights come from the
+checkpoint cache, and are trained (and cached) when missing. `--text FILE` scores another
+text (default: the validation split of the default corpus).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from .config import PRESETS, ModelConfig, preset
-from .corpus import Corpus
+from .corpus import Corpus, default_text, read_text, validation_text
 from .model import GPT2
 from .config import TrainSettings
+from .pretrained import PRETRAINED
+from .tokenizer import get_tokenizer
 from .train import train
 
 DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
@@ -23,7 +30,8 @@ DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
 def add_experiment_arguments(parser) -> None:
     kinds = parser.add_subparsers(dest="experiment", required=True)
     variant_help = ("a preset (" + ", ".join(PRESETS) + "), optionally with overrides, "
-                    "e.g. gpt2:position=alibi,window=16")
+                    "e.g. gpt2:position=alibi,window=16, or a pretrained model ("
+                    + ", ".join(PRETRAINED) + ")")
     length = kinds.add_parser("length", help="loss by position up to max-len (past the training length)")
     length.add_argument("--variant", action="append", required=True, help=variant_help + "; repeat to compare")
     length.add_argument("--max-len", type=int, default=1024, help="block length evaluated (default 1024)")
@@ -39,10 +47,67 @@ def add_experiment_arguments(parser) -> None:
     gqa = kinds.add_parser("gqa", help="mean-pool K/V heads, then uptrain: loss against KV bytes")
     gqa.add_argument("--variant", default="gpt2", help=variant_help + " (an MHA model)")
     gqa.add_argument("--uptrain-steps", type=int,
-                     help="steps of training after pooling (default 5%% of the original budget)")
-    for sub in (length, window, receptive, gqa):
+                     help="steps of training after pooling (default 5%% of the original budget; "
+                          "a pretrained model is pooled only, never uptrained here)")
+    streaming = kinds.add_parser("streaming", help="StreamingLLM: loss over N tokens, full vs "
+                                 "window vs window + sinks")
+    streaming.add_argument("--variant", required=True, help=variant_help)
+    streaming.add_argument("--tokens", type=int, default=2048)
+    streaming.add_argument("--windows", type=int, nargs="+", default=[256])
+    streaming.add_argument("--sinks", type=int, nargs="+", default=[0, 1, 4])
+    heads = kinds.add_parser("heads", help="per head: first-token mass, previous-token, "
+                             "induction, entropy, mean distance")
+    heads.add_argument("--variant", required=True, help=variant_help)
+    ablate = kinds.add_parser("ablate", help="zero one head (or one KV group) of a layer: loss before/after")
+    ablate.add_argument("--variant", required=True, help=variant_help)
+    ablate.add_argument("--layer", type=int, required=True)
+    which = ablate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--head", type=int)
+    which.add_argument("--kv-group", type=int)
+    costs = kinds.add_parser("costs", help="what a pretrained model costs here: load (cold, warm), "
+                             "memory, streaming, heads, one ablation")
+    costs.add_argument("--variant", default="smollm2-135m", choices=list(PRETRAINED))
+    costs.add_argument("--tokens", type=int, default=2048)
+    for sub in (length, window, receptive, gqa, streaming, heads, ablate, costs):
         sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--text", help="a UTF-8 text file to score (default: the validation "
+                                        "split of the default corpus)")
         sub.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+
+
+@dataclass
+class Loaded:
+    """A variant ready to run: its model and how it turns text into ids."""
+    model: GPT2
+    encode: Callable[[str], torch.Tensor]
+    val_ids: torch.Tensor | None = None  # presets: the default corpus's validation ids
+
+
+def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) -> Loaded:
+    if spec in PRETRAINED:
+        from .pretrained import load
+
+        progress(f"loading {spec} ...")
+        model, tokenizer = load(spec)
+        return Loaded(model, lambda text: torch.tensor(tokenizer.encode(text)))
+    return preset_loaded(trained_model(spec, corpus, settings, seed).model, corpus)
+
+
+def preset_loaded(model: GPT2, corpus: Corpus) -> Loaded:
+    return Loaded(model, lambda text: corpus.vocab.to_compact(get_tokenizer().encode(text)),
+                  corpus.val)
+
+
+def scored_text(args, loaded: Loaded, corpus: Corpus) -> tuple[torch.Tensor, str]:
+    """(ids, sha256 of the text): --text, else the default corpus's validation split (a
+    preset reads its ids as they were split; a pretrained model encodes the same text)."""
+    if args.text:
+        text = read_text(args.text)
+    else:
+        text = validation_text(default_text())
+        if loaded.val_ids is not None:
+            return loaded.val_ids, hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return loaded.encode(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def variant_config(spec: str) -> ModelConfig:
@@ -94,10 +159,11 @@ def run_experiment(args) -> int:
     if args.experiment == "length":
         curves = {}
         for spec in args.variant:
-            model = trained_model(spec, corpus, settings, args.seed).model
+            loaded = load_variant(spec, corpus, settings, args.seed)
+            model, ids = loaded.model, scored_text(args, loaded, corpus)[0]
             if args.rope_base is not None:
                 model = ex.reconfigured(model, rope_base=args.rope_base)
-            curves[spec] = ex.length_curve(model, corpus.val, settings.block_size, args.max_len)
+            curves[spec] = ex.length_curve(model, ids, train_len(model, settings), args.max_len)
         result = {"train_len": settings.block_size, "max_len": args.max_len,
                   "variants": {v: c.to_dict() for v, c in curves.items()}}
         summary = [f"{v}: " + ", ".join(f"{lo}-{hi - 1}: {_nats(ex.loss_between(c, lo, hi))}"
@@ -107,32 +173,56 @@ def run_experiment(args) -> int:
         ex.check_window_sinks(args.windows, args.sinks, settings.block_size)  # before any training
         result = {"variants": {}}
         for spec in args.variant:
-            model = trained_model(spec, corpus, settings, args.seed).model
-            result["variants"][spec] = ex.window_losses(model, corpus.val, settings.block_size,
-                                                        args.windows, args.sinks)
+            loaded = load_variant(spec, corpus, settings, args.seed)
+            result["variants"][spec] = ex.window_losses(loaded.model, scored_text(args, loaded, corpus)[0],
+                                                        settings.block_size, args.windows, args.sinks)
         summary = [f"{v}: full {r['full_loss']:.3f}; " + ", ".join(
             f"w={row['window']} s={row['sinks']}: {row['loss']:.3f}" for row in r["rows"])
             for v, r in result["variants"].items()]
     elif args.experiment == "receptive":
-        config = variant_config(args.variant).replace(vocab_size=corpus.vocab.size)
-        ex.check_position(config, args.position, len(corpus.val))  # before any training
-        if args.weights == "trained":
-            model = trained_model(args.variant, corpus, settings, args.seed).model
+        if args.variant in PRETRAINED:
+            if args.weights == "random":
+                raise ValueError(f"{args.variant} is a pretrained model: use --weights trained.")
+            loaded = load_variant(args.variant, corpus, settings, args.seed)
+            model, config = loaded.model, loaded.model.config
+            ids = scored_text(args, loaded, corpus)[0]
+            ex.check_position(config, args.position, len(ids))
         else:
-            torch.manual_seed(args.seed)
-            model = GPT2(config).eval()
-        influence = ex.receptive_field(model, corpus.val, args.position)
+            config = variant_config(args.variant).replace(vocab_size=corpus.vocab.size)
+            ex.check_position(config, args.position, len(corpus.val))  # before any training
+            if args.weights == "trained":
+                loaded = load_variant(args.variant, corpus, settings, args.seed)
+                model = loaded.model
+            else:
+                torch.manual_seed(args.seed)
+                model = GPT2(config).eval()
+                loaded = preset_loaded(model, corpus)
+            ids = scored_text(args, loaded, corpus)[0]
+        influence = ex.receptive_field(model, ids, args.position)
         result = {"position": args.position, "window": config.window, "reach": ex.reach(influence),
                   "theory": ex.theory_reach(config.n_layer, config.window, args.position, config.sinks)}
         summary = [f"reach by layer {result['reach']}, theory l*(w-1): {result['theory']}"]
         if config.window is None:
             summary.append(f"{args.variant} has no window: every layer sees all {args.position} "
                            f"earlier positions.")
-    else:
+    elif args.experiment == "gqa" and args.variant in PRETRAINED:
+        if args.uptrain_steps:
+            raise ValueError(uptrain_refusal(args.variant))
+        loaded = load_variant(args.variant, corpus, settings, args.seed)
+        result = {"variant": args.variant,
+                  **ex.pooled_kv_losses(loaded.model, scored_text(args, loaded, corpus)[0]),
+                  "uptraining": uptrain_refusal(args.variant)}
+        summary = [f"{args.variant}: {result['n_kv_head']} KV heads {result['base_loss']:.3f}"] + [
+            f"pooled to {r['n_kv_head']}: {r['kv_bytes_per_token']} B/token, {r['pooled_loss']:.3f}"
+            for r in result["rows"]] + [result["uptraining"]]
+    elif args.experiment == "gqa":
         trained = trained_model(args.variant, corpus, settings, args.seed)
         if trained.model.config.n_kv_head != trained.model.config.n_head:
             progress(f"note: {args.variant} already shares K/V heads; pooling starts from its "
                      f"{trained.model.config.n_kv_head} kv heads.")
+        if args.text:
+            raise ValueError("experiment gqa uptrains on the default corpus: --text applies to "
+                             "a pretrained variant only.")
         steps = args.uptrain_steps if args.uptrain_steps is not None else max(1, settings.steps // 20)
         seconds_per_step = trained.history.seconds / max(1, len(trained.history.steps))
 
@@ -150,10 +240,108 @@ def run_experiment(args) -> int:
             f"n_kv_head {r['n_kv_head']}: {r['kv_bytes_per_token']} B/token, pooled {r['pooled_loss']:.3f}, "
             f"uptrained {_nats(r['uptrained_loss'])}"
             for r in result["rows"]]
+    elif args.experiment == "streaming":
+        loaded = load_variant(args.variant, corpus, settings, args.seed)
+        ids, sha = scored_text(args, loaded, corpus)
+        rows = ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)
+        result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha, "rows": rows}
+        summary = [f"{'full' if r['window'] is None else 'window ' + str(r['window'])}"
+                   f"{' + ' + str(r['sinks']) + ' sinks' if r['window'] and r['sinks'] else ''}: "
+                   f"loss {r['loss']:.3f} (ppl {r['ppl']:.1f}); by position "
+                   + ", ".join(f"{k}: {_nats(v)}" for k, v in r["buckets"].items() if v is not None)
+                   for r in rows]
+    elif args.experiment == "heads":
+        loaded = load_variant(args.variant, corpus, settings, args.seed)
+        cfg = loaded.model.config
+        heads = ex.head_stats(loaded.model, scored_text(args, loaded, corpus)[0], args.seed)
+        result = {"variant": args.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
+                  "n_kv_head": cfg.n_kv_head, "heads": heads}
+        summary = [f"top {key}: " + ", ".join(f"L{h['layer']}H{h['head']} {h[key]:.2f}" for h in
+                                              sorted(heads, key=lambda h: -h[key])[:5])
+                   for key in ("induction", "prev_token", "first_token_mass")]
+    elif args.experiment == "costs":
+        result = pretrained_costs(args.variant, corpus, settings, args)
+        summary = [f"{k}: {v}" for k, v in result.items()]
+    else:  # ablate
+        loaded = load_variant(args.variant, corpus, settings, args.seed)
+        out = ex.ablation(loaded.model, scored_text(args, loaded, corpus)[0], args.layer,
+                          args.head, args.kv_group, args.seed)
+        result = {"variant": args.variant, **out}
+        what = f"head {args.head}" if args.head is not None else f"KV group {args.kv_group}"
+        summary = [f"layer {args.layer} {what}: text loss {out['base']['text_loss']:.3f} -> "
+                   f"{out['ablated']['text_loss']:.3f}, induction loss "
+                   f"{out['base']['induction_loss']:.3f} -> {out['ablated']['induction_loss']:.3f}"]
     print("\n".join(summary))
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+LOAD_SCRIPT = """
+import json, sys, time
+t = time.perf_counter()
+from gpt2viz.pretrained import load
+model, tokenizer = load(sys.argv[1])
+seconds = time.perf_counter() - t
+import torch
+with torch.inference_mode():
+    model(torch.tensor([tokenizer.encode("Attention sinks are " * 16)]))
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+print(json.dumps({"seconds": seconds, "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+                  "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}))
+"""
+
+
+def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args) -> dict:
+    """Load cold (a cache of its own) and warm, each in a fresh process (imports included),
+    with resident memory after a forward pass; then, in this process, streaming over
+    `tokens` tokens x 5 settings (full, windows 256 and 1024 with 0 and 4 sinks), head
+    statistics and one ablation (layer 17, KV group 1), timed once each."""
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    from . import experiments as ex
+
+    def load_in_fresh_process(cache: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, variant], capture_output=True,
+                              text=True, env={**os.environ, "GPT2VIZ_CACHE": cache}, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    result = {"variant": variant, "threads": torch.get_num_threads(),
+              "load_average": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as cache:
+        progress("loading cold (a fresh cache) ...")
+        result["load_cold"] = load_in_fresh_process(cache)
+        progress("loading warm ...")
+        result["load_warm"] = load_in_fresh_process(cache)
+    loaded = load_variant(variant, corpus, settings, args.seed)
+    ids = scored_text(args, loaded, corpus)[0]
+
+    def timed(what, fn):
+        progress(f"{what} ...")
+        start = time.perf_counter()
+        fn()
+        result[what + "_s"] = round(time.perf_counter() - start, 2)
+
+    timed(f"streaming_{args.tokens}x5", lambda: ex.streaming_losses(
+        loaded.model, ids, args.tokens, [256, 1024], [0, 4]))
+    timed("heads", lambda: ex.head_stats(loaded.model, ids))
+    timed("ablation", lambda: ex.ablation(loaded.model, ids, 17, kv_group=1))
+    return result
+
+
+def train_len(model: GPT2, settings: TrainSettings) -> int:
+    """The length a model was trained on: the block size here, its context for a pretrained one."""
+    return model.config.max_seq_len if model.pretrained else settings.block_size
+
+
+def uptrain_refusal(variant: str) -> str:
+    where = ("a CUDA GPU is present, but uptraining a pretrained model is not built yet"
+             if torch.cuda.is_available() else
+             "uptraining a 135M-parameter model is not interactive on a CPU; it needs a GPU")
+    return f"{variant}: pooled without uptraining ({where})."
 
 
 def _spans(train_len: int, max_len: int) -> list[tuple[int, int]]:

@@ -12,12 +12,15 @@ line only call them):
   measured by gradients, beside the theory l * (w - 1) (the whole prefix with sinks);
 - GQA frontier and uptraining (Ainslie et al. 2023): mean-pool K/V heads, evaluate, train a
   few steps more, evaluate again;
-- logit lens: the next-token read-out of the residual stream after every layer.
+- logit lens: the next-token read-out of the residual stream after every layer;
+- streaming (StreamingLLM), head statistics and head ablation: made for the real pretrained
+  model (gpt2viz.pretrained), and they run on any model.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -34,22 +37,28 @@ from .train import continue_training, evaluate, training_bytes
 
 
 def reconfigured(model: GPT2, **changes) -> GPT2:
-    """The same weights under another config, for evaluation only: an inference-time knob
-    (rope_base, window, sinks) changed without retraining."""
-    clone = GPT2(model.config.replace(**changes)).to(model.wte.weight.device)
-    clone.load_state_dict(model.state_dict())
-    return clone.eval()
+    """The same weights (shared, not copied) under another config, for evaluation only: an
+    inference-time knob (rope_base, window, sinks) changed without retraining."""
+    clone = GPT2.from_weights(model.config.replace(**changes), model.state_dict())
+    clone.pretrained = model.pretrained
+    return clone
+
+
+# logits of this many positions at a time: (4096, 49152) float32 logits would be 800 MB
+HEAD_CHUNK = 1024
 
 
 @torch.no_grad()
 def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, tokens: int = 8192) -> torch.Tensor:
     """x, y (N, T) inputs and next tokens -> (N, T) loss (nats) of every token, in batches
-    of about `tokens` tokens."""
+    of about `tokens` tokens; the LM head runs on HEAD_CHUNK positions at a time."""
     losses = []
     batch = max(1, tokens // x.shape[1])
     for xb, yb in zip(x.split(batch), y.split(batch)):
-        logits = model(xb)  # (b, T, vocab)
-        losses.append(F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape))
+        hidden = model.final_hidden(xb).flatten(0, 1)  # (b * T, d_model)
+        losses.append(torch.cat([
+            F.cross_entropy(model.lm_head(h), t, reduction="none")
+            for h, t in zip(hidden.split(HEAD_CHUNK), yb.flatten().split(HEAD_CHUNK))]).view(yb.shape))
     return torch.cat(losses)
 
 
@@ -286,3 +295,178 @@ def logit_lens(model: GPT2, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     top = probs.max(-1)
     return top.values.cpu(), top.indices.cpu()
 
+
+
+# ------------------------------------------------------------------ 6. streaming (StreamingLLM)
+STREAM_BUCKETS = ((0, 256), (256, 1024), (1024, 2048), (2048, 4096))
+
+
+def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[int],
+                     sinks: list[int]) -> list[dict]:
+    """Xiao et al. 2023's headline: the next-token loss of tokens 0 .. tokens-1 of one text
+    (ids (>= tokens + 1,)) under full causal attention, then under each window w with each
+    number of sinks s (query i sees keys j <= i with i - w < j or j < s), at true positions,
+    one pass per setting. The weights are shared, never copied; windowed passes run the
+    banded kernel (attention.choose_impl), so they cost less than the dense one.
+
+    Rows: {"window" (None = full), "sinks", "loss", "ppl", "buckets": {"0-255": mean loss of
+    the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}}."""
+    if tokens < 2 or len(ids) < tokens + 1:
+        raise ValueError(f"the text has {len(ids)} tokens; streaming over {tokens} needs "
+                         f"{tokens + 1} (give a longer --text or fewer --tokens).")
+    model.config.check_seq_len(tokens)
+    check_window_sinks(windows, sinks, tokens)
+    device = model.wte.weight.device
+    x, y = ids[:tokens][None].to(device), ids[1:tokens + 1][None].to(device)  # (1, tokens)
+    settings = [(None, 0)] + [(w, s) for w in windows for s in sinks]
+    rows = []
+    for window, n_sinks in settings:
+        losses = token_losses(reconfigured(model, window=window, sinks=n_sinks if window else 0),
+                              x, y)[0].cpu()  # (tokens,)
+        loss = float(losses.mean())
+        rows.append({"window": window, "sinks": n_sinks, "loss": loss, "ppl": math.exp(loss),
+                     "buckets": {f"{lo}-{hi - 1}": float(losses[lo:hi].mean()) if lo < tokens else None
+                                 for lo, hi in STREAM_BUCKETS}})
+    return rows
+
+
+# ------------------------------------------------------------------ 7. what each head does
+HEAD_TEXT_TOKENS = 512  # attention statistics over the first 512 tokens of the text
+INDUCTION_LENGTH = 64  # a random sequence of 64 tokens, then the same 64 again
+INDUCTION_COUNT = 4  # four such sequences (seed 0)
+
+
+def repeated_random_tokens(vocab_size: int, length: int = INDUCTION_LENGTH,
+                           count: int = INDUCTION_COUNT, seed: int = 0) -> torch.Tensor:
+    """(count, 2 * length): random ids, uniform in [min(256, V // 4), V) -- past the special
+    and single-byte tokens of a real vocabulary --, each row a sequence followed by itself.
+    Only a head that copies from the earlier occurrence can predict the second half."""
+    low = min(256, vocab_size // 4)
+    first = torch.randint(low, vocab_size, (count, length), generator=torch.Generator().manual_seed(seed))
+    return torch.cat([first, first], dim=1)
+
+
+@torch.no_grad()
+def head_stats(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> list[dict]:
+    """Per layer and query head, from the attention probabilities A (trace(), eager kernel):
+
+    On the first T = min(HEAD_TEXT_TOKENS, len) tokens of the text, averaged over queries
+    i = 1 .. T-1 (query 0 can only see itself):
+    - first_token_mass: A[i, 0], the attention-sink mass on the first token;
+    - prev_token: A[i, i-1];
+    - entropy: -sum_j A[i, j] ln A[i, j], in nats;
+    - mean_distance: sum_j A[i, j] * (i - j), in tokens.
+    On INDUCTION_COUNT sequences of INDUCTION_LENGTH random tokens repeated once
+    (repeated_random_tokens(seed)), averaged over the second copy's queries i = L .. 2L-1:
+    - induction: A[i, i - L + 1], the attention to the token after the query's earlier
+      occurrence (what an induction head copies).
+    Rows: {"layer", "head", "kv_head", "first_token_mass", "prev_token", "induction",
+    "entropy", "mean_distance"}."""
+    cfg = model.config
+    device = model.wte.weight.device
+    t = min(HEAD_TEXT_TOKENS, len(text_ids))
+    if t < 2:
+        raise ValueError("head statistics need a text of at least 2 tokens.")
+    cfg.check_seq_len(max(t, 2 * INDUCTION_LENGTH))
+    text_attn = model.trace(text_ids[:t][None].to(device)).attn  # per layer (1, H, T, T)
+    queries = torch.arange(1, t, device=device)
+    repeats = repeated_random_tokens(cfg.vocab_size, seed=seed).to(device)
+    rep_attn = model.trace(repeats).attn  # per layer (count, H, 2L, 2L)
+    second = torch.arange(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH, device=device)
+    distance = (queries[:, None] - torch.arange(t, device=device)[None]).clamp(min=0)  # (T-1, T)
+    rows = []
+    for layer, (a, r) in enumerate(zip(text_attn, rep_attn)):
+        a = a[0, :, 1:].double()  # (H, T-1, T): queries 1 .. T-1
+        stats = {
+            "first_token_mass": a[:, :, 0].mean(-1),
+            "prev_token": a[:, :, :-1].diagonal(dim1=1, dim2=2).mean(-1),  # A[i, i-1]
+            "induction": r[:, :, second, second - INDUCTION_LENGTH + 1].double().mean((0, 2)),
+            "entropy": -(a * a.clamp(min=1e-30).log()).sum(-1).mean(-1),
+            "mean_distance": (a * distance).sum(-1).mean(-1),
+        }
+        for head in range(cfg.n_head):
+            rows.append({"layer": layer, "head": head, "kv_head": head // cfg.group_size,
+                         **{k: float(v[head]) for k, v in stats.items()}})
+    return rows
+
+
+# ------------------------------------------------------------------ 8. head ablation
+ABLATE_TEXT_TOKENS = 1024  # text loss over the first 1024 tokens, one sequence
+
+
+@contextlib.contextmanager
+def heads_ablated(model: GPT2, layer: int, heads: list[int]):
+    """While held, the outputs of query heads `heads` of `layer` are zero before the output
+    projection: they add nothing to the residual stream."""
+    cfg = model.config
+    if not 0 <= layer < cfg.n_layer:
+        raise ValueError(f"layer {layer} does not exist; choose 0 to {cfg.n_layer - 1}.")
+    for head in heads:
+        if not 0 <= head < cfg.n_head:
+            raise ValueError(f"head {head} does not exist; choose 0 to {cfg.n_head - 1}.")
+
+    def zero_heads(module, inputs):
+        (y,) = inputs  # (B, T, n_head * head_dim), heads side by side
+        y = y.view(*y.shape[:-1], cfg.n_head, cfg.head_dim).clone()
+        y[..., heads, :] = 0
+        return (y.flatten(-2),)
+
+    hook = model.blocks[layer].attn.out_proj.register_forward_pre_hook(zero_heads)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None = None,
+             kv_group: int | None = None, seed: int = 0, base: dict | None = None) -> dict:
+    """Zero one query head (or every query head reading KV head `kv_group`) of `layer`: the
+    loss on the first ABLATE_TEXT_TOKENS tokens of the text, and on the second copy of the
+    repeated random sequences (positions L .. 2L-2 predicting the next token, which only
+    copying can get right), before and after. `base`: ablation_losses(model, text_ids, seed)
+    from an earlier call, which halves the cost of every later ablation."""
+    cfg = model.config
+    if (head is None) == (kv_group is None):
+        raise ValueError("give either a head or a kv_group to ablate.")
+    if kv_group is not None and not 0 <= kv_group < cfg.n_kv_head:
+        raise ValueError(f"kv_group {kv_group} does not exist; choose 0 to {cfg.n_kv_head - 1}.")
+    heads = [head] if head is not None else list(range(kv_group * cfg.group_size,
+                                                        (kv_group + 1) * cfg.group_size))
+    with heads_ablated(model, layer, heads):
+        pass  # checks the layer and heads before any pass
+    base = ablation_losses(model, text_ids, seed) if base is None else base
+    with heads_ablated(model, layer, heads):
+        ablated = ablation_losses(model, text_ids, seed)
+    return {"layer": layer, "head": head, "kv_group": kv_group, "base": base, "ablated": ablated}
+
+
+def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> dict:
+    t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
+    if t < 2:
+        raise ValueError("the text needs at least 2 tokens.")
+    device = model.wte.weight.device
+    text = text_ids[:t].to(device)
+    repeats = repeated_random_tokens(model.config.vocab_size, seed=seed).to(device)
+    second = slice(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH - 1)
+    return {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
+            "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+
+
+# ------------------------------------------------------------------ 9. pooling a real model's KV heads
+def pooled_kv_losses(model: GPT2, text_ids: torch.Tensor) -> dict:
+    """Mean-pool the KV heads (to_gqa) into every smaller count that divides them, no
+    uptraining: the loss on the first ABLATE_TEXT_TOKENS tokens of the text, before and after."""
+    t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
+    text = text_ids[:t][None].to(model.wte.weight.device)
+
+    def loss(m):
+        return float(token_losses(m, text[:, :-1], text[:, 1:]).mean())
+
+    rows = []
+    for kv in [k for k in range(model.config.n_kv_head - 1, 0, -1) if model.config.n_kv_head % k == 0]:
+        pooled = to_gqa(model, kv).eval()
+        rows.append({"n_kv_head": kv, "kv_bytes_per_token": pooled.config.kv_cache_bytes_per_token(),
+                     "pooled_loss": loss(pooled), "uptrained_loss": None})
+        del pooled
+    return {"base_loss": loss(model), "n_kv_head": model.config.n_kv_head,
+            "kv_bytes_per_token": model.config.kv_cache_bytes_per_token(), "rows": rows}

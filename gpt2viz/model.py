@@ -2,7 +2,9 @@
 grouped-query attention, sliding windows and attention sinks, all chosen by one ModelConfig.
 
 The vanilla config is GPT-2 exactly (pre-LN, tanh GELU, tied embeddings): tests load Hugging
-Face's weights and compare logits. `trace` returns the internals the dashboard draws.
+Face's weights and compare logits. norm="rmsnorm", mlp="swiglu", bias=False, position="rope"
+make the same class a Llama body (tests compare it with transformers' LlamaForCausalLM).
+`trace` returns the internals the dashboard draws.
 """
 from __future__ import annotations
 
@@ -108,22 +110,37 @@ class SelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """GPT-2's c_proj(gelu(c_fc(x))), or Llama's SwiGLU c_proj(silu(c_gate(x)) * c_fc(x))."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
+        width = config.ff_width
+        self.c_fc = nn.Linear(config.d_model, width, bias=config.bias)  # Llama's up_proj
+        self.c_gate = (nn.Linear(config.d_model, width, bias=config.bias)
+                       if config.mlp == "swiglu" else None)  # Llama's gate_proj
+        self.c_proj = nn.Linear(width, config.d_model, bias=config.bias)  # Llama's down_proj
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        if self.c_gate is None:
+            hidden = F.gelu(self.c_fc(x), approximate="tanh")
+        else:
+            hidden = F.silu(self.c_gate(x)) * self.c_fc(x)  # (B, T, d_ff)
+        return self.dropout(self.c_proj(hidden))
+
+
+def norm_layer(config: ModelConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.d_model, eps=config.layer_norm_eps)
+    return nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_1 = norm_layer(config)
         self.attn = SelfAttention(config, layer)
-        self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_2 = norm_layer(config)
         self.mlp = MLP(config)
 
     def forward(self, x, step: Step):
@@ -132,22 +149,31 @@ class Block(nn.Module):
 
 
 class GPT2(nn.Module):
-    def __init__(self, config: ModelConfig):
+    # The name of a pretrained model (gpt2viz.pretrained) whose weights are fixed: nothing
+    # trains it. None for the models built and trained here.
+    pretrained: str | None = None
+
+    def __init__(self, config: ModelConfig, init_weights: bool = True):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.d_model)
         self.wpe = nn.Embedding(config.max_seq_len, config.d_model) if config.position == "learned" else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_f = norm_layer(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
         if config.position == "alibi":  # fixed, so not in the state dict
             self.register_buffer("alibi", alibi_slopes(config.n_head).float(), persistent=False)
+        if init_weights:
+            self._init_all()
+
+    def _init_all(self):
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith(("out_proj.weight", "c_proj.weight")):
-                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * self.config.n_layer))
 
     @staticmethod
     def _init_weights(module):
@@ -157,6 +183,19 @@ class GPT2(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+
+    @classmethod
+    def from_weights(cls, config: ModelConfig, state: dict) -> "GPT2":
+        """A model in eval mode holding `state`'s tensors themselves: no random init, no copy
+        (a 135M-parameter model loads in a fraction of a second). Shapes must match."""
+        with torch.device("meta"):
+            model = cls(config, init_weights=False)
+        model.load_state_dict(state, strict=True, assign=True)
+        if config.tie_embeddings:  # assign made two parameters of one tensor: one again
+            model.lm_head.weight = model.wte.weight
+        if config.position == "alibi":  # not in the state dict
+            model.alibi = alibi_slopes(config.n_head).float().to(model.wte.weight.device)
+        return model.eval()
 
     @classmethod
     def from_hf_gpt2(cls, folder) -> "GPT2":
@@ -171,6 +210,11 @@ class GPT2(nn.Module):
         """idx (B, T) token ids -> logits (B, T, vocab_size)."""
         return self._run(idx, padding_mask)
 
+    def final_hidden(self, idx, padding_mask=None):
+        """idx (B, T) -> the final-norm hidden states (B, T, d_model), the LM head's input:
+        long texts score their loss in chunks instead of holding (T, vocab_size) logits."""
+        return self._run(idx, padding_mask, head=False)
+
     def trace(self, idx, padding_mask=None) -> Trace:
         """Logits plus per-layer q, k, v and attention probabilities (eager kernel)."""
         trace = Trace(logits=None)
@@ -178,7 +222,7 @@ class GPT2(nn.Module):
         return trace
 
     def _run(self, idx, padding_mask=None, cache: KVCache | None = None, trace=None,
-             last_only=False):
+             last_only=False, head=True):
         cfg = self.config
         b, t = idx.shape
         if padding_mask is not None:
@@ -210,7 +254,7 @@ class GPT2(nn.Module):
         x = self.ln_f(x)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(x)
+        return self.lm_head(x) if head else x
 
     @torch.inference_mode()
     def generate(self, idx, max_new_tokens=50, temperature=1.0, top_k=None, seed=None,

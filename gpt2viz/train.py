@@ -180,7 +180,11 @@ def param_count(config: ModelConfig) -> int:
 def continue_training(model: GPT2, corpus: Corpus, settings: TrainSettings, seed: int = 0,
                       callback: Callable[[Progress], None] | None = None) -> History:
     """Train an existing model further (GQA uptraining) with train()'s optimizer and data
-    order; nothing is cached."""
+    order; nothing is cached. A pretrained model's weights are fixed: train a copy
+    (to_gqa makes one)."""
+    if model.pretrained:
+        raise ValueError(f"{model.pretrained} is a pretrained model with fixed weights; it "
+                         f"never trains (uptrain a converted copy, e.g. to_gqa(model, k)).")
     ensure_fits(training_bytes(model.config, settings), f"training with batch "
                 f"{settings.batch_size} x {settings.block_size} tokens", model.wte.weight.device)
     history = _optimize(model, corpus, settings, seed, callback)
