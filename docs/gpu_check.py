@@ -41,7 +41,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpt2viz.attention import FLEX_MIN_KEYS_CUDA, attention, eager_attention  # noqa: E402
-from gpt2viz.bench import bench_attention, bench_forward, measure, render  # noqa: E402
+from gpt2viz.bench import bench_attention, bench_forward, measure  # noqa: E402
+from gpt2viz.bench_cli import render  # noqa: E402
 from gpt2viz.config import PRESETS, TrainSettings, preset  # noqa: E402
 from gpt2viz.model import GPT2  # noqa: E402
 from gpt2viz.positions import alibi_slopes  # noqa: E402
