@@ -53,7 +53,7 @@ try:
         for _ in range(args.sessions):  # one after another, as people arrive
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             go = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/attention")
+            page.goto(f"http://127.0.0.1:{port}/attention", wait_until="commit", timeout=300_000)
             page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=300_000)
             page.wait_for_selector(IDLE, timeout=300_000)
             loads.append(time.perf_counter() - go)

@@ -55,6 +55,7 @@ def test_block_masks_are_cached_per_length_window_sinks_and_device():
     assert sliding_block_mask.cache_info().maxsize is not None  # bounded
 
 
+@pytest.mark.slow
 def test_flex_compiles_once_for_every_window_sinks_and_slopes():
     """New windows, sinks and slopes on one shape: no new graph, and each output equals eager."""
     pytest.importorskip("torch.nn.attention.flex_attention")

@@ -9,11 +9,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from gpt2viz.checkpoint_cache import cache_entries
 from gpt2viz.checkpoints import load_checkpoint
 from gpt2viz.staging import STALE_SECONDS, clean_stale
+
+pytestmark = pytest.mark.slow  # starts processes: out of the quick loop
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 8

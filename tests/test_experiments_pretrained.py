@@ -12,6 +12,8 @@ from gpt2viz import experiments as ex
 from gpt2viz.__main__ import main
 from gpt2viz.checkpoints import to_gqa
 
+pytestmark = pytest.mark.slow  # runs the experiment commands: out of the quick loop
+
 LLAMA = dict(position="rope", n_kv_head=2, norm="rmsnorm", mlp="swiglu", d_ff=48, bias=False)
 
 

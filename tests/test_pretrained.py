@@ -19,6 +19,8 @@ from gpt2viz import pretrained  # noqa: E402
 from gpt2viz.checkpoints import CheckpointError  # noqa: E402
 from gpt2viz.train import continue_training  # noqa: E402
 
+pytestmark = pytest.mark.slow  # loads the real model: out of the quick loop
+
 NAME = "smollm2-135m"
 PROSE = ("The quick brown fox jumps over the lazy dog. Attention sinks appear because softmax "
          "must put its mass somewhere, and the first token is always visible to every query.")
@@ -90,7 +92,6 @@ def test_the_model_is_smollm2_and_never_trains(loaded):
         continue_training(model, None, None)
 
 
-@pytest.mark.slow
 def test_logits_equal_transformers_gguf(loaded, hf_model):
     model, tokenizer = loaded
     idx = prose_ids(tokenizer)
@@ -100,7 +101,6 @@ def test_logits_equal_transformers_gguf(loaded, hf_model):
     assert (ours - theirs).abs().max() <= 1e-4
 
 
-@pytest.mark.slow
 def test_without_undoing_the_rope_permutation_logits_are_far_off(loaded, hf_model):
     model, tokenizer = loaded
     state = dict(model.state_dict())
@@ -125,7 +125,6 @@ def test_unpermute_inverts_llama_cpp_permute():
     assert torch.equal(pretrained.unpermute_rope_rows(llama_cpp_permute(w, 3), 3), w)
 
 
-@pytest.mark.slow
 def test_greedy_generation_with_our_kv_cache_equals_transformers(loaded, hf_model):
     model, tokenizer = loaded
     prompt = torch.tensor([tokenizer.encode("def fibonacci(n):\n")])

@@ -14,6 +14,8 @@ from gpt2viz.jobs import TrainingCancelled
 from gpt2viz.train import train
 from gpt2viz.train_process import NICENESS, train_in_child
 
+pytestmark = pytest.mark.slow  # starts training processes: out of the quick loop
+
 SETTINGS = TrainSettings(steps=4, eval_every=2)
 
 
