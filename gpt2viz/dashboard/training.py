@@ -140,7 +140,7 @@ def status(store: ModelStore, detailed: bool) -> None:
 
 def _banner(queue, me, mine: list[TrainingJob], detailed: bool) -> None:
     left = queue.seconds_until_done(mine[-1])
-    paces = {queue.paces.estimate(job.kind) for job in mine if job.progress is None}
+    paces = {job.name: queue.paces.estimate(job.kind) for job in mine if job.progress is None}
     others = [job for job in queue.ahead_of(mine[0]) if me not in job.waiters]
     with st.container(border=True):
         st.markdown(f"**Training in the background: {', '.join(job.name for job in mine)}** — shown "
@@ -151,8 +151,11 @@ def _banner(queue, me, mine: list[TrainingJob], detailed: bool) -> None:
             st.caption(f"{len(others)} job(s) of other sessions ahead of yours, about "
                        f"{sum(queue.seconds_until_done(job) for job in others[-1:]):.0f} s.")
         if paces:
-            st.caption("Estimate for the models not started yet: " + "; ".join(
-                f"{pace.tokens_per_second:,.0f} tokens/s, {pace.source}" for pace in paces) + ".")
+            sources = {pace.source for pace in paces.values()}
+            st.caption("Not started yet: " + ", ".join(
+                f"{name} at about {pace.tokens_per_second:,.0f} tokens/s" for name, pace in paces.items())
+                + (f" ({sources.pop()})." if len(sources) == 1 else
+                   " (" + "; ".join(f"{name}: {pace.source}" for name, pace in paces.items()) + ")."))
         running = next((job for job in mine if job.progress is not None), None)
         if running is not None:
             p = running.progress
