@@ -71,6 +71,7 @@ try:
                 health.append(health_seconds(port))
             flip += 1
         training_at_end = pages[0].get_by_text("Training in the background").count() > 0
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{args.repo}: {args.sessions} sessions on Attention, {args.seconds:.0f} s of View flips; "
           f"training {'running' if training_at_start else 'not running'} at the start, "
           f"{'still running' if training_at_end else 'finished'} at the end")
