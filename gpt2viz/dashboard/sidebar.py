@@ -9,6 +9,7 @@ a value a link cannot mean is clamped or replaced, and the page says so in one l
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS, TrainSettings
 from gpt2viz.resources import device
 
-from . import serving_mode
+from . import corpora, serving_mode
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}
@@ -33,6 +34,7 @@ NUMBER_FIELDS = {  # field: (label, smallest, largest, step)
     "n_kv_head": ("Key/value heads", 1, 32, 1),
     "window": ("Window (0 = full attention)", 0, 256, 1),
     "rope_base": ("RoPE base", 2.0, 1e7, 1000.0),
+    "sinks": ("Attention sinks (first tokens every query sees)", 0, 64, 1),
     "seed": ("Seed", 0, 2**31 - 1, 1),
 }
 # The training budget and optimizer, the same for every variant compared (a fair comparison);
@@ -55,11 +57,14 @@ TRAINING_DEFAULTS = dict(steps=_SETTINGS.steps, max_seconds=0, lr=_SETTINGS.lr,
                          dropout=0.0)
 CUSTOM_DEFAULTS = {
     "custom": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=2, window=16,
-                   rope_base=10000.0),
+                   rope_base=10000.0, sinks=0),
     "custom2": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=1, window=16,
-                    rope_base=10000.0),
+                    rope_base=10000.0, sinks=0),
 }
 CUSTOM_NUMBERS = [f for f in CUSTOM_DEFAULTS["custom"] if f != "position"]
+# A custom field that means nothing with the others' values is hidden and left out of the config
+# (its widget value is kept, for when it applies again): field -> does it apply, given the values.
+APPLIES = {"rope_base": lambda v: v["position"] == "rope", "sinks": lambda v: int(v["window"]) > 0}
 DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="", corpus="",
                 **TRAINING_DEFAULTS,
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
@@ -136,12 +141,19 @@ def _number_from_link(key, text, lowest, highest, default):
     try:
         value = kind(text)
     except ValueError:
-        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {default:g}."
+        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {plain(default)}."
+    if not math.isfinite(value):
+        return default, f"{key}={text!r} is not a finite number; using the default, {plain(default)}."
     if not lowest <= value <= highest:
         clamped = min(max(value, lowest), highest)
-        return clamped, (f"{key}={text} is outside {lowest:g}–{highest:g}; using the nearest "
-                         f"valid value, {clamped:g}.")
+        return clamped, (f"{key}={text} is outside {plain(lowest)}–{plain(highest)}; using the "
+                         f"nearest valid value, {plain(clamped)}.")
     return value, None
+
+
+def plain(number) -> str:
+    """Whole numbers as written (2,147,483,647, not 2.14748e+09); others short (%g)."""
+    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
 
 
 def write_link(values: dict) -> None:
@@ -163,9 +175,11 @@ def custom_config(values: dict, slot: str) -> ModelConfig:
     """The custom slot's ModelConfig; ValueError (with the fix) when it cannot be built."""
     prefix = SLOTS[slot][1]
     v = {f: values[prefix + f] for f in CUSTOM_DEFAULTS[slot]}
+    v |= {f: CUSTOM_DEFAULTS[slot][f] for f, applies in APPLIES.items() if not applies(v)}
     return ModelConfig(n_layer=int(v["n_layer"]), n_head=int(v["n_head"]), n_kv_head=int(v["n_kv_head"]),
                        d_model=int(v["d_model"]), position=v["position"],
-                       rope_base=float(v["rope_base"]), window=int(v["window"]) or None)
+                       rope_base=float(v["rope_base"]), window=int(v["window"]) or None,
+                       sinks=int(v["sinks"]))
 
 
 def custom_name(slot: str, config: ModelConfig) -> str:
@@ -180,6 +194,8 @@ def custom_name(slot: str, config: ModelConfig) -> str:
         parts.append("MQA" if config.n_kv_head == 1 else f"GQA-{config.n_kv_head}")
     if config.window is not None:
         parts.append(f"w={config.window}")
+    if config.sinks:
+        parts.append(f"{config.sinks} sinks")
     if config.n_layer != base.n_layer:
         parts.append(f"L={config.n_layer}")
     if config.d_model != base.d_model:
@@ -196,6 +212,9 @@ def _restore_dropped_widgets() -> None:
     if "sidebar_values" not in st.session_state:
         params = {k: st.query_params.get_all(k) for k in st.query_params}
         values, notes = read_link(params)
+        if corpora.find(values["corpus"]) is None:  # said once here, not by every page's lookup
+            notes.append(corpora.missing_note(values["corpus"]))
+            values["corpus"] = corpora.EMBEDDED
         st.session_state["sidebar_values"] = st.session_state["link_values"] = values
         st.session_state["link_notes"] = notes
     for key, value in st.session_state["sidebar_values"].items():
@@ -228,7 +247,8 @@ def draw() -> Selection:
         with sb.expander(heading[0].upper() + heading[1:], expanded=slot in names):
             st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
             for f in CUSTOM_NUMBERS:
-                _number(st, prefix + f, f)
+                if f not in APPLIES or APPLIES[f]({g: current[prefix + g] for g in CUSTOM_DEFAULTS[slot]}):
+                    _number(st, prefix + f, f)
         if slot in names:
             try:
                 config = custom_config(current, slot)
@@ -279,5 +299,6 @@ def show_link_notes() -> None:
     user changes a sidebar control."""
     if st.session_state.get("link_values") != st.session_state["sidebar_values"]:
         st.session_state["link_notes"] = []
-    for note in st.session_state.get("link_notes", []):
-        st.warning(note)
+    notes = st.session_state.get("link_notes", [])
+    if notes:
+        st.warning("  \n".join(notes))  # one box, one line per note
