@@ -70,6 +70,14 @@ DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, ch
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
                    for f, v in CUSTOM_DEFAULTS[slot].items()})
 VARIANT_IDS = list(PRESETS) + list(SLOTS)
+# The pages' own view controls travel in the link too, under names of their own (widget key =
+# URL name), read where the page draws them (linked()); the prompt is text, so the link holds
+# at most PROMPT_LINK_CHARS of it.
+PAGE_LINK_NAMES = ["prompt", "attention_view", "attention_layer", "attention_head", "attention_scale",
+                   "geometry_base", "geometry_head_dim", "geometry_context", "gqa_kv_heads", "gqa_context",
+                   "compare_k", "compare_temperature", "compare_top_k", "compare_new_tokens",
+                   "compare_seed", "experiment"]
+PROMPT_LINK_CHARS = 1000
 
 
 @dataclass
@@ -125,6 +133,7 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
     for key in ("checkpoint", "corpus"):  # looked up where they are used, and said there
         if key in params:
             state[key] = params[key][-1]
+    state["page_link"] = {k: params[k][-1] for k in PAGE_LINK_NAMES if k in params}  # read by linked()
     numbers = ({"seed": "seed"} | {f: f for f in TRAINING_FIELDS}
                | {prefix + f: f for _, prefix in SLOTS.values() for f in CUSTOM_NUMBERS})
     for key, spec in numbers.items():
@@ -158,12 +167,16 @@ def plain(number) -> str:
 
 def write_link(values: dict) -> None:
     """Everything that differs from the defaults goes in the URL, so a shared link
-    reproduces the view."""
+    reproduces the view: the sidebar's, the page controls' (and what the link said for a page
+    not shown yet)."""
     wanted = {}
     for name, default in defaults().items():
         value = values[name]
         if value != default:
             wanted[name] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    pages = st.session_state.get("page_values", {})
+    wanted |= st.session_state.get("page_link", {})
+    wanted |= {k: str(v)[:PROMPT_LINK_CHARS] for k, (v, default) in pages.items() if v != default}
     current = {k: st.query_params.get_all(k) if k == "variants" else st.query_params[k]
                for k in st.query_params}
     if current != wanted:
@@ -212,6 +225,8 @@ def _restore_dropped_widgets() -> None:
     if "sidebar_values" not in st.session_state:
         params = {k: st.query_params.get_all(k) for k in st.query_params}
         values, notes = read_link(params)
+        st.session_state["page_link"] = values.pop("page_link")
+        st.session_state["page_values"] = {}  # key -> (value, default), kept while not drawn
         if corpora.find(values["corpus"]) is None:  # said once here, not by every page's lookup
             notes.append(corpora.missing_note(values["corpus"]))
             values["corpus"] = corpora.EMBEDDED
@@ -296,9 +311,75 @@ def training_controls() -> None:
 
 def show_link_notes() -> None:
     """What the link asked for that could not be shown as written, on every page until the
-    user changes a sidebar control."""
+    user changes a sidebar control: one box, one line per note (a page control's note,
+    found later in the run, joins the box)."""
     if st.session_state.get("link_values") != st.session_state["sidebar_values"]:
         st.session_state["link_notes"] = []
+    st.session_state["link_notes_box"] = st.empty()
+    _draw_link_notes()
+
+
+def _draw_link_notes():
     notes = st.session_state.get("link_notes", [])
     if notes:
-        st.warning("  \n".join(notes))  # one box, one line per note
+        st.session_state["link_notes_box"].warning("  \n".join(notes))
+
+
+# ------------------------------------------------------------------------------- page controls
+def linked(key: str, default, options=None, lowest=None, highest=None):
+    """Call before drawing the page control keyed `key` (drawn with that key and no value of
+    its own), on every run, drawn or not. Its value: the user's; else, while it is hidden or
+    another page is shown, the last one; else the link's; else `default`. A link value the
+    control cannot take is clamped or replaced and said; a kept value outside what this page
+    offers now (fewer layers, other heads) is moved to the nearest it offers."""
+    kept, link = st.session_state["page_values"], st.session_state["page_link"]
+    if key in st.session_state:
+        value = st.session_state[key]
+    elif key in link:
+        value, note = _page_value_from_link(key, link.pop(key), default, options, lowest, highest)
+        if note:
+            st.session_state["link_notes"].append(note)
+            _draw_link_notes()
+    else:
+        value = kept.get(key, (default, default))[0]
+    if options is not None and value not in options:
+        numeric = [o for o in options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+        value = (min(numeric, key=lambda o: abs(o - value)) if numeric and isinstance(value, (int, float))
+                 else default)
+    elif lowest is not None:
+        value = min(max(value, lowest), highest)
+    st.session_state[key] = value
+    kept[key] = (value, default)
+    write_link(st.session_state["sidebar_values"])
+    return value
+
+
+def forget(*keys: str) -> None:
+    """Drop page controls' values (a callback): they start again at their defaults."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state["page_values"].pop(key, None)
+
+
+def _page_value_from_link(key, text, default, options, lowest, highest):
+    if isinstance(default, str) and options is None:  # text
+        if len(text) > PROMPT_LINK_CHARS:
+            return text[:PROMPT_LINK_CHARS], (f"The link's {key} is {len(text):,} characters long; "
+                                              f"using its first {PROMPT_LINK_CHARS:,}.")
+        return text, None
+    if options is None:
+        return _number_from_link(key, text, lowest, highest, default)
+    for option in options:
+        if str(option) == text:
+            return option, None
+    numbers = [o for o in options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+    try:
+        wanted = float(text)
+    except ValueError:
+        wanted = math.nan
+    if numbers and math.isfinite(wanted):  # a number the options lack: the nearest, said
+        nearest = min(numbers, key=lambda o: abs(o - wanted))
+        return nearest, (None if nearest == wanted else
+                         f"{key}={text} is not offered here; using the nearest, {plain(nearest)}.")
+    shown = ", ".join(map(str, options)) if len(options) <= 8 else f"{options[0]} … {options[-1]}"
+    return default, f"{key}={text!r} is not one of {shown}; using {default!r}."
