@@ -13,11 +13,15 @@ def notes_box(at):
     return [w.value for w in at.warning if "=" in w.value]
 
 
+def set_attention(at, layer, head, scale):
+    at.slider(key="attention_layer").set_value(layer).run()
+    at.selectbox(key="attention_head").set_value(head).run()
+    at.radio(key="attention_scale").set_value(scale).run()
+
+
 def test_attention_controls_and_prompt_go_in_the_link_and_come_back_from_it():
     at = app("attention", weights="random")
-    at.slider(key="attention_layer").set_value(2).run()
-    at.selectbox(key="attention_head").set_value(3).run()
-    at.radio(key="attention_scale").set_value("log (0.001 to 1)").run()
+    set_attention(at, 2, 3, "log (0.001 to 1)")
     at.text_area(key="prompt").set_value("def f(x): return x").run()
     at.radio(key="attention_view").set_value("Difference").run()
     link = dict(at.query_params)
@@ -65,9 +69,7 @@ def test_a_long_prompt_is_cut_in_the_link_and_the_page_says_so():
 
 def test_clearing_the_prompt_keeps_the_attention_controls():
     at = app("attention", weights="random")
-    at.slider(key="attention_layer").set_value(2).run()
-    at.selectbox(key="attention_head").set_value(5).run()
-    at.radio(key="attention_scale").set_value("log (0.001 to 1)").run()
+    set_attention(at, 2, 5, "log (0.001 to 1)")
     at.text_area(key="prompt").set_value("").run()
     assert not at.get("slider")
     at.text_area(key="prompt").set_value("for x in range(3): print(x)").run()

@@ -34,7 +34,7 @@ NUMBER_FIELDS = {  # field: (label, smallest, largest, step)
     "n_kv_head": ("Key/value heads", 1, 32, 1),
     "window": ("Window (0 = full attention)", 0, 256, 1),
     "rope_base": ("RoPE base", 2.0, 1e7, 1000.0),
-    "sinks": ("Attention sinks (first tokens every query sees)", 0, 64, 1),
+    "sinks": ("Attention sinks (first tokens kept)", 0, 64, 1),
     "seed": ("Seed", 0, 2**31 - 1, 1),
 }
 # The training budget and optimizer, the same for every variant compared (a fair comparison);
