@@ -32,7 +32,8 @@ def selection() -> Selection:
     pages/ mode: a fresh server's first deep link, and every rerun under AppTest) has not drawn
     the sidebar: route it through run_app() instead, so a page never reads last run's choices."""
     ctx = get_script_run_ctx()
-    if ctx is None or "sb_variants" not in ctx.shared.widget_user_keys_this_run:
+    drawn = getattr(getattr(ctx, "shared", ctx), "widget_user_keys_this_run", ())  # older: on ctx
+    if "sb_variants" not in drawn:
         run_app()
         st.stop()
     return st.session_state["selection"]
