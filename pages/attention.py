@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from gpt2viz.dashboard import models, prompts, routing
+from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
 
 selection = routing.selection()
@@ -17,25 +17,28 @@ if built and prompt:
     prompts.unknown_note(built, prompt)
     traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
     shown = st.multiselect("Show variants", list(built), default=list(built))
-    for key in ("attention_layer", "attention_head", "attention_scale"):  # kept while hidden
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
     c1, c2, c3, c4 = st.columns(4)
-    view = c1.radio("View", ["One head", "All layers × heads", "Difference"], horizontal=False)
-    # Only the controls that change the current view are shown.
+    # Every control is in the link and keeps its value while hidden (sidebar.linked); only the
+    # controls that change the current view are shown.
+    views = ["One head", "All layers × heads", "Difference"]
+    view = sidebar.linked("attention_view", views[0], options=views)
+    c1.radio("View", views, key="attention_view")
     max_layer = max(v.config.n_layer for v in built.values()) - 1
     per_head = view != "All layers × heads"
-    layer = (c2.slider("Layer", 0, max_layer, key="attention_layer") if per_head and max_layer > 0
-             else st.session_state.get("attention_layer", 0))
+    layer = sidebar.linked("attention_layer", 0, lowest=0, highest=max_layer)
+    if per_head and max_layer > 0:
+        c2.slider("Layer", 0, max_layer, key="attention_layer")
     heads = ["mean over heads"] + list(range(max(v.config.n_head for v in built.values())))
-    head_choice = (c3.selectbox("Head", heads, key="attention_head") if per_head
-                   else st.session_state.get("attention_head", heads[0]))
+    head_choice = sidebar.linked("attention_head", heads[0], options=heads)
+    if per_head:
+        c3.selectbox("Head", heads, key="attention_head")
     scales = ["linear (0 to 1)", "log (0.001 to 1)"]
-    scale = (c4.radio("Colour scale", scales, key="attention_scale",
-                      help="Every map's maximum is 1 (query 0 can only attend itself), so a "
-                           "per-map maximum would change nothing; a log scale shows the small "
-                           "probabilities a linear one paints as zero.") if view != "Difference"
-             else st.session_state.get("attention_scale", scales[0]))
+    scale = sidebar.linked("attention_scale", scales[0], options=scales)
+    if view != "Difference":
+        c4.radio("Colour scale", scales, key="attention_scale",
+                 help="Every map's maximum is 1 (query 0 can only attend itself), so a "
+                      "per-map maximum would change nothing; a log scale shows the small "
+                      "probabilities a linear one paints as zero.")
     log = scale.startswith("log")
 
     def head_probs(name):

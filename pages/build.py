@@ -1,5 +1,4 @@
 """Build & train: which models exist, how well they learned, what they cost."""
-import pandas as pd
 import streamlit as st
 
 from gpt2viz.dashboard import build_table, corpora, models, routing, serving_mode, sidebar
@@ -41,7 +40,7 @@ if built:
         for r in rows:
             if r["val loss"] is not None:
                 r["within seed noise of"] = ", ".join(close[r["variant"]]) or "none"
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    build_table.show_tables(rows, training=selection.weights == "trained")
     for name, variant in built.items():
         problem = learning_problem(variant.history) if variant.history else None
         if problem:
@@ -68,6 +67,8 @@ if built:
     figure = build_table.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")
+    elif selection.weights == "trained":
+        st.info("The loss curves appear here when training finishes.")
     else:
         st.info("Random or imported weights have no training history; pick "
                 "'Trained on the corpus' in the sidebar to see loss curves.")

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from gpt2viz.dashboard import models, prompts, routing
+from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.resources import format_bytes
 from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
@@ -16,7 +16,8 @@ prompt = prompts.prompt_input() if built else None
 if built and prompt:
     prompts.unknown_note(built, prompt)
     traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
-    k = st.slider("Top k next tokens", 3, 20, 8)
+    k = sidebar.linked("compare_k", 8, lowest=3, highest=20)  # every control here is in the link
+    st.slider("Top k next tokens", 3, 20, key="compare_k")
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
                     width="stretch")
     rows = []
@@ -40,10 +41,14 @@ if built and prompt:
 
     st.subheader("Continuations")
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.slider("Temperature (0 = greedy)", 0.0, 2.0, 0.8, 0.1)
-    top_k = c2.number_input("Top-k (0 = all)", 0, 1000, 40)
-    new_tokens = c3.slider("New tokens", 1, 100, 40)
-    seed = c4.number_input("Sampling seed", 0, 2**31 - 1, 0)
+    temperature = sidebar.linked("compare_temperature", 0.8, lowest=0.0, highest=2.0)
+    c1.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.1, key="compare_temperature")
+    top_k = sidebar.linked("compare_top_k", 40, lowest=0, highest=1000)
+    c2.number_input("Top-k (0 = all)", 0, 1000, key="compare_top_k")
+    new_tokens = sidebar.linked("compare_new_tokens", 40, lowest=1, highest=100)
+    c3.slider("New tokens", 1, 100, key="compare_new_tokens")
+    seed = sidebar.linked("compare_seed", 0, lowest=0, highest=2**31 - 1)
+    c4.number_input("Sampling seed", 0, 2**31 - 1, key="compare_seed")
     for col, (name, v) in zip(st.columns(len(built)), built.items()):
         text = continuation(v, prompt, new_tokens, temperature, int(top_k) or None, int(seed))
         col.markdown(f"**{name}**")

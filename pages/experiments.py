@@ -7,7 +7,7 @@ import streamlit as st
 
 from gpt2viz import PRESETS
 from gpt2viz.config import POSITIONS, preset
-from gpt2viz.dashboard import corpora, models, prompts, routing
+from gpt2viz.dashboard import corpora, models, prompts, routing, sidebar
 from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_between, reach,
                                  receptive_field, reconfigured, scratch_loss, theory_reach,
                                  window_losses)
@@ -237,8 +237,8 @@ EXPERIMENTS = {"Length generalization": show_length_generalization,
                "Logit lens": show_logit_lens}
 
 st.title("Experiments: what each alteration buys, and what it costs")
-experiment = st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment",
-                      label_visibility="collapsed")
+experiment = sidebar.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
+st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", label_visibility="collapsed")
 built = models.variants(selection)
 if built and selection.weights != "trained" and experiment != "Receptive field":
     st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
-from gpt2viz.dashboard import corpora, models, prompts, routing
+from gpt2viz.dashboard import corpora, models, prompts, routing, sidebar
 from gpt2viz.resources import format_bytes
 from gpt2viz.viz.attention import attention_grid
 from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, sharing_diagram,
@@ -22,9 +22,12 @@ if selection.weights != "checkpoint":  # the embedding the built models have, as
     base_cfg = base_cfg.replace(vocab_size=corpora.selected(selection).vocab.size)
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
-n_kv = c1.select_slider("Key/value heads (MHA → MQA)", kv_options, value=base_cfg.n_kv_head,
-                        help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
-context = c2.select_slider("Context length for the cache", [256, 1024, 4096, 32768, 131072], value=4096)
+n_kv = sidebar.linked("gqa_kv_heads", base_cfg.n_kv_head, options=kv_options)  # in the link
+c1.select_slider("Key/value heads (MHA → MQA)", kv_options, key="gqa_kv_heads",
+                 help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
+contexts = [256, 1024, 4096, 32768, 131072]
+context = sidebar.linked("gqa_context", 4096, options=contexts)
+c2.select_slider("Context length for the cache", contexts, key="gqa_context")
 st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch")
 
 rows = kv_cost_rows(base_cfg, context)

@@ -3,7 +3,7 @@ q.k with distance, live for any base, head size and context length."""
 import streamlit as st
 import torch
 
-from gpt2viz.dashboard import models, prompts, routing
+from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance,
                               rope_score_by_distance, rotation_panels, score_decay, wavelength_bars)
@@ -16,14 +16,21 @@ st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ
 built = models.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
 # The explanatory figures start at the chosen RoPE model's own base and head size.
-name = st.selectbox("RoPE model", list(rope_variants)) if rope_variants else None
+# Another model starts them again at its own; the three sliders are in the link (sidebar.linked).
+name = (st.selectbox("RoPE model", list(rope_variants),
+                     on_change=sidebar.forget, args=("geometry_base", "geometry_head_dim"))
+        if rope_variants else None)
 own = rope_variants[name].config if name else None
 c1, c2, c3 = st.columns(3)
 bases = sorted({100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0} | ({own.rope_base} if own else set()))
-base = c1.select_slider("RoPE base", bases, value=own.rope_base if own else 10000.0, format_func=lambda b: f"{b:g}")
+base = sidebar.linked("geometry_base", own.rope_base if own else 10000.0, options=bases)
+c1.select_slider("RoPE base", bases, key="geometry_base", format_func=lambda b: f"{b:g}")
 head_dims = sorted({8, 16, 32, 64, 128} | ({own.head_dim} if own else set()))
-head_dim = c2.select_slider("Head size", head_dims, value=own.head_dim if own else 16)
-context = c3.select_slider("Context length", [64, 128, 256, 512, 1024, 4096, 32768], value=256)
+head_dim = sidebar.linked("geometry_head_dim", own.head_dim if own else 16, options=head_dims)
+c2.select_slider("Head size", head_dims, key="geometry_head_dim")
+contexts = [64, 128, 256, 512, 1024, 4096, 32768]
+context = sidebar.linked("geometry_context", 256, options=contexts)
+c3.select_slider("Context length", contexts, key="geometry_context")
 
 st.subheader("The rotation")
 prompt = prompts.prompt_input()

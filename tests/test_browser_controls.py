@@ -249,14 +249,13 @@ def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
             wait_trained(page)
             assert re.search(r"python-notes.txt: [\d,]+ GPT-2 tokens, split", page_text(page))
             assert "corpus=python-notes.txt%40" in page.url
-            row = table(page)[0]
-            assert row["corpus"] == "python-notes.txt" and row["weights"] == "trained"
+            assert table(page, 1)[0]["corpus"] == "python-notes.txt" and table(page)[0]["weights"] == "trained"
             link = page.url
         with new_page(chromium) as page:  # a new session on the same server: the link finds the text
             page.goto(link)
             wait_idle(page)
             wait_trained(page)
-            assert table(page)[0]["corpus"] == "python-notes.txt" and no_exception(page)
+            assert table(page, 1)[0]["corpus"] == "python-notes.txt" and no_exception(page)
 
 
 def test_four_sessions_at_once_each_see_only_their_own(tmp_path, chromium):

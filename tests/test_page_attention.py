@@ -67,4 +67,4 @@ def test_attention_difference_caption_is_the_largest_difference():
     at.radio[0].set_value("Difference").run()
     (diff,) = figures(at)
     z = array(diff["data"][0]["z"])
-    assert f"Largest absolute difference: {np.nanmax(np.abs(z)):.3f}." in at.caption[-1].value
+    assert f"Largest absolute difference: {np.nanmax(np.abs(z)):.3f}." in at.main.caption[-1].value

@@ -11,9 +11,14 @@ from apptest import QUICK_STEPS, app, figures, kv_bytes_per_token, own_loss, par
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 
+def build_table(at):
+    """The Build page's two tables (what each model is, how well it learned) as one."""
+    return at.dataframe[0].value.merge(at.dataframe[1].value, on="variant")
+
+
 def test_build_table_trains_and_flags_models_that_did_not_learn(tmp_path):
     at = app()
-    table = at.dataframe[0].value
+    table = build_table(at)
     assert list(table["variant"]) == ["gpt2", "rope+gqa+swa"]
     assert (table["params"] > 0).all() and table["val loss"].notna().all()
     (loss,) = figures(at)
@@ -29,7 +34,7 @@ def test_build_table_trains_and_flags_models_that_did_not_learn(tmp_path):
 
 def test_build_numbers_are_recomputed_from_their_definitions(corpus):
     at = app()
-    table = at.dataframe[0].value.set_index("variant")
+    table = build_table(at).set_index("variant")
     for name in ("gpt2", "rope+gqa+swa"):
         v, cfg = stored(name), PRESETS[name]
         assert table.loc[name, "params"] == param_formula(cfg, corpus.vocab.size)
@@ -42,7 +47,7 @@ def test_build_numbers_are_recomputed_from_their_definitions(corpus):
 
 def test_build_shows_how_much_each_model_uses_its_context(corpus):
     at = app()
-    table = at.dataframe[0].value.set_index("variant")
+    table = build_table(at).set_index("variant")
     for name in ("gpt2", "rope+gqa+swa"):
         model = stored(name).model
         assert table.loc[name, "val loss, context 1"] == pytest.approx(own_loss(model, corpus.val, 1), abs=6e-4)
@@ -81,8 +86,8 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
     at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")
-    row = at.dataframe[0].value.iloc[0]
-    assert row["weights"] == "trained" and "5 steps · batch 4 × 128 tokens · lr 0.002" in row["settings"]
+    assert at.dataframe[0].value.iloc[0]["weights"] == "trained"
+    assert any("5 steps · batch 4 × 128 tokens · lr 0.002" in e.label for e in at.expander)
     settings = TrainSettings(steps=5, lr=0.002, batch_size=4)
     assert checkpoint_folder(PRESETS["gqa"], Corpus.default(), settings, 0).is_dir()
     # learned positions have 128 rows: a 512-token block cannot train, said before anything runs

@@ -46,7 +46,7 @@ def test_window_that_covers_the_block_is_full_attention():
 
 def test_receptive_field_reach_matches_theory_on_the_page():
     at = choose(app("experiments"), "Receptive field")
-    at.selectbox[-1].set_value("rope+gqa+swa").run()
+    at.main.selectbox[-1].set_value("rope+gqa+swa").run()
     (fig,) = figures(at)
     z = array(fig["data"][0]["z"])  # (layers, P + 1)
     position = z.shape[1] - 1
@@ -55,7 +55,7 @@ def test_receptive_field_reach_matches_theory_on_the_page():
         assert z[layer].sum() == min(position, 15 * (layer + 1)) + 1
     assert list(at.dataframe[0].value["measured reach"]) == [15, 30, 45, 60]
     assert any("agree at every layer" in s.value for s in at.success)
-    at.selectbox[-1].set_value("gpt2").run()
+    at.main.selectbox[-1].set_value("gpt2").run()
     assert any("no window" in i.value for i in at.info)
 
 
@@ -63,7 +63,7 @@ def test_gqa_frontier_pools_then_uptrains_on_demand():
     at = choose(app("experiments"), "GQA frontier")
     table = at.dataframe[0].value
     assert list(table["n_kv_head"]) == [8, 4, 2, 1] and table.filter(like="uptrained").isna().all().all()
-    at.number_input[-1].set_value(2).run()
+    at.main.number_input[-1].set_value(2).run()
     at.button[0].click().run()
     assert not at.exception
     table = at.dataframe[0].value

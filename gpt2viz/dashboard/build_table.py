@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from functools import partial
 
+import pandas as pd
 import streamlit as st
 
 from gpt2viz.checkpoint_cache import checkpoint_folder
@@ -34,8 +35,9 @@ def download_button(name: str, variant: Variant, selection: Selection) -> None:
 
 
 def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
-    """One row per variant; the settings and corpus only where this selection trained it."""
-    rows, settings, data = [], selection.settings, corpora.selected(selection)
+    """One row per variant; the corpus only where this selection trained it (the settings,
+    the same for all, head the Training settings panel)."""
+    rows, data = [], corpora.selected(selection)
     for name, v in built.items():
         cfg, h = v.config, v.history
         ours = v.source.startswith("trained")
@@ -47,9 +49,49 @@ def summary_rows(built: dict[str, Variant], selection: Selection) -> list[dict]:
                         for c, loss in (cached_context_losses(v, data) if h else dict.fromkeys(CONTEXTS)).items()},
                      "unigram loss": round(h.unigram_loss, 3) if h else None,
                      "KV cache / token": format_bytes(cfg.kv_cache_bytes_per_token()),
-                     "trained": _training_label(h) if h else None,
-                     "settings": settings.describe() if ours else None})
+                     "trained": _training_label(h) if h else None})
     return rows
+
+
+# The columns split in two tables that fit a laptop screen (1280 px): what each model is, then
+# how well it learned (for the models that were trained).
+MODEL_COLUMNS = ["variant", "weights", "params", "attention", "position", "window", "KV cache / token"]
+SHORT_LABELS = {"unigram loss": "unigram", "within seed noise of": "within noise of",
+                **{f"val loss, context {'≤ ' if c > 1 else ''}{c}": f"ctx {'≤ ' if c > 1 else ''}{c}"
+                   for c in CONTEXTS}}
+NOTHING = "—"
+
+
+def show_tables(rows: list[dict], training: bool) -> None:
+    """The rows as two tables; a column with nothing for any model is left out, a cell with
+    nothing for one model shows NOTHING, and a caption says why (`training`: the selection
+    trains them, and the models without numbers are still waiting for it)."""
+    frame = pd.DataFrame(rows)
+    models, gaps = _without_gaps(frame[MODEL_COLUMNS])
+    learned, more_gaps = _without_gaps(frame.drop(columns=MODEL_COLUMNS[1:]))
+    st.dataframe(models, hide_index=True, width="stretch")
+    if learned.shape[1] > 1:
+        st.dataframe(learned, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.Column(label) for c, label in SHORT_LABELS.items()})
+    if (gaps or more_gaps) and training:
+        st.caption(f"A model not trained yet has no validation losses or training run to show "
+                   f"(a missing column, or {NOTHING}): they appear when its training finishes.")
+    elif gaps or more_gaps:
+        st.caption(f"Random and imported weights were never trained here: they have no validation "
+                   f"losses or training run to show (a missing column, or {NOTHING}).")
+
+
+def _without_gaps(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Columns empty for every row left out; a column with gaps as text, NOTHING in the gaps."""
+    kept = {}
+    for c in table:
+        values = table[c]
+        if values.isna().any() and not values.isna().all():
+            values = values.map(lambda x: NOTHING if pd.isna(x) else str(x))
+        if not values.isna().all():
+            kept[c] = values
+    return pd.DataFrame(kept), len(kept) < table.shape[1] or any(
+        (v == NOTHING).any() for v in kept.values())
 
 
 def training_estimate(selection: Selection) -> str:

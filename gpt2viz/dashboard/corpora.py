@@ -54,14 +54,17 @@ def find(corpus_id: str) -> Corpus | None:
 def selected(selection) -> Corpus:
     """The text the selection's models train on (the embedded corpus unless the user chose
     their own on Build & train); a corpus this server no longer has is said."""
-    corpus_id = selection.corpus
-    found = find(corpus_id)
+    found = find(selection.corpus)
     if found is None:
-        st.warning(f"The corpus {corpus_id!r} is not on this server (uploaded texts live in its "
-                   f"checkpoint cache, which may have been cleared): using the embedded corpus. "
-                   f"Upload the text again on Build & train.")
+        st.warning(missing_note(selection.corpus))
         return default()
     return found
+
+
+def missing_note(corpus_id: str) -> str:
+    return (f"The corpus {corpus_id!r} is not on this server (uploaded texts live in its "
+            f"checkpoint cache, which may have been cleared): using the embedded corpus. "
+            f"Upload the text again on Build & train.")
 
 
 def add(text: str, name: str) -> Corpus:

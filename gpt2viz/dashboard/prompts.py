@@ -6,16 +6,19 @@ import streamlit as st
 
 from gpt2viz.workbench import Prompt, Variant, run_trace, tokenize_prompt, unknown_positions
 
+from . import sidebar
+
 DEFAULT_PROMPT = ('The "for" statement is used to iterate over the elements of a sequence '
                   '(such as a string, tuple or list) or other iterable object.')
 
 
 def prompt_input() -> Prompt | None:
     """The prompt shared by the pages; problems are explained, not raised."""
-    # The widget's own state is dropped on page switches; "prompt_text" survives them.
-    st.session_state.setdefault("prompt_text", DEFAULT_PROMPT)
-    st.session_state["prompt_widget"] = st.session_state["prompt_text"]
-    text = st.text_area("Prompt", key="prompt_widget", height=80, on_change=_keep_prompt)
+    text = sidebar.linked("prompt", DEFAULT_PROMPT)  # kept across pages, and in the link
+    st.text_area("Prompt", key="prompt", height=80)
+    if len(text) > sidebar.PROMPT_LINK_CHARS:
+        st.caption(f"A link to this view holds the prompt's first {sidebar.PROMPT_LINK_CHARS:,} "
+                   f"characters (of {len(text):,}).")
     try:
         prompt = tokenize_prompt(text)
     except ValueError as err:
@@ -25,10 +28,6 @@ def prompt_input() -> Prompt | None:
         st.info(f"The prompt has {prompt.truncated_from} tokens; only its last "
                 f"{len(prompt.gpt2_ids)} are used.")
     return prompt
-
-
-def _keep_prompt():
-    st.session_state["prompt_text"] = st.session_state["prompt_widget"]
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

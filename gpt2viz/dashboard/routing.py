@@ -3,6 +3,7 @@ page). app.py calls run_app(); every page starts with selection()."""
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from . import serving_mode, sidebar
 from .sidebar import Selection
@@ -27,9 +28,12 @@ def run_app():
 
 
 def selection() -> Selection:
-    """The sidebar's choices. A fresh server whose first request is a deep link runs the page
-    file on its own (Streamlit's legacy pages/ mode); route through run_app() instead."""
-    if "selection" not in st.session_state:
+    """The sidebar's choices. A run that starts in the page file itself (Streamlit's legacy
+    pages/ mode: a fresh server's first deep link, and every rerun under AppTest) has not drawn
+    the sidebar: route it through run_app() instead, so a page never reads last run's choices."""
+    ctx = get_script_run_ctx()
+    drawn = getattr(getattr(ctx, "shared", ctx), "widget_user_keys_this_run", ())  # older: on ctx
+    if "sb_variants" not in drawn:
         run_app()
         st.stop()
     return st.session_state["selection"]

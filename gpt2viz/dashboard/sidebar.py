@@ -9,6 +9,7 @@ a value a link cannot mean is clamped or replaced, and the page says so in one l
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS, TrainSettings
 from gpt2viz.resources import device
 
-from . import serving_mode
+from . import corpora, serving_mode
 
 WEIGHTS = {"trained": "Trained on the corpus", "random": "Random init (instant)",
            "checkpoint": "Local checkpoint folder", "upload": "Upload a checkpoint (.zip)"}
@@ -33,6 +34,7 @@ NUMBER_FIELDS = {  # field: (label, smallest, largest, step)
     "n_kv_head": ("Key/value heads", 1, 32, 1),
     "window": ("Window (0 = full attention)", 0, 256, 1),
     "rope_base": ("RoPE base", 2.0, 1e7, 1000.0),
+    "sinks": ("Attention sinks (first tokens kept)", 0, 64, 1),
     "seed": ("Seed", 0, 2**31 - 1, 1),
 }
 # The training budget and optimizer, the same for every variant compared (a fair comparison);
@@ -55,16 +57,27 @@ TRAINING_DEFAULTS = dict(steps=_SETTINGS.steps, max_seconds=0, lr=_SETTINGS.lr,
                          dropout=0.0)
 CUSTOM_DEFAULTS = {
     "custom": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=2, window=16,
-                   rope_base=10000.0),
+                   rope_base=10000.0, sinks=0),
     "custom2": dict(position="rope", n_layer=4, d_model=128, n_head=8, n_kv_head=1, window=16,
-                    rope_base=10000.0),
+                    rope_base=10000.0, sinks=0),
 }
 CUSTOM_NUMBERS = [f for f in CUSTOM_DEFAULTS["custom"] if f != "position"]
+# A custom field that means nothing with the others' values is hidden and left out of the config
+# (its widget value is kept, for when it applies again): field -> does it apply, given the values.
+APPLIES = {"rope_base": lambda v: v["position"] == "rope", "sinks": lambda v: int(v["window"]) > 0}
 DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, checkpoint="", corpus="",
                 **TRAINING_DEFAULTS,
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
                    for f, v in CUSTOM_DEFAULTS[slot].items()})
 VARIANT_IDS = list(PRESETS) + list(SLOTS)
+# The pages' own view controls travel in the link too, under names of their own (widget key =
+# URL name), read where the page draws them (linked()); the prompt is text, so the link holds
+# at most PROMPT_LINK_CHARS of it.
+PAGE_LINK_NAMES = ["prompt", "attention_view", "attention_layer", "attention_head", "attention_scale",
+                   "geometry_base", "geometry_head_dim", "geometry_context", "gqa_kv_heads", "gqa_context",
+                   "compare_k", "compare_temperature", "compare_top_k", "compare_new_tokens",
+                   "compare_seed", "experiment"]
+PROMPT_LINK_CHARS = 1000
 
 
 @dataclass
@@ -120,6 +133,7 @@ def read_link(params: dict[str, list[str]]) -> tuple[dict, list[str]]:
     for key in ("checkpoint", "corpus"):  # looked up where they are used, and said there
         if key in params:
             state[key] = params[key][-1]
+    state["page_link"] = {k: params[k][-1] for k in PAGE_LINK_NAMES if k in params}  # read by linked()
     numbers = ({"seed": "seed"} | {f: f for f in TRAINING_FIELDS}
                | {prefix + f: f for _, prefix in SLOTS.values() for f in CUSTOM_NUMBERS})
     for key, spec in numbers.items():
@@ -136,22 +150,33 @@ def _number_from_link(key, text, lowest, highest, default):
     try:
         value = kind(text)
     except ValueError:
-        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {default:g}."
+        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {plain(default)}."
+    if not math.isfinite(value):
+        return default, f"{key}={text!r} is not a finite number; using the default, {plain(default)}."
     if not lowest <= value <= highest:
         clamped = min(max(value, lowest), highest)
-        return clamped, (f"{key}={text} is outside {lowest:g}–{highest:g}; using the nearest "
-                         f"valid value, {clamped:g}.")
+        return clamped, (f"{key}={text} is outside {plain(lowest)}–{plain(highest)}; using the "
+                         f"nearest valid value, {plain(clamped)}.")
     return value, None
+
+
+def plain(number) -> str:
+    """Whole numbers as written (2,147,483,647, not 2.14748e+09); others short (%g)."""
+    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
 
 
 def write_link(values: dict) -> None:
     """Everything that differs from the defaults goes in the URL, so a shared link
-    reproduces the view."""
+    reproduces the view: the sidebar's, the page controls' (and what the link said for a page
+    not shown yet)."""
     wanted = {}
     for name, default in defaults().items():
         value = values[name]
         if value != default:
             wanted[name] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    pages = st.session_state.get("page_values", {})
+    wanted |= st.session_state.get("page_link", {})
+    wanted |= {k: str(v)[:PROMPT_LINK_CHARS] for k, (v, default) in pages.items() if v != default}
     current = {k: st.query_params.get_all(k) if k == "variants" else st.query_params[k]
                for k in st.query_params}
     if current != wanted:
@@ -163,9 +188,11 @@ def custom_config(values: dict, slot: str) -> ModelConfig:
     """The custom slot's ModelConfig; ValueError (with the fix) when it cannot be built."""
     prefix = SLOTS[slot][1]
     v = {f: values[prefix + f] for f in CUSTOM_DEFAULTS[slot]}
+    v |= {f: CUSTOM_DEFAULTS[slot][f] for f, applies in APPLIES.items() if not applies(v)}
     return ModelConfig(n_layer=int(v["n_layer"]), n_head=int(v["n_head"]), n_kv_head=int(v["n_kv_head"]),
                        d_model=int(v["d_model"]), position=v["position"],
-                       rope_base=float(v["rope_base"]), window=int(v["window"]) or None)
+                       rope_base=float(v["rope_base"]), window=int(v["window"]) or None,
+                       sinks=int(v["sinks"]))
 
 
 def custom_name(slot: str, config: ModelConfig) -> str:
@@ -180,6 +207,8 @@ def custom_name(slot: str, config: ModelConfig) -> str:
         parts.append("MQA" if config.n_kv_head == 1 else f"GQA-{config.n_kv_head}")
     if config.window is not None:
         parts.append(f"w={config.window}")
+    if config.sinks:
+        parts.append(f"{config.sinks} sinks")
     if config.n_layer != base.n_layer:
         parts.append(f"L={config.n_layer}")
     if config.d_model != base.d_model:
@@ -196,6 +225,11 @@ def _restore_dropped_widgets() -> None:
     if "sidebar_values" not in st.session_state:
         params = {k: st.query_params.get_all(k) for k in st.query_params}
         values, notes = read_link(params)
+        st.session_state["page_link"] = values.pop("page_link")
+        st.session_state["page_values"] = {}  # key -> (value, default), kept while not drawn
+        if corpora.find(values["corpus"]) is None:  # said once here, not by every page's lookup
+            notes.append(corpora.missing_note(values["corpus"]))
+            values["corpus"] = corpora.EMBEDDED
         st.session_state["sidebar_values"] = st.session_state["link_values"] = values
         st.session_state["link_notes"] = notes
     for key, value in st.session_state["sidebar_values"].items():
@@ -228,7 +262,8 @@ def draw() -> Selection:
         with sb.expander(heading[0].upper() + heading[1:], expanded=slot in names):
             st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
             for f in CUSTOM_NUMBERS:
-                _number(st, prefix + f, f)
+                if f not in APPLIES or APPLIES[f]({g: current[prefix + g] for g in CUSTOM_DEFAULTS[slot]}):
+                    _number(st, prefix + f, f)
         if slot in names:
             try:
                 config = custom_config(current, slot)
@@ -296,8 +331,75 @@ def training_controls(estimate: str) -> None:
 
 def show_link_notes() -> None:
     """What the link asked for that could not be shown as written, on every page until the
-    user changes a sidebar control."""
+    user changes a sidebar control: one box, one line per note (a page control's note,
+    found later in the run, joins the box)."""
     if st.session_state.get("link_values") != st.session_state["sidebar_values"]:
         st.session_state["link_notes"] = []
-    for note in st.session_state.get("link_notes", []):
-        st.warning(note)
+    st.session_state["link_notes_box"] = st.empty()
+    _draw_link_notes()
+
+
+def _draw_link_notes():
+    notes = st.session_state.get("link_notes", [])
+    if notes:
+        st.session_state["link_notes_box"].warning("  \n".join(notes))
+
+
+# ------------------------------------------------------------------------------- page controls
+def linked(key: str, default, options=None, lowest=None, highest=None):
+    """Call before drawing the page control keyed `key` (drawn with that key and no value of
+    its own), on every run, drawn or not. Its value: the user's; else, while it is hidden or
+    another page is shown, the last one; else the link's; else `default`. A link value the
+    control cannot take is clamped or replaced and said; a kept value outside what this page
+    offers now (fewer layers, other heads) is moved to the nearest it offers."""
+    kept, link = st.session_state["page_values"], st.session_state["page_link"]
+    if key in st.session_state:
+        value = st.session_state[key]
+    elif key in link:
+        value, note = _page_value_from_link(key, link.pop(key), default, options, lowest, highest)
+        if note:
+            st.session_state["link_notes"].append(note)
+            _draw_link_notes()
+    else:
+        value = kept.get(key, (default, default))[0]
+    if options is not None and value not in options:
+        numeric = [o for o in options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+        value = (min(numeric, key=lambda o: abs(o - value)) if numeric and isinstance(value, (int, float))
+                 else default)
+    elif lowest is not None:
+        value = min(max(value, lowest), highest)
+    st.session_state[key] = value
+    kept[key] = (value, default)
+    write_link(st.session_state["sidebar_values"])
+    return value
+
+
+def forget(*keys: str) -> None:
+    """Drop page controls' values (a callback): they start again at their defaults."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state["page_values"].pop(key, None)
+
+
+def _page_value_from_link(key, text, default, options, lowest, highest):
+    if isinstance(default, str) and options is None:  # text
+        if len(text) > PROMPT_LINK_CHARS:
+            return text[:PROMPT_LINK_CHARS], (f"The link's {key} is {len(text):,} characters long; "
+                                              f"using its first {PROMPT_LINK_CHARS:,}.")
+        return text, None
+    if options is None:
+        return _number_from_link(key, text, lowest, highest, default)
+    for option in options:
+        if str(option) == text:
+            return option, None
+    numbers = [o for o in options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+    try:
+        wanted = float(text)
+    except ValueError:
+        wanted = math.nan
+    if numbers and math.isfinite(wanted):  # a number the options lack: the nearest, said
+        nearest = min(numbers, key=lambda o: abs(o - wanted))
+        return nearest, (None if nearest == wanted else
+                         f"{key}={text} is not offered here; using the nearest, {plain(nearest)}.")
+    shown = ", ".join(map(str, options)) if len(options) <= 8 else f"{options[0]} … {options[-1]}"
+    return default, f"{key}={text!r} is not one of {shown}; using {default!r}."
