@@ -87,7 +87,7 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
     at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")
     assert at.dataframe[0].value.iloc[0]["weights"] == "trained"
-    assert any("5 steps · batch 4 × 128 tokens · lr 0.002" in e.label for e in at.expander)
+    assert any("5 steps · batch 4 × 128 tokens · lr 0.002" in c.value for c in at.caption)
     settings = TrainSettings(steps=5, lr=0.002, batch_size=4)
     assert checkpoint_folder(PRESETS["gqa"], Corpus.default(), settings, 0).is_dir()
     # learned positions have 128 rows: a 512-token block cannot train, said before anything runs

@@ -61,8 +61,8 @@ def store() -> ModelStore:
 
 def variants(selection: Selection, show_training: bool = False, purpose: str = "selection") -> dict[str, Variant]:
     """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
-    names what a page asks for (its selection, or a reference model of its own); the request
-    for the selection draws the training banner (show_training: with the live loss curve)."""
+    names what a page asks for (its selection, or a reference model of its own); the training
+    banner is drawn once a page (show_training: with the live loss curve)."""
     if selection.weights == "checkpoint":
         return _checkpoint_variant(selection.checkpoint)
     if selection.weights == "upload":
@@ -82,8 +82,7 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
     if selection.weights == "trained":
         training.start(models, wanted, data, settings, selection.seed, purpose)
         training.show_stopped([key for key, _ in wanted.values()])
-        if purpose == "selection":
-            training.status(models, show_training)
+        training.banner(models, show_training)
     built = {}
     for name, (key, config) in wanted.items():
         if key in models:

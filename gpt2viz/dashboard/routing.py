@@ -27,13 +27,18 @@ def run_app():
     page.run()
 
 
+def widget_keys_this_run() -> set:
+    """The keys of the widgets drawn so far in this run (Streamlit keeps them per run; older
+    versions on the context itself)."""
+    ctx = get_script_run_ctx()
+    return getattr(getattr(ctx, "shared", ctx), "widget_user_keys_this_run", set())
+
+
 def selection() -> Selection:
     """The sidebar's choices. A run that starts in the page file itself (Streamlit's legacy
     pages/ mode: a fresh server's first deep link, and every rerun under AppTest) has not drawn
     the sidebar: route it through run_app() instead, so a page never reads last run's choices."""
-    ctx = get_script_run_ctx()
-    drawn = getattr(getattr(ctx, "shared", ctx), "widget_user_keys_this_run", ())  # older: on ctx
-    if "sb_variants" not in drawn:
+    if "sb_variants" not in widget_keys_this_run():
         run_app()
         st.stop()
     return st.session_state["selection"]

@@ -21,7 +21,7 @@ from gpt2viz.train import check_trainable, load_cached
 from gpt2viz.train_process import train_in_child
 from gpt2viz.workbench import Variant
 
-from . import serving_mode
+from . import routing, serving_mode
 
 if TYPE_CHECKING:
     from .models import ModelStore
@@ -110,6 +110,15 @@ def show_stopped(keys) -> None:
         if b.button("Train again", key=f"retrain-{hash(key)}"):
             del _stopped()[key]
             st.rerun()
+
+
+def banner(store: ModelStore, detailed: bool) -> None:
+    """The banner, once a page (the first request that finds this session with jobs draws it)
+    and only while there are jobs: its timer reruns every second, and a rerun closes whatever
+    dropdown the user has open."""
+    drawn = "cancel-training" in routing.widget_keys_this_run()
+    if not drawn and (store.training.jobs_of(_session()) or st.session_state.get("training_followed")):
+        status(store, detailed)
 
 
 @st.fragment(run_every=1.0)
