@@ -13,8 +13,8 @@ line only call them):
 - GQA frontier and uptraining (Ainslie et al. 2023): mean-pool K/V heads, evaluate, train a
   few steps more, evaluate again;
 - logit lens: the next-token read-out of the residual stream after every layer;
-- streaming (StreamingLLM), head statistics and head ablation: made for the real pretrained
-  model (gpt2viz.pretrained), and they run on any model.
+- streaming (StreamingLLM) and head ablation: made for the real pretrained model
+  (gpt2viz.pretrained), and they run on any model (head statistics: gpt2viz.heads).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .checkpoints import to_gqa
 from .config import ModelConfig
 from .corpus import Corpus
+from .heads import induction_ids
 from .model import GPT2
 from .resources import device, ensure_fits
 from .checkpoint_cache import checkpoint_folder
@@ -330,67 +331,7 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     return rows
 
 
-# ------------------------------------------------------------------ 7. what each head does
-HEAD_TEXT_TOKENS = 512  # attention statistics over the first 512 tokens of the text
-INDUCTION_LENGTH = 64  # a random sequence of 64 tokens, then the same 64 again
-INDUCTION_COUNT = 4  # four such sequences (seed 0)
-
-
-def repeated_random_tokens(vocab_size: int, length: int = INDUCTION_LENGTH,
-                           count: int = INDUCTION_COUNT, seed: int = 0) -> torch.Tensor:
-    """(count, 2 * length): random ids, uniform in [min(256, V // 4), V) -- past the special
-    and single-byte tokens of a real vocabulary --, each row a sequence followed by itself.
-    Only a head that copies from the earlier occurrence can predict the second half."""
-    low = min(256, vocab_size // 4)
-    first = torch.randint(low, vocab_size, (count, length), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([first, first], dim=1)
-
-
-@torch.no_grad()
-def head_stats(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> list[dict]:
-    """Per layer and query head, from the attention probabilities A (trace(), eager kernel):
-
-    On the first T = min(HEAD_TEXT_TOKENS, len) tokens of the text, averaged over queries
-    i = 1 .. T-1 (query 0 can only see itself):
-    - first_token_mass: A[i, 0], the attention-sink mass on the first token;
-    - prev_token: A[i, i-1];
-    - entropy: -sum_j A[i, j] ln A[i, j], in nats;
-    - mean_distance: sum_j A[i, j] * (i - j), in tokens.
-    On INDUCTION_COUNT sequences of INDUCTION_LENGTH random tokens repeated once
-    (repeated_random_tokens(seed)), averaged over the second copy's queries i = L .. 2L-1:
-    - induction: A[i, i - L + 1], the attention to the token after the query's earlier
-      occurrence (what an induction head copies).
-    Rows: {"layer", "head", "kv_head", "first_token_mass", "prev_token", "induction",
-    "entropy", "mean_distance"}."""
-    cfg = model.config
-    device = model.wte.weight.device
-    t = min(HEAD_TEXT_TOKENS, len(text_ids))
-    if t < 2:
-        raise ValueError("head statistics need a text of at least 2 tokens.")
-    cfg.check_seq_len(max(t, 2 * INDUCTION_LENGTH))
-    text_attn = model.trace(text_ids[:t][None].to(device)).attn  # per layer (1, H, T, T)
-    queries = torch.arange(1, t, device=device)
-    repeats = repeated_random_tokens(cfg.vocab_size, seed=seed).to(device)
-    rep_attn = model.trace(repeats).attn  # per layer (count, H, 2L, 2L)
-    second = torch.arange(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH, device=device)
-    distance = (queries[:, None] - torch.arange(t, device=device)[None]).clamp(min=0)  # (T-1, T)
-    rows = []
-    for layer, (a, r) in enumerate(zip(text_attn, rep_attn)):
-        a = a[0, :, 1:].double()  # (H, T-1, T): queries 1 .. T-1
-        stats = {
-            "first_token_mass": a[:, :, 0].mean(-1),
-            "prev_token": a[:, :, :-1].diagonal(dim1=1, dim2=2).mean(-1),  # A[i, i-1]
-            "induction": r[:, :, second, second - INDUCTION_LENGTH + 1].double().mean((0, 2)),
-            "entropy": -(a * a.clamp(min=1e-30).log()).sum(-1).mean(-1),
-            "mean_distance": (a * distance).sum(-1).mean(-1),
-        }
-        for head in range(cfg.n_head):
-            rows.append({"layer": layer, "head": head, "kv_head": head // cfg.group_size,
-                         **{k: float(v[head]) for k, v in stats.items()}})
-    return rows
-
-
-# ------------------------------------------------------------------ 8. head ablation
+# ------------------------------------------------------------------ 7. head ablation
 ABLATE_TEXT_TOKENS = 1024  # text loss over the first 1024 tokens, one sequence
 
 
@@ -446,13 +387,14 @@ def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> dict:
         raise ValueError("the text needs at least 2 tokens.")
     device = model.wte.weight.device
     text = text_ids[:t].to(device)
-    repeats = repeated_random_tokens(model.config.vocab_size, seed=seed).to(device)
-    second = slice(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH - 1)
+    repeats = induction_ids(model, seed).to(device)  # (N, 2L)
+    length = repeats.shape[1] // 2
+    second = slice(length, 2 * length - 1)
     return {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
             "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
 
 
-# ------------------------------------------------------------------ 9. pooling a real model's KV heads
+# ------------------------------------------------------------------ 8. pooling a real model's KV heads
 def pooled_kv_losses(model: GPT2, text_ids: torch.Tensor) -> dict:
     """Mean-pool the KV heads (to_gqa) into every smaller count that divides them, no
     uptraining: the loss on the first ABLATE_TEXT_TOKENS tokens of the text, before and after."""
