@@ -244,7 +244,8 @@ def run_experiment(args) -> int:
     elif args.experiment == "streaming":
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         ids, sha = scored_text(args, loaded, corpus)
-        rows = ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)
+        rows = [{k: v for k, v in row.items() if k != "per_token"}  # the JSON keeps its size
+                for row in ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)]
         result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha, "rows": rows}
         summary = [f"{'full' if r['window'] is None else 'window ' + str(r['window'])}"
                    f"{' + ' + str(r['sinks']) + ' sinks' if r['window'] and r['sinks'] else ''}: "

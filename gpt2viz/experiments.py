@@ -311,7 +311,8 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     banded kernel (attention.choose_impl), so they cost less than the dense one.
 
     Rows: {"window" (None = full), "sinks", "loss", "ppl", "buckets": {"0-255": mean loss of
-    the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}}."""
+    the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}, "per_token":
+    the loss at every position, for viz.experiments.streaming_figure}."""
     if tokens < 2 or len(ids) < tokens + 1:
         raise ValueError(f"the text has {len(ids)} tokens; streaming over {tokens} needs "
                          f"{tokens + 1} (give a longer --text or fewer --tokens).")
@@ -327,7 +328,8 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
         loss = float(losses.mean())
         rows.append({"window": window, "sinks": n_sinks, "loss": loss, "ppl": math.exp(loss),
                      "buckets": {f"{lo}-{hi - 1}": float(losses[lo:hi].mean()) if lo < tokens else None
-                                 for lo, hi in STREAM_BUCKETS}})
+                                 for lo, hi in STREAM_BUCKETS},
+                     "per_token": losses.tolist()})
     return rows
 
 

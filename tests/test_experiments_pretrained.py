@@ -72,6 +72,8 @@ def test_streaming_equals_a_model_built_with_that_window_and_sinks():
         assert row["buckets"]["0-255"] == pytest.approx(float(losses[:256].mean()), abs=1e-9)
         assert row["buckets"]["256-1023"] == pytest.approx(float(losses[256:].mean()), abs=1e-9)
         assert row["buckets"]["1024-2047"] is None and row["buckets"]["2048-4095"] is None
+        assert row["per_token"] == pytest.approx(losses.tolist(), abs=1e-9)
+        assert sum(row["per_token"]) / tokens == pytest.approx(row["loss"], abs=1e-12)
     full = rows[0]["loss"]
     assert rows[3]["loss"] == pytest.approx(full, abs=1e-12) == rows[4]["loss"]  # window >= tokens
     assert rows[1]["loss"] != full
