@@ -14,7 +14,7 @@ from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_be
 from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
                                      receptive_figure, window_figure)
 from gpt2viz.resources import plural
-from gpt2viz.workbench import model_ids, token_labels
+from gpt2viz.workbench import prompt_ids, token_labels
 
 selection = routing.selection()
 data, settings = corpora.selected(selection), selection.settings
@@ -225,7 +225,7 @@ def show_logit_lens(built):
     if prompt:
         lenses = {}
         for name, v in built.items():
-            probs, top = logit_lens(v.model, model_ids(v, prompt)[0])
+            probs, top = logit_lens(v.model, prompt_ids(v, prompt)[0])
             lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top])
         st.plotly_chart(logit_lens_figure(lenses, prompt.labels), width="stretch")
 
