@@ -1,0 +1,57 @@
+"""The pages wired for the real model (RoPE geometry, GQA sharing, Latency & memory,
+Experiments' StreamingLLM) through AppTest with smollm2-135m selected: what each draws is
+recomputed from its definition on the model's own weights. One page load per module test
+group; the model loads once per process (from the shared checkpoint cache)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gpt2viz import pretrained
+
+from apptest import app, array, figures
+
+pytestmark = pytest.mark.slow
+NAME = "smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def real():
+    """(model, tokenizer) of the variant the pages show; skipped without its package."""
+    pytest.importorskip("gguf", reason="gguf is in requirements.txt")
+    try:
+        pretrained.gguf_path(NAME)
+    except pretrained.MissingPackageError as err:
+        pytest.skip(str(err))
+    from gpt2viz.dashboard.models import store
+
+    at = app("rope", variants=[NAME])  # loads it into the process-wide store
+    return at, store().variants[("pretrained", NAME)]
+
+
+def test_rope_page_shows_the_real_models_pair_usage_and_measured_decay(real):
+    at, variant = real
+    assert not at.exception
+    figs = figures(at)
+    titles = [f["layout"]["title"]["text"] for f in figs if "title" in f["layout"]]
+    usage = next(f for f, t in zip(figs, titles) if "rotation pairs" in t)
+    decay = next(f for f, t in zip(figs, titles) if "q·k against distance" in t)
+    assert "first 512 tokens" in usage["layout"]["title"]["text"]
+    from gpt2viz.dashboard.real_model import text_ids
+
+    ids = text_ids(variant)[:512]
+    with torch.no_grad():
+        tr = variant.model.trace(ids[None])
+    q = torch.stack(tr.q).double()  # (L, 1, H, T, hd)
+    half = q.shape[-1] // 2
+    q_norms = torch.hypot(q[..., :half], q[..., half:]).mean((1, 2, 3))  # (L, half)
+    z = array(usage["data"][0]["z"])
+    assert z.shape == (30, 32)
+    assert np.allclose(z, (q_norms / q_norms.mean(1, keepdim=True)).numpy(), atol=1e-5)
+    # layer 0, head 0 against kv head 0: mean q_i . k_(i - d) / 8 at distances 0 and 5
+    qh, kh = tr.q[0][0, 0].double(), tr.k[0][0, 0].double()
+    rotated = array(decay["data"][0]["y"])
+    for d in (0, 5):
+        expected = sum(float(qh[i] @ kh[i - d]) for i in range(d, 512)) / (512 - d) / math.sqrt(64)
+        assert rotated[d] == pytest.approx(expected, rel=1e-6, abs=1e-6)
