@@ -55,3 +55,38 @@ def test_rope_page_shows_the_real_models_pair_usage_and_measured_decay(real):
     for d in (0, 5):
         expected = sum(float(qh[i] @ kh[i - d]) for i in range(d, 512)) / (512 - d) / math.sqrt(64)
         assert rotated[d] == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_gqa_page_shows_the_real_models_groups_pooling_and_cache(real):
+    _, variant = real
+    at = app("gqa", variants=[NAME])
+    cfg = variant.config
+    figs = figures(at)
+    titles = [f["layout"].get("title", {}).get("text", "") for f in figs]
+    # the shape: 9 query heads on 3 KV heads, bytes per token = 2 x 30 x kv x 64 x 4
+    table = at.dataframe[0].value
+    assert list(table["n_kv_head"]) == [9, 3, 1]
+    assert list(table["KV cache / token"]) == ["135.0 KiB", "45.0 KiB", "15.0 KiB"]
+    assert 2 * 30 * 3 * 64 * 4 == 46080 == 45 * 1024
+    likeness = figs[next(i for i, t in enumerate(titles) if "layer by layer" in t)]
+    within = array(likeness["data"][0]["y"])
+    assert len(within) == 30
+    # recomputed for layer 3 from the traced probabilities of the prompt, in the model's tokens
+    ids = torch.tensor([variant.tokenizer.encode(at.text_area[0].value)])
+    with torch.no_grad():
+        p = variant.model.trace(ids).attn[3][0].double()  # (9, T, T)
+    tv = 0.5 * (p[:, None] - p[None]).abs().sum(-1).mean(-1)  # (9, 9)
+    pairs = [(a, b) for a in range(9) for b in range(9) if a != b and a // 3 == b // 3]
+    assert within[3] == pytest.approx(float(np.mean([1 - tv[a, b] for a, b in pairs])), abs=1e-5)
+    pooled = figs[next(i for i, t in enumerate(titles) if "before any retraining" in t)]
+    losses = array(pooled["data"][0]["y"])
+    assert [str(x) for x in pooled["data"][0]["x"]] == ["3", "1"]
+    from gpt2viz.checkpoints import to_gqa
+    from gpt2viz.dashboard.real_model import text_ids
+
+    text = text_ids(variant)[:1025]
+    with torch.no_grad():
+        own = torch.nn.functional.cross_entropy(variant.model(text[None, :-1])[0], text[1:])
+    assert losses[0] == pytest.approx(float(own), abs=1e-4)
+    assert losses[1] > losses[0] + 1  # pooling 3 -> 1 without uptraining wrecks it (README: 9.96)
+    assert not any("Training in the background" in m.value for m in at.markdown)
