@@ -90,3 +90,26 @@ def test_gqa_page_shows_the_real_models_groups_pooling_and_cache(real):
     assert losses[0] == pytest.approx(float(own), abs=1e-4)
     assert losses[1] > losses[0] + 1  # pooling 3 -> 1 without uptraining wrecks it (README: 9.96)
     assert not any("Training in the background" in m.value for m in at.markdown)
+
+
+def test_latency_page_decodes_the_real_model_full_window_and_sinks(real):
+    _, variant = real
+    at = app("performance", variants=[NAME])
+    at.radio[0].set_value("Generation vs context length").run()
+    at.select_slider[0].set_value(1024).run()  # longest context
+    at.slider[0].set_value(2).run()  # steps per point
+    at.button[0].click().run()
+    assert not at.exception
+    (fig,) = figures(at)
+    measured = {t["legendgroup"]: (array(t["x"]), array(t["y"])) for t in fig["data"] if t["mode"] == "markers"}
+    assert set(measured) == {f"{NAME} · full", f"{NAME} · window 256", f"{NAME} · window 256 + 4 sinks"}
+    per_token = 2 * 30 * 3 * 64 * 4  # K and V, 30 layers, 3 KV heads of 64, fp32
+    for kind, slots in (("full", None), ("window 256", 256), ("window 256 + 4 sinks", 260)):
+        contexts, mib = measured[f"{NAME} · {kind}"]
+        assert list(contexts) == [256, 512, 1024]
+        expect = [per_token * (c + 2 if slots is None else min(c + 2, slots)) for c in contexts]
+        assert list(mib * 2**20) == pytest.approx(expect)
+    assert len(set(measured[f"{NAME} · window 256 + 4 sinks"][1][1:])) == 1  # flat past w + s = 260
+    latency = [t for t in fig["data"] if t["mode"] == "lines+markers"]
+    assert len(latency) == 3 and all((array(t["y"]) > 0).all() for t in latency)
+    assert any("its own weights" in c.value for c in at.caption)
