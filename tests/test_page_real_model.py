@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gpt2viz import pretrained
+from gpt2viz.model import GPT2
 
 from apptest import app, array, figures
 
@@ -113,3 +114,32 @@ def test_latency_page_decodes_the_real_model_full_window_and_sinks(real):
     latency = [t for t in fig["data"] if t["mode"] == "lines+markers"]
     assert len(latency) == 3 and all((array(t["y"]) > 0).all() for t in latency)
     assert any("its own weights" in c.value for c in at.caption)
+
+
+def test_streaming_experiment_scores_the_real_model_along_the_text(real):
+    _, variant = real
+    at = app("experiments", variants=[NAME])
+    at.radio(key="experiment").set_value("StreamingLLM").run()
+    at.select_slider[0].set_value(256).run()  # tokens
+    at.select_slider[1].set_value(64).run()  # window
+    at.number_input[0].set_value(1).run()  # sinks
+    assert not figures(at) and any("Three passes over 256 tokens" in i.value for i in at.info)
+    at.button[0].click().run()
+    assert not at.exception
+    (fig,) = figures(at)
+    lines = [t for t in fig["data"] if t["mode"] == "lines"]
+    assert [t["legendgroup"] for t in lines] == ["full attention", "window 64", "window 64 + 1 sink"]
+    from gpt2viz.dashboard.real_model import text_ids
+
+    ids = text_ids(variant)[:257]
+    for line, (window, sinks) in zip(lines, [(None, 0), (64, 0), (64, 1)]):
+        model = GPT2.from_weights(variant.model.config.replace(window=window, sinks=sinks),
+                                  variant.model.state_dict())  # built with that mask
+        with torch.no_grad():
+            losses = torch.nn.functional.cross_entropy(model(ids[None, :-1])[0], ids[1:], reduction="none")
+        running = np.convolve(losses.double().numpy(), np.ones(64))[:256] / np.minimum(np.arange(1, 257), 64)
+        assert array(line["y"]) == pytest.approx(running, abs=1e-4)
+    table = at.dataframe[0].value
+    assert list(table["setting"]) == ["full attention", "window 64", "window 64 + 1 sink"]
+    at.select_slider[2].set_value(16).run()  # smoothing: view only, no new passes
+    assert len(figures(at)) == 1 and not at.button
