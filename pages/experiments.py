@@ -257,6 +257,10 @@ def show_streaming(built):
     cfg, ids = variant.config, real_model.text_ids(variant)
     fits = [n for n in (256, 512, 1024, 2048, 4096, 8192, len(ids) - 1) if n < len(ids)
             and memory_shortfall(stream_bytes(cfg, n), "streaming") is None]
+    if not fits:
+        st.error(f"Not enough free memory for a pass over 256 tokens of {name} (about "
+                 f"{stream_bytes(cfg, 256) / 2**20:.0f} MiB); close other work and reload.")
+        return
     c1, c2, c3, c4 = st.columns(4)
     tokens = c1.select_slider("Tokens of text", fits, value=2048 if 2048 in fits else fits[-1],
                               format_func=lambda n: f"{n:,}",
