@@ -21,7 +21,8 @@ def timed(what, fn):
     return out
 
 
-def run(at):
+def run(at, widget=None):
+    """Rerun after `widget` was set (set_value returns the widget, not the app)."""
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -32,22 +33,22 @@ timed("load (first request until the model is in; the Build page)", lambda: app(
 
 at = timed("RoPE geometry, first draw (trace of 512 tokens, pair norms, q.k by distance)",
            lambda: app("rope", variants=[NAME]))
-timed("RoPE geometry, head slider moved (view only)", lambda: run(at.slider[1].set_value(4)))
+timed("RoPE geometry, head slider moved (view only)", lambda: run(at, at.slider[1].set_value(4)))
 at = timed("RoPE geometry, a new session (traces cached)", lambda: app("rope", variants=[NAME]))
 
 at = timed("GQA sharing, first draw (pooled 3 -> 1 on 1,024 tokens, prompt trace)",
            lambda: app("gqa", variants=[NAME]))
-timed("GQA sharing, layer slider moved (view only)", lambda: run(at.slider[0].set_value(17)))
+timed("GQA sharing, layer slider moved (view only)", lambda: run(at, at.slider[0].set_value(17)))
 at = timed("GQA sharing, a new session (pooling cached)", lambda: app("gqa", variants=[NAME]))
 
 at = app("performance", variants=[NAME])
-run(at.radio[0].set_value("Generation vs context length"))
+run(at, at.radio[0].set_value("Generation vs context length"))
 timed("Latency & memory: decode run, contexts 256..8192, 8 steps, full / window 256 / + 4 sinks",
-      lambda: run(at.button[0].click()))
+      lambda: run(at, at.button[0].click()))
 timed("Latency & memory, redraw (view only)", lambda: run(at))
 
 at = app("experiments", variants=[NAME])
-run(at.radio(key="experiment").set_value("StreamingLLM"))
-timed("StreamingLLM: Run, 2,048 tokens x 3 settings", lambda: run(at.button[0].click()))
-timed("StreamingLLM, smoothing changed (view only)", lambda: run(at.select_slider[3].set_value(16)))
+run(at, at.radio(key="experiment").set_value("StreamingLLM"))
+timed("StreamingLLM: Run, 2,048 tokens x 3 settings", lambda: run(at, at.button[0].click()))
+timed("StreamingLLM, smoothing changed (view only)", lambda: run(at, at.select_slider[2].set_value(16)))
 print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
