@@ -1,6 +1,7 @@
 """Regenerate the README's screenshots with the same headless Chromium the tests use:
     .venv/bin/python docs/screenshots.py         # every page, the default variants
-    .venv/bin/python docs/screenshots.py real    # the real model's views (docs/*_smollm2.png)
+    .venv/bin/python docs/screenshots.py real [rope gqa performance experiments]
+                                                 # the real model's views (docs/*_smollm2.png)
 Trains the default variants with the default budget (or loads them from the cache); the real
 model's views load smollm2-135m and press Run where a page waits for it (minutes on 2 cores)."""
 import sys
@@ -23,10 +24,12 @@ def shoot(page, name):
     print(f"docs/{name}.png", flush=True)
 
 
-def real_model_pages(url):
+def real_model_pages(url, only=()):
     """RoPE geometry, GQA sharing, Latency & memory (generation) and StreamingLLM with the real
-    model alone."""
+    model alone (`only`: some of them)."""
     for name, height in (("rope", 2900), ("gqa", 3000), ("performance", 1500), ("experiments", 1200)):
+        if only and name not in only:
+            continue
         with browser_page(width=1280, height=height) as page:
             started = time.perf_counter()
             open_page(page, url, name, query=f"variants={REAL}", timeout_ms=600_000)
@@ -47,8 +50,8 @@ def real_model_pages(url):
 
 
 with serve_app() as url:
-    if sys.argv[1:] == ["real"]:
-        real_model_pages(url)
+    if sys.argv[1:2] == ["real"]:  # real [page ...]
+        real_model_pages(url, sys.argv[2:])
         sys.exit()
     for name in PAGES:
         with browser_page(width=1280, height=HEIGHT.get(name, 1500)) as page:

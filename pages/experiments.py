@@ -279,7 +279,8 @@ def show_streaming(built):
                 f"session on this server.")
         if st.button("Run", type="primary"):
             with st.spinner(f"Scoring {tokens:,} tokens three times..."):
-                rows = real_model.streaming(variant, tokens, windows, sink_counts, run=True)
+                real_model.streaming(variant, tokens, windows, sink_counts, run=True)
+            st.rerun()  # drawn from the stored result, without this note and button
     if rows is None:
         return
     result = {"variant": name, "tokens": tokens, "rows": rows}

@@ -58,13 +58,13 @@ if prompt and rope_variants:
         vectors, source = tr, "the prompt"
     st.plotly_chart(pair_usage_figure(pair_norms(vectors.q).numpy(), pair_norms(vectors.k).numpy(),
                                       cfg.rope_base, cfg.max_seq_len,
-                                      f"{name}: which rotation pairs its queries and keys use, on {source} "
-                                      f"(base {cfg.rope_base:g}; right of the dotted line: slower than "
-                                      f"one turn in its {cfg.max_seq_len:,}-token context)"), width="stretch")
+                                      f"{name}: the rotation pairs its q and k use ({source})"),
+                    width="stretch")
     st.caption("Each cell: the mean length of one (x_k, x_k+d/2) pair over heads and positions, over "
                "the layer's mean pair. A rotation keeps a pair's length, so this is how much of q or k "
                "the model puts on each frequency. Pairs that hardly turn inside the context carry content, "
-               "not position.")
+               f"not position: right of the dotted line a pair turns less than once in the model's "
+               f"{cfg.max_seq_len:,}-token context (base {cfg.rope_base:g}).")
     measured = qk_by_distance(vectors, layer, head, base=cfg.rope_base)
     st.plotly_chart(measured_decay_figure(measured, cfg.head_dim, cfg.rope_base,
                                           f"{name}, layer {layer}, head {head} (kv head {kv_head}): q·k "
