@@ -45,6 +45,8 @@ def real_model_pages(url, only=()):
                 page.get_by_role("button", name="Run").click()
                 page.wait_for_timeout(1000)
                 wait_idle(page, 600_000)
+                page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)
+                wait_idle(page)
             print(f"{name}: drawn {time.perf_counter() - started:.1f} s after the request", flush=True)
             shoot(page, f"{'generation' if name == 'performance' else name}_smollm2")
 
