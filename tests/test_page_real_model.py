@@ -143,3 +143,15 @@ def test_streaming_experiment_scores_the_real_model_along_the_text(real):
     assert list(table["setting"]) == ["full attention", "window 64", "window 64 + 1 sink"]
     at.select_slider[2].set_value(16).run()  # smoothing: view only, no new passes
     assert len(figures(at)) == 1 and not at.button
+
+
+def test_logit_lens_labels_the_real_models_own_tokens(real):
+    _, variant = real
+    at = app("experiments", variants=[NAME])
+    at.radio(key="experiment").set_value("Logit lens").run()
+    assert not at.exception
+    (fig,) = figures(at)
+    ids = variant.tokenizer.encode(at.text_area[0].value)
+    heatmap = fig["data"][0]
+    assert array(heatmap["z"]).shape == (31, len(ids))  # embeddings + 30 layers, its own tokens
+    assert list(heatmap["text"][0]) == variant.tokenizer.token_labels(ids)
