@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .corpus import DEFAULT_SHA256, Vocabulary
+from .corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
 from .model import GPT2, Trace
 from .tokenizer import get_tokenizer
 from .config import TrainSettings
@@ -78,6 +78,16 @@ def prompt_labels(variant: Variant, prompt: Prompt) -> list[str]:
 def same_tokenizer(a: Variant, b: Variant) -> bool:
     """Whether two variants cut a prompt into the same tokens (so their maps line up)."""
     return a.tokenizer is b.tokenizer  # GPT-2's BPE (None), or one loaded model's own
+
+
+def validation_ids(variant: Variant, default: Corpus) -> torch.Tensor:
+    """(N,) the default corpus's validation split in the variant's own vocabulary: the text
+    `experiment heads` and `experiment ablate` score (a model with its own tokenizer encodes
+    the same words)."""
+    if variant.tokenizer is not None:
+        return torch.tensor(variant.tokenizer.encode(validation_text(default_text())), dtype=torch.long)
+    gpt2 = default.vocab.to_gpt2(default.val)
+    return gpt2 if variant.vocab is None else variant.vocab.to_compact(gpt2)
 
 
 def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
