@@ -3,7 +3,7 @@ to its ids) and the computations the pages show, each a plain function of tensor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,13 @@ def prompt_ids(variant: Variant, prompt: Prompt, max_tokens: int = MAX_PROMPT_TO
         ids = torch.tensor(prompt.gpt2_ids)
         ids = ids if variant.vocab is None else variant.vocab.to_compact(ids)
     return ids[None].to(variant.model.wte.weight.device)
+
+
+def as_chat(variant: Variant, prompt: Prompt) -> Prompt:
+    """The prompt sent as a user message through the variant's chat template (an instruct
+    model's own format, ending where the assistant's answer starts)."""
+    text = variant.tokenizer.apply_chat_template([{"role": "user", "content": prompt.text}])
+    return replace(prompt, text=text)
 
 
 def prompt_labels(variant: Variant, prompt: Prompt) -> list[str]:
@@ -147,8 +154,9 @@ def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature:
         return ""
     out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     new = out[0, ids.shape[1]:].cpu()
-    if variant.tokenizer is not None:
-        return variant.tokenizer.decode(new.tolist())
+    if variant.tokenizer is not None:  # its own text ends at its end-of-text token (a chat turn's end)
+        ends = (new == variant.tokenizer.eos_id).nonzero().flatten().tolist()
+        return variant.tokenizer.decode(new[:ends[0]].tolist() if ends else new.tolist())
     gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
     return get_tokenizer().decode(gpt2.tolist())
 

@@ -36,6 +36,8 @@ if built and prompt:
     layer = (c2.slider("Layer", 0, max_layer, key="attention_layer") if per_head and max_layer > 0
              else st.session_state.get("attention_layer", 0))
     heads = ["mean over heads"] + list(range(max(v.config.n_head for v in built.values())))
+    if st.session_state.get("attention_head", heads[0]) not in heads:  # a model with more heads left
+        st.session_state["attention_head"] = heads[0]
     head_choice = (c3.selectbox("Head", heads, key="attention_head") if per_head
                    else st.session_state.get("attention_head", heads[0]))
     scales = ["linear (0 to 1)", "log (0.001 to 1)"]
