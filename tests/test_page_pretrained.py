@@ -120,3 +120,12 @@ def test_compare_generates_with_its_own_tokenizer_and_chat_template(real):
     assert at.code[0].value == chat.rstrip("\n")  # st.code drops the last newline
     table = at.dataframe[0].value.set_index("variant")
     assert table.loc[NAME, "prompt tokens"] == len(tokenizer.encode(chat))
+
+
+def test_build_lists_it_as_pretrained_without_a_download(real):
+    model, _ = real
+    at = app("build", variants=["gpt2", NAME], weights="random")
+    table = at.dataframe[0].value.set_index("variant")
+    assert table.loc[NAME, "weights"] == "pretrained"
+    assert table.loc[NAME, "params"] == sum(p.numel() for p in model.parameters())
+    assert [b.label for b in at.get("download_button")] == ["gpt2 (.zip)"]
