@@ -362,12 +362,14 @@ def heads_ablated(model: GPT2, layer: int, heads: list[int]):
 
 
 def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None = None,
-             kv_group: int | None = None, seed: int = 0, base: dict | None = None) -> dict:
+             kv_group: int | None = None, seed: int = 0, base: dict | None = None,
+             prompt_ids: torch.Tensor | None = None) -> dict:
     """Zero one query head (or every query head reading KV head `kv_group`) of `layer`: the
     loss on the first ABLATE_TEXT_TOKENS tokens of the text, and on the second copy of the
     repeated random sequences (positions L .. 2L-2 predicting the next token, which only
-    copying can get right), before and after. `base`: ablation_losses(model, text_ids, seed)
-    from an earlier call, which halves the cost of every later ablation."""
+    copying can get right), before and after; with prompt_ids (T,), on the prompt too.
+    `base`: ablation_losses(model, text_ids, seed, prompt_ids) from an earlier call, which
+    halves the cost of every later ablation."""
     cfg = model.config
     if (head is None) == (kv_group is None):
         raise ValueError("give either a head or a kv_group to ablate.")
@@ -377,23 +379,28 @@ def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None =
                                                         (kv_group + 1) * cfg.group_size))
     with heads_ablated(model, layer, heads):
         pass  # checks the layer and heads before any pass
-    base = ablation_losses(model, text_ids, seed) if base is None else base
+    base = ablation_losses(model, text_ids, seed, prompt_ids) if base is None else base
     with heads_ablated(model, layer, heads):
-        ablated = ablation_losses(model, text_ids, seed)
+        ablated = ablation_losses(model, text_ids, seed, prompt_ids)
     return {"layer": layer, "head": head, "kv_group": kv_group, "base": base, "ablated": ablated}
 
 
-def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> dict:
+def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
+                    prompt_ids: torch.Tensor | None = None) -> dict:
     t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
-    if t < 2:
-        raise ValueError("the text needs at least 2 tokens.")
+    if t < 2 or (prompt_ids is not None and len(prompt_ids) < 2):
+        raise ValueError("the text (and the prompt) need at least 2 tokens.")
     device = model.wte.weight.device
     text = text_ids[:t].to(device)
     repeats = induction_ids(model, seed).to(device)  # (N, 2L)
     length = repeats.shape[1] // 2
     second = slice(length, 2 * length - 1)
-    return {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
-            "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+    losses = {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
+              "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+    if prompt_ids is not None:
+        prompt = prompt_ids.to(device)
+        losses["prompt_loss"] = float(token_losses(model, prompt[None, :-1], prompt[None, 1:]).mean())
+    return losses
 
 
 # ------------------------------------------------------------------ 8. pooling a real model's KV heads

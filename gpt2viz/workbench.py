@@ -3,13 +3,13 @@ to its ids) and the computations the pages show, each a plain function of tensor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .corpus import DEFAULT_SHA256, Vocabulary
+from .corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
 from .model import GPT2, Trace
 from .tokenizer import get_tokenizer
 from .config import TrainSettings
@@ -68,6 +68,13 @@ def prompt_ids(variant: Variant, prompt: Prompt, max_tokens: int = MAX_PROMPT_TO
     return ids[None].to(variant.model.wte.weight.device)
 
 
+def as_chat(variant: Variant, prompt: Prompt) -> Prompt:
+    """The prompt sent as a user message through the variant's chat template (an instruct
+    model's own format, ending where the assistant's answer starts)."""
+    text = variant.tokenizer.apply_chat_template([{"role": "user", "content": prompt.text}])
+    return replace(prompt, text=text)
+
+
 def prompt_labels(variant: Variant, prompt: Prompt) -> list[str]:
     """The prompt's tokens as the variant reads them (its own tokenizer's pieces)."""
     if variant.tokenizer is None:
@@ -78,6 +85,16 @@ def prompt_labels(variant: Variant, prompt: Prompt) -> list[str]:
 def same_tokenizer(a: Variant, b: Variant) -> bool:
     """Whether two variants cut a prompt into the same tokens (so their maps line up)."""
     return a.tokenizer is b.tokenizer  # GPT-2's BPE (None), or one loaded model's own
+
+
+def validation_ids(variant: Variant, default: Corpus) -> torch.Tensor:
+    """(N,) the default corpus's validation split in the variant's own vocabulary: the text
+    `experiment heads` and `experiment ablate` score (a model with its own tokenizer encodes
+    the same words)."""
+    if variant.tokenizer is not None:
+        return torch.tensor(variant.tokenizer.encode(validation_text(default_text())), dtype=torch.long)
+    gpt2 = default.vocab.to_gpt2(default.val)
+    return gpt2 if variant.vocab is None else variant.vocab.to_compact(gpt2)
 
 
 def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
@@ -137,8 +154,9 @@ def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature:
         return ""
     out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     new = out[0, ids.shape[1]:].cpu()
-    if variant.tokenizer is not None:
-        return variant.tokenizer.decode(new.tolist())
+    if variant.tokenizer is not None:  # its own text ends at its end-of-text token (a chat turn's end)
+        ends = (new == variant.tokenizer.eos_id).nonzero().flatten().tolist()
+        return variant.tokenizer.decode(new[:ends[0]].tolist() if ends else new.tolist())
     gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
     return get_tokenizer().decode(gpt2.tolist())
 

@@ -8,21 +8,11 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from gpt2viz.corpus import default_text, validation_text
 from gpt2viz.experiments import pooled_kv_losses, streaming_losses
 from gpt2viz.model import Trace
 from gpt2viz.workbench import Variant, trace_ids
 
-
-@st.cache_resource(max_entries=4, show_spinner="Encoding the default corpus with the model's tokenizer...")
-def _text_ids(_tokenizer, name: str) -> torch.Tensor:
-    return torch.tensor(_tokenizer.encode(validation_text(default_text())), dtype=torch.long)
-
-
-def text_ids(variant: Variant) -> torch.Tensor:
-    """(N,) the default corpus's validation text in the variant's own tokens (10,054 for
-    SmolLM2-135M's tokenizer)."""
-    return _text_ids(variant.tokenizer, variant.name)
+from .heads import text_ids  # the default corpus's validation text in the model's own tokens
 
 
 @st.cache_resource(max_entries=4, show_spinner="Tracing the text (queries and keys of every layer)...")
