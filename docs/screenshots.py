@@ -1,6 +1,7 @@
 """Regenerate the README's screenshots with the same headless Chromium the tests use:
-    .venv/bin/python docs/screenshots.py
-Trains the default variants with the default budget (or loads them from the cache)."""
+    .venv/bin/python docs/screenshots.py [NAME ...]
+Trains the default variants with the default budget (or loads them from the cache). NAME: only
+those shots (a page of PAGES, or one of REAL: the real model, SmolLM2-135M)."""
 import sys
 import time
 from pathlib import Path
@@ -10,10 +11,44 @@ from browser import PAGES, browser_page, open_page, serve_app, wait_idle  # noqa
 
 OUT = Path(__file__).resolve().parent
 HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 1900, "gqa": 2750,
-          "performance": 1500}
+          "performance": 1500, "heads": 1300, "attention-smollm2": 1250, "heads-smollm2": 1900,
+          "rope-smollm2": 2900, "gqa-smollm2": 3000, "generation-smollm2": 1500, "experiments-smollm2": 1200}
+REAL = {"attention-smollm2": ("attention", "variants=smollm2-135m"),  # shot: (page, link)
+        "heads-smollm2": ("heads", "variants=smollm2-135m"),
+        "rope-smollm2": ("rope", "variants=smollm2-135m"),
+        "gqa-smollm2": ("gqa", "variants=smollm2-135m"),
+        "generation-smollm2": ("performance", "variants=smollm2-135m"),
+        "experiments-smollm2": ("experiments", "variants=smollm2-135m")}
+CHOOSE = {"generation-smollm2": "Generation vs context length",  # shot: the view to pick, then Run
+          "experiments-smollm2": "StreamingLLM"}
+wanted = sys.argv[1:] or list(PAGES) + list(REAL)
 
 with serve_app() as url:
-    for name in PAGES:
+    for name in [n for n in REAL if n in wanted]:
+        page_name, query = REAL[name]
+        with browser_page(width=1280, height=HEIGHT[name]) as page:
+            started = time.perf_counter()
+            open_page(page, url, page_name, query, timeout_ms=600_000)
+            page.get_by_text("(pretrained) in the background").first.wait_for(state="detached", timeout=600_000)
+            wait_idle(page, 600_000)
+            if name in CHOOSE:  # a view that measures on Run (minutes on 2 cores)
+                page.get_by_text(CHOOSE[name], exact=True).click()
+                wait_idle(page)
+                if page.get_by_role("button", name="Run").count():
+                    page.get_by_role("button", name="Run").click()
+                    page.wait_for_timeout(1000)
+                    wait_idle(page, 600_000)
+            page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=600_000)
+            wait_idle(page, 600_000)
+            if page_name == "heads":  # open one head: a cell of the atlas clicked, as a user does
+                box = page.locator("[data-testid='stPlotlyChart'] .scatterlayer .point").nth(18 * 9 + 7).bounding_box()
+                page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                wait_idle(page, 600_000)
+            print(f"{name}: ready {time.perf_counter() - started:.1f} s after the request")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(OUT / f"{name}.png"))
+            print(f"docs/{name}.png")
+    for name in [n for n in PAGES if n in wanted]:
         with browser_page(width=1280, height=HEIGHT.get(name, 1500)) as page:
             started = time.perf_counter()
             open_page(page, url, name, timeout_ms=600_000)

@@ -327,6 +327,12 @@ DECODE_CONTEXTS = (256, 512, 1024, 2048, 4096, 8192)
 DECODE_BODY = ModelConfig(vocab_size=5008, n_layer=4, n_head=12, d_model=384)
 
 
+def attention_kinds(window: int, sinks: int) -> dict[str, dict]:
+    """Full attention, a window, the window plus sinks: the three caches a decode run compares."""
+    return {"full": dict(window=None, sinks=0), f"window {window}": dict(window=window, sinks=0),
+            f"window {window} + {sinks} sinks": dict(window=window, sinks=sinks)}
+
+
 def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
                   sinks: int = 4) -> dict[str, ModelConfig]:
     """MHA / GQA / MQA x full / window / window + sinks on one body (RoPE positions: no
@@ -334,10 +340,17 @@ def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
     each new token."""
     gqa = max(2, base.n_head // 4)
     kv_heads = {"MHA": base.n_head, f"GQA {gqa}": gqa, "MQA": 1}
-    kinds = {"full": dict(window=None, sinks=0), f"window {window}": dict(window=window, sinks=0),
-             f"window {window} + {sinks} sinks": dict(window=window, sinks=sinks)}
     return {f"{kv_name} · {kind}": base.replace(n_kv_head=kv, position="rope", **attention)
-            for kv_name, kv in kv_heads.items() for kind, attention in kinds.items()}
+            for kv_name, kv in kv_heads.items() for kind, attention in attention_kinds(window, sinks).items()}
+
+
+def pretrained_family(model: GPT2, window: int = 256, sinks: int = 4) -> dict[str, GPT2]:
+    """A pretrained model under full attention, a window and the window plus sinks: copies
+    that share its weights (experiments.reconfigured), for bench_decode's `models`."""
+    from .experiments import reconfigured
+
+    return {f"{model.pretrained} · {kind}": reconfigured(model, **attention)
+            for kind, attention in attention_kinds(window, sinks).items()}
 
 
 def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8,
@@ -371,10 +384,12 @@ def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: in
 
 
 def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, steps: int = 8,
-                 device="cpu", progress=None) -> list[dict]:
+                 device="cpu", progress=None, models: dict[str, GPT2] | None = None) -> list[dict]:
     """Cached greedy decoding at each context length: the median latency of `steps`
     one-token steps once the cache holds that many tokens, and the cache's bytes: what its
     tensors were allocated beside the analytic slots x 2 * n_layer * n_kv_head * head_dim * 4.
+    models: the weights to decode with for some names (a pretrained model: pretrained_family,
+    on the device already); every other config gets random weights.
 
     The cache is brought to n tokens as a prompt would leave it (the same slots, positions
     and rolling), with random K/V instead of a forward pass over the prompt: the time of a
@@ -390,8 +405,11 @@ def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, step
         cfg = planned[name]
         if model is None or model.config != cfg:
             model = None  # one model alive at a time
-            torch.manual_seed(0)
-            model = GPT2(cfg).to(device).eval()
+            if models and name in models:  # its own weights, shared: positions for the longest context
+                model = GPT2.from_weights(cfg, models[name].state_dict())
+            else:
+                torch.manual_seed(0)
+                model = GPT2(cfg).to(device).eval()
         generator = torch.Generator(device=device).manual_seed(n)
         times = []
         with torch.inference_mode():

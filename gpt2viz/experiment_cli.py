@@ -18,6 +18,7 @@ import torch
 
 from .config import PRESETS, ModelConfig, preset
 from .corpus import Corpus, default_text, read_text, validation_text
+from .heads import TEXT_TOKENS, head_stats, induction_ids
 from .model import GPT2
 from .config import TrainSettings
 from .pretrained import PRETRAINED
@@ -243,7 +244,8 @@ def run_experiment(args) -> int:
     elif args.experiment == "streaming":
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         ids, sha = scored_text(args, loaded, corpus)
-        rows = ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)
+        rows = [{k: v for k, v in row.items() if k != "per_token"}  # the JSON keeps its size
+                for row in ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)]
         result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha, "rows": rows}
         summary = [f"{'full' if r['window'] is None else 'window ' + str(r['window'])}"
                    f"{' + ' + str(r['sinks']) + ' sinks' if r['window'] and r['sinks'] else ''}: "
@@ -253,7 +255,8 @@ def run_experiment(args) -> int:
     elif args.experiment == "heads":
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         cfg = loaded.model.config
-        heads = ex.head_stats(loaded.model, scored_text(args, loaded, corpus)[0], args.seed)
+        ids = scored_text(args, loaded, corpus)[0]
+        heads = head_stats(loaded.model, ids[:TEXT_TOKENS], induction_ids(loaded.model, args.seed))
         result = {"variant": args.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
                   "n_kv_head": cfg.n_kv_head, "heads": heads}
         summary = [f"top {key}: " + ", ".join(f"L{h['layer']}H{h['head']} {h[key]:.2f}" for h in
@@ -327,7 +330,7 @@ def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args
 
     timed(f"streaming_{args.tokens}x5", lambda: ex.streaming_losses(
         loaded.model, ids, args.tokens, [256, 1024], [0, 4]))
-    timed("heads", lambda: ex.head_stats(loaded.model, ids))
+    timed("heads", lambda: head_stats(loaded.model, ids[:TEXT_TOKENS], induction_ids(loaded.model)))
     timed("ablation", lambda: ex.ablation(loaded.model, ids, 17, kv_group=1))
     return result
 

@@ -13,8 +13,8 @@ line only call them):
 - GQA frontier and uptraining (Ainslie et al. 2023): mean-pool K/V heads, evaluate, train a
   few steps more, evaluate again;
 - logit lens: the next-token read-out of the residual stream after every layer;
-- streaming (StreamingLLM), head statistics and head ablation: made for the real pretrained
-  model (gpt2viz.pretrained), and they run on any model.
+- streaming (StreamingLLM) and head ablation: made for the real pretrained model
+  (gpt2viz.pretrained), and they run on any model (head statistics: gpt2viz.heads).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .checkpoints import to_gqa
 from .config import ModelConfig
 from .corpus import Corpus
+from .heads import induction_ids
 from .model import GPT2
 from .resources import device, ensure_fits
 from .checkpoint_cache import checkpoint_folder
@@ -310,7 +311,8 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     banded kernel (attention.choose_impl), so they cost less than the dense one.
 
     Rows: {"window" (None = full), "sinks", "loss", "ppl", "buckets": {"0-255": mean loss of
-    the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}}."""
+    the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}, "per_token":
+    the loss at every position, for viz.experiments.streaming_figure}."""
     if tokens < 2 or len(ids) < tokens + 1:
         raise ValueError(f"the text has {len(ids)} tokens; streaming over {tokens} needs "
                          f"{tokens + 1} (give a longer --text or fewer --tokens).")
@@ -326,71 +328,12 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
         loss = float(losses.mean())
         rows.append({"window": window, "sinks": n_sinks, "loss": loss, "ppl": math.exp(loss),
                      "buckets": {f"{lo}-{hi - 1}": float(losses[lo:hi].mean()) if lo < tokens else None
-                                 for lo, hi in STREAM_BUCKETS}})
+                                 for lo, hi in STREAM_BUCKETS},
+                     "per_token": losses.tolist()})
     return rows
 
 
-# ------------------------------------------------------------------ 7. what each head does
-HEAD_TEXT_TOKENS = 512  # attention statistics over the first 512 tokens of the text
-INDUCTION_LENGTH = 64  # a random sequence of 64 tokens, then the same 64 again
-INDUCTION_COUNT = 4  # four such sequences (seed 0)
-
-
-def repeated_random_tokens(vocab_size: int, length: int = INDUCTION_LENGTH,
-                           count: int = INDUCTION_COUNT, seed: int = 0) -> torch.Tensor:
-    """(count, 2 * length): random ids, uniform in [min(256, V // 4), V) -- past the special
-    and single-byte tokens of a real vocabulary --, each row a sequence followed by itself.
-    Only a head that copies from the earlier occurrence can predict the second half."""
-    low = min(256, vocab_size // 4)
-    first = torch.randint(low, vocab_size, (count, length), generator=torch.Generator().manual_seed(seed))
-    return torch.cat([first, first], dim=1)
-
-
-@torch.no_grad()
-def head_stats(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> list[dict]:
-    """Per layer and query head, from the attention probabilities A (trace(), eager kernel):
-
-    On the first T = min(HEAD_TEXT_TOKENS, len) tokens of the text, averaged over queries
-    i = 1 .. T-1 (query 0 can only see itself):
-    - first_token_mass: A[i, 0], the attention-sink mass on the first token;
-    - prev_token: A[i, i-1];
-    - entropy: -sum_j A[i, j] ln A[i, j], in nats;
-    - mean_distance: sum_j A[i, j] * (i - j), in tokens.
-    On INDUCTION_COUNT sequences of INDUCTION_LENGTH random tokens repeated once
-    (repeated_random_tokens(seed)), averaged over the second copy's queries i = L .. 2L-1:
-    - induction: A[i, i - L + 1], the attention to the token after the query's earlier
-      occurrence (what an induction head copies).
-    Rows: {"layer", "head", "kv_head", "first_token_mass", "prev_token", "induction",
-    "entropy", "mean_distance"}."""
-    cfg = model.config
-    device = model.wte.weight.device
-    t = min(HEAD_TEXT_TOKENS, len(text_ids))
-    if t < 2:
-        raise ValueError("head statistics need a text of at least 2 tokens.")
-    cfg.check_seq_len(max(t, 2 * INDUCTION_LENGTH))
-    text_attn = model.trace(text_ids[:t][None].to(device)).attn  # per layer (1, H, T, T)
-    queries = torch.arange(1, t, device=device)
-    repeats = repeated_random_tokens(cfg.vocab_size, seed=seed).to(device)
-    rep_attn = model.trace(repeats).attn  # per layer (count, H, 2L, 2L)
-    second = torch.arange(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH, device=device)
-    distance = (queries[:, None] - torch.arange(t, device=device)[None]).clamp(min=0)  # (T-1, T)
-    rows = []
-    for layer, (a, r) in enumerate(zip(text_attn, rep_attn)):
-        a = a[0, :, 1:].double()  # (H, T-1, T): queries 1 .. T-1
-        stats = {
-            "first_token_mass": a[:, :, 0].mean(-1),
-            "prev_token": a[:, :, :-1].diagonal(dim1=1, dim2=2).mean(-1),  # A[i, i-1]
-            "induction": r[:, :, second, second - INDUCTION_LENGTH + 1].double().mean((0, 2)),
-            "entropy": -(a * a.clamp(min=1e-30).log()).sum(-1).mean(-1),
-            "mean_distance": (a * distance).sum(-1).mean(-1),
-        }
-        for head in range(cfg.n_head):
-            rows.append({"layer": layer, "head": head, "kv_head": head // cfg.group_size,
-                         **{k: float(v[head]) for k, v in stats.items()}})
-    return rows
-
-
-# ------------------------------------------------------------------ 8. head ablation
+# ------------------------------------------------------------------ 7. head ablation
 ABLATE_TEXT_TOKENS = 1024  # text loss over the first 1024 tokens, one sequence
 
 
@@ -419,12 +362,14 @@ def heads_ablated(model: GPT2, layer: int, heads: list[int]):
 
 
 def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None = None,
-             kv_group: int | None = None, seed: int = 0, base: dict | None = None) -> dict:
+             kv_group: int | None = None, seed: int = 0, base: dict | None = None,
+             prompt_ids: torch.Tensor | None = None) -> dict:
     """Zero one query head (or every query head reading KV head `kv_group`) of `layer`: the
     loss on the first ABLATE_TEXT_TOKENS tokens of the text, and on the second copy of the
     repeated random sequences (positions L .. 2L-2 predicting the next token, which only
-    copying can get right), before and after. `base`: ablation_losses(model, text_ids, seed)
-    from an earlier call, which halves the cost of every later ablation."""
+    copying can get right), before and after; with prompt_ids (T,), on the prompt too.
+    `base`: ablation_losses(model, text_ids, seed, prompt_ids) from an earlier call, which
+    halves the cost of every later ablation."""
     cfg = model.config
     if (head is None) == (kv_group is None):
         raise ValueError("give either a head or a kv_group to ablate.")
@@ -434,25 +379,31 @@ def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None =
                                                         (kv_group + 1) * cfg.group_size))
     with heads_ablated(model, layer, heads):
         pass  # checks the layer and heads before any pass
-    base = ablation_losses(model, text_ids, seed) if base is None else base
+    base = ablation_losses(model, text_ids, seed, prompt_ids) if base is None else base
     with heads_ablated(model, layer, heads):
-        ablated = ablation_losses(model, text_ids, seed)
+        ablated = ablation_losses(model, text_ids, seed, prompt_ids)
     return {"layer": layer, "head": head, "kv_group": kv_group, "base": base, "ablated": ablated}
 
 
-def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0) -> dict:
+def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
+                    prompt_ids: torch.Tensor | None = None) -> dict:
     t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
-    if t < 2:
-        raise ValueError("the text needs at least 2 tokens.")
+    if t < 2 or (prompt_ids is not None and len(prompt_ids) < 2):
+        raise ValueError("the text (and the prompt) need at least 2 tokens.")
     device = model.wte.weight.device
     text = text_ids[:t].to(device)
-    repeats = repeated_random_tokens(model.config.vocab_size, seed=seed).to(device)
-    second = slice(INDUCTION_LENGTH, 2 * INDUCTION_LENGTH - 1)
-    return {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
-            "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+    repeats = induction_ids(model, seed).to(device)  # (N, 2L)
+    length = repeats.shape[1] // 2
+    second = slice(length, 2 * length - 1)
+    losses = {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
+              "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+    if prompt_ids is not None:
+        prompt = prompt_ids.to(device)
+        losses["prompt_loss"] = float(token_losses(model, prompt[None, :-1], prompt[None, 1:]).mean())
+    return losses
 
 
-# ------------------------------------------------------------------ 9. pooling a real model's KV heads
+# ------------------------------------------------------------------ 8. pooling a real model's KV heads
 def pooled_kv_losses(model: GPT2, text_ids: torch.Tensor) -> dict:
     """Mean-pool the KV heads (to_gqa) into every smaller count that divides them, no
     uptraining: the loss on the first ABLATE_TEXT_TOKENS tokens of the text, before and after."""

@@ -28,25 +28,36 @@ from .config import ModelConfig
 from .model import GPT2
 
 MEASURES = ("first_token_mass", "prev_token", "induction", "entropy", "mean_distance")
+TEXT_TOKENS = 512  # `experiment heads` reads the first 512 tokens of its text
 INDUCTION_LENGTH = 64  # L: tokens in r, so each induction sequence is 2L = 128 tokens long
 INDUCTION_COUNT = 4  # sequences [r, r] in the batch, each with its own r
+PRETRAINED_LOW_ID = 256  # a real vocabulary starts with special and single-byte tokens
 
 
 def repeated_random_tokens(config: ModelConfig, length: int | None = None,
-                           count: int = INDUCTION_COUNT, seed: int = 0) -> torch.Tensor:
+                           count: int = INDUCTION_COUNT, seed: int = 0, low: int = 0) -> torch.Tensor:
     """(count, 2 * length) token ids, each row [r, r]. r holds `length` distinct ids drawn
-    uniformly from the vocabulary (distinct, so each token of the second copy has exactly one
-    earlier occurrence). length defaults to INDUCTION_LENGTH, or half of max_seq_len when that
-    is shorter. Same seed, same tokens."""
+    uniformly from [low, vocab_size) (distinct, so each token of the second copy has exactly
+    one earlier occurrence). length defaults to INDUCTION_LENGTH, or half of max_seq_len when
+    that is shorter. Same seed, same tokens."""
     length = length or min(INDUCTION_LENGTH, config.max_seq_len // 2)
-    if not 1 <= length <= config.vocab_size:
-        raise ValueError(f"length={length} must be between 1 and the vocabulary size "
-                         f"{config.vocab_size} (the tokens of r are distinct).")
+    if not 0 <= low < config.vocab_size:
+        raise ValueError(f"low={low} must be between 0 and the vocabulary size {config.vocab_size}.")
+    if not 1 <= length <= config.vocab_size - low:
+        raise ValueError(f"length={length} must be between 1 and the {config.vocab_size - low} ids "
+                         f"from {low} up (the tokens of r are distinct).")
     config.check_seq_len(2 * length)
     generator = torch.Generator().manual_seed(seed)
-    r = torch.stack([torch.randperm(config.vocab_size, generator=generator)[:length]
+    r = torch.stack([low + torch.randperm(config.vocab_size - low, generator=generator)[:length]
                      for _ in range(count)])  # (count, L)
     return torch.cat([r, r], dim=1)
+
+
+def induction_ids(model: GPT2, seed: int = 0) -> torch.Tensor:
+    """The repeated random sequences a model is measured on: ids from PRETRAINED_LOW_ID up for
+    a pretrained model (no byte or special tokens), the whole vocabulary for a small one."""
+    return repeated_random_tokens(model.config, seed=seed,
+                                  low=PRETRAINED_LOW_ID if model.pretrained else 0)
 
 
 def text_measures(attn: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -3,13 +3,13 @@ to its ids) and the computations the pages show, each a plain function of tensor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .corpus import DEFAULT_SHA256, Vocabulary
+from .corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
 from .model import GPT2, Trace
 from .tokenizer import get_tokenizer
 from .config import TrainSettings
@@ -23,8 +23,13 @@ class Variant:
     name: str
     model: GPT2  # eval mode, never trained further once built
     vocab: Vocabulary | None  # None: the model reads GPT-2 ids directly
-    source: str  # "trained", "random init", or the checkpoint folder
+    source: str  # "trained", "random init", the checkpoint folder, or "pretrained"
     history: History | None = None
+    tokenizer: object | None = None  # None: GPT-2's BPE (gpt2viz.tokenizer); else the model's own
+
+    @property
+    def pretrained(self) -> bool:
+        return self.tokenizer is not None
 
     @property
     def config(self) -> ModelConfig:
@@ -33,9 +38,12 @@ class Variant:
 
 @dataclass
 class Prompt:
+    """The prompt as GPT-2's BPE reads it (the small models), and its text, which a model
+    with its own tokenizer encodes itself (prompt_ids)."""
     gpt2_ids: list[int]
     labels: list[str]
     truncated_from: int | None = None  # original length when the start was cut
+    text: str = ""
 
 
 def tokenize_prompt(text: str, max_tokens: int = MAX_PROMPT_TOKENS) -> Prompt:
@@ -45,33 +53,68 @@ def tokenize_prompt(text: str, max_tokens: int = MAX_PROMPT_TOKENS) -> Prompt:
     ids = tok.encode(text)
     truncated = len(ids) if len(ids) > max_tokens else None
     ids = ids[-max_tokens:]
-    return Prompt(ids, tok.token_labels(ids), truncated)
+    return Prompt(ids, tok.token_labels(ids), truncated, text)
 
 
-def model_ids(variant: Variant, prompt: Prompt) -> torch.Tensor:
-    """(1, T) ids in the variant's vocabulary."""
-    ids = torch.tensor(prompt.gpt2_ids)
-    ids = ids if variant.vocab is None else variant.vocab.to_compact(ids)
+def prompt_ids(variant: Variant, prompt: Prompt, max_tokens: int = MAX_PROMPT_TOKENS) -> torch.Tensor:
+    """(1, T) ids in the variant's vocabulary: GPT-2's ids (mapped to a corpus's compact
+    vocabulary), or the prompt's text encoded by the variant's own tokenizer (its last
+    max_tokens tokens)."""
+    if variant.tokenizer is not None:
+        ids = torch.tensor(variant.tokenizer.encode(prompt.text)[-max_tokens:], dtype=torch.long)
+    else:
+        ids = torch.tensor(prompt.gpt2_ids)
+        ids = ids if variant.vocab is None else variant.vocab.to_compact(ids)
     return ids[None].to(variant.model.wte.weight.device)
+
+
+def as_chat(variant: Variant, prompt: Prompt) -> Prompt:
+    """The prompt sent as a user message through the variant's chat template (an instruct
+    model's own format, ending where the assistant's answer starts)."""
+    text = variant.tokenizer.apply_chat_template([{"role": "user", "content": prompt.text}])
+    return replace(prompt, text=text)
+
+
+def prompt_labels(variant: Variant, prompt: Prompt) -> list[str]:
+    """The prompt's tokens as the variant reads them (its own tokenizer's pieces)."""
+    if variant.tokenizer is None:
+        return prompt.labels
+    return variant.tokenizer.token_labels(prompt_ids(variant, prompt)[0].tolist())
+
+
+def same_tokenizer(a: Variant, b: Variant) -> bool:
+    """Whether two variants cut a prompt into the same tokens (so their maps line up)."""
+    return a.tokenizer is b.tokenizer  # GPT-2's BPE (None), or one loaded model's own
+
+
+def validation_ids(variant: Variant, default: Corpus) -> torch.Tensor:
+    """(N,) the default corpus's validation split in the variant's own vocabulary: the text
+    `experiment heads` and `experiment ablate` score (a model with its own tokenizer encodes
+    the same words)."""
+    if variant.tokenizer is not None:
+        return torch.tensor(variant.tokenizer.encode(validation_text(default_text())), dtype=torch.long)
+    gpt2 = default.vocab.to_gpt2(default.val)
+    return gpt2 if variant.vocab is None else variant.vocab.to_compact(gpt2)
 
 
 def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
     if variant.vocab is None:
         return []
-    return (model_ids(variant, prompt)[0].cpu() == variant.vocab.unknown).nonzero().flatten().tolist()
+    return (prompt_ids(variant, prompt)[0].cpu() == variant.vocab.unknown).nonzero().flatten().tolist()
 
 
 @torch.inference_mode()
-def run_trace(variant: Variant, prompt: Prompt) -> Trace:
-    """The trace on the CPU, whatever device the model runs on: figures read it as numpy."""
-    tr = variant.model.trace(model_ids(variant, prompt))
+def trace_ids(model: GPT2, ids: torch.Tensor) -> Trace:
+    """model.trace(ids (1, T)) on the CPU, whatever device the model runs on: figures read
+    it as numpy."""
+    tr = model.trace(ids.to(model.wte.weight.device))
     return Trace(logits=tr.logits.cpu(), attn=[a.cpu() for a in tr.attn], q=[q.cpu() for q in tr.q],
                  k=[k.cpu() for k in tr.k], v=[v.cpu() for v in tr.v], positions=tr.positions.cpu())
 
 
 def prompt_loss(variant: Variant, trace: Trace, prompt: Prompt) -> float:
     """Mean next-token loss (nats) over the prompt; perplexity is exp of it."""
-    ids = model_ids(variant, prompt)[0].cpu()
+    ids = prompt_ids(variant, prompt)[0].cpu()
     if len(ids) < 2:
         return float("nan")
     return float(F.cross_entropy(trace.logits[0, :-1], ids[1:]))
@@ -80,6 +123,8 @@ def prompt_loss(variant: Variant, trace: Trace, prompt: Prompt) -> float:
 def token_labels(variant: Variant, ids) -> list[str]:
     """Readable labels of ids in the variant's vocabulary; the unknown id says so."""
     ids = torch.as_tensor(ids).cpu()
+    if variant.tokenizer is not None:
+        return variant.tokenizer.token_labels(ids.tolist())
     labels = get_tokenizer().token_labels(ids if variant.vocab is None else variant.vocab.to_gpt2(ids))
     if variant.vocab is not None:
         labels = ["⟨unknown⟩" if int(i) == variant.vocab.unknown else lab for i, lab in zip(ids, labels)]
@@ -102,12 +147,16 @@ def new_token_room(config: ModelConfig, prompt_len: int, wanted: int) -> int:
 
 def continuation(variant: Variant, prompt: Prompt, new_tokens: int, temperature: float,
                  top_k: int | None, seed: int) -> str:
-    ids = model_ids(variant, prompt)
+    """Sampled with the KV cache (GPT2.generate), decoded with the variant's tokenizer."""
+    ids = prompt_ids(variant, prompt)
     new_tokens = new_token_room(variant.config, ids.shape[1], new_tokens)
     if new_tokens == 0:
         return ""
     out = variant.model.generate(ids, new_tokens, temperature=temperature, top_k=top_k, seed=seed)
     new = out[0, ids.shape[1]:].cpu()
+    if variant.tokenizer is not None:  # its own text ends at its end-of-text token (a chat turn's end)
+        ends = (new == variant.tokenizer.eos_id).nonzero().flatten().tolist()
+        return variant.tokenizer.decode(new[:ends[0]].tolist() if ends else new.tolist())
     gpt2 = new if variant.vocab is None else variant.vocab.to_gpt2(new)
     return get_tokenizer().decode(gpt2.tolist())
 

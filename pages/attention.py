@@ -4,6 +4,9 @@ import streamlit as st
 
 from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
+from gpt2viz.workbench import prompt_labels, same_tokenizer
+
+GRID_LAYERS = 6  # layers in one "All layers × heads" figure: 30 × 9 maps at once are unreadable
 
 selection = routing.selection()
 st.title("Attention")
@@ -16,7 +19,10 @@ prompt = prompts.prompt_input() if built else None
 if built and prompt:
     prompts.unknown_note(built, prompt)
     traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
+    labels = {name: prompt_labels(v, prompt) for name, v in built.items()}  # each its own tokens
     shown = st.multiselect("Show variants", list(built), default=list(built))
+    if "attention_first_layer" in st.session_state:  # kept while hidden (the others: linked)
+        st.session_state["attention_first_layer"] = st.session_state["attention_first_layer"]
     c1, c2, c3, c4 = st.columns(4)
     # Every control is in the link and keeps its value while hidden (sidebar.linked); only the
     # controls that change the current view are shown.
@@ -24,6 +30,10 @@ if built and prompt:
     view = sidebar.linked("attention_view", views[0], options=views)
     c1.radio("View", views, key="attention_view")
     max_layer = max(v.config.n_layer for v in built.values()) - 1
+    deepest = max(built[name].config.n_layer for name in shown) if shown else 1
+    for key, top in (("attention_layer", max_layer), ("attention_first_layer", deepest - GRID_LAYERS)):
+        if st.session_state.get(key, 0) > top:  # a deeper model was deselected
+            st.session_state[key] = max(top, 0)
     per_head = view != "All layers × heads"
     layer = sidebar.linked("attention_layer", 0, lowest=0, highest=max_layer)
     if per_head and max_layer > 0:
@@ -57,15 +67,33 @@ if built and prompt:
     elif view == "One head":
         for col, name in zip(st.columns(len(shown)), shown):
             probs, which = head_probs(name)
-            col.plotly_chart(attention_heatmap(probs, prompt.labels, f"{name} · {which}",
+            col.plotly_chart(attention_heatmap(probs, labels[name], f"{name} · {which}",
                                                built[name].config.window, log,
                                                sinks=built[name].config.sinks),
                              width="stretch")
+            if len(probs) > 1:  # the attention sink: what every later query puts on token 0
+                col.caption(f"Mass on the first token ({labels[name][0]}), mean over queries 1–"
+                            f"{len(probs) - 1}: **{probs[1:, 0].mean():.2f}** (the first column).")
     elif view == "All layers × heads":
+        first = 0
+        if deepest > GRID_LAYERS:
+            first = c2.slider("First layer shown", 0, deepest - GRID_LAYERS, key="attention_first_layer",
+                              help=f"{GRID_LAYERS} layers at a time; the Head atlas page shows every "
+                                   f"head of every layer at once, one number each.")
+            st.caption(f"Layers {first}–{first + GRID_LAYERS - 1} of {deepest}, {GRID_LAYERS} at a time "
+                       f"(every map of a {deepest}-layer model at once is unreadable). For all of them "
+                       f"at a glance, one number per head, open the **Head atlas** page.")
         for name in shown:
-            attn = [a[0].numpy() for a in traces[name].attn]
-            st.plotly_chart(attention_grid(attn, prompt.labels, f"{name}: every layer and head",
+            rows = range(first, min(first + GRID_LAYERS, built[name].config.n_layer))
+            if not rows:
+                st.caption(f"{name} has {built[name].config.n_layer} layers: none from layer {first}.")
+                continue
+            attn = [traces[name].attn[layer][0].numpy() for layer in rows]
+            st.plotly_chart(attention_grid(attn, labels[name], f"{name}: layers {rows[0]}–{rows[-1]}, every head"
+                                           if len(rows) < built[name].config.n_layer else
+                                           f"{name}: every layer and head",
                                            built[name].config.window, log,
+                                           row_titles=[f"L{layer}" for layer in rows],
                                            sinks=built[name].config.sinks),
                             width="stretch")
     elif len(shown) < 2:
@@ -75,9 +103,15 @@ if built and prompt:
         name_a = a.selectbox("Variant A", shown, index=0)
         name_b = b.selectbox("Variant B", shown, index=1)
         (pa, which_a), (pb, which_b) = head_probs(name_a), head_probs(name_b)
-        st.plotly_chart(attention_difference(pa, pb, prompt.labels, name_a, name_b,
-                                             built[name_a].config.window, built[name_b].config.window,
-                                             built[name_a].config.sinks, built[name_b].config.sinks),
-                        width="stretch")
-        st.caption(f"{name_a}: {which_a}; {name_b}: {which_b}. Largest absolute difference: "
-                   f"{np.abs(pa - pb).max():.3f}.")
+        if not same_tokenizer(built[name_a], built[name_b]):
+            st.info(f"{name_a} and {name_b} read the prompt with different tokenizers ({len(pa)} and "
+                    f"{len(pb)} tokens): their maps do not line up cell by cell, so there is no "
+                    f"difference to draw. Compare two variants that share a tokenizer (the small "
+                    f"models all read GPT-2's).")
+        else:
+            st.plotly_chart(attention_difference(pa, pb, labels[name_a], name_a, name_b,
+                                                 built[name_a].config.window, built[name_b].config.window,
+                                                 built[name_a].config.sinks, built[name_b].config.sinks),
+                            width="stretch")
+            st.caption(f"{name_a}: {which_a}; {name_b}: {which_b}. Largest absolute difference: "
+                       f"{np.abs(pa - pb).max():.3f}.")

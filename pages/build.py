@@ -61,7 +61,8 @@ if built:
             "meaningful or not.")
     st.caption("Download a variant as one .zip (model.safetensors + meta.json); upload it again "
                "with the sidebar's 'Upload a checkpoint'. Nothing in it is ever unpickled.")
-    for column, (name, variant) in zip(st.columns(min(len(built), 4)) * 2, built.items()):
+    ours = {name: v for name, v in built.items() if not v.pretrained}  # a pretrained one ships in its package
+    for column, (name, variant) in zip(st.columns(max(min(len(ours), 4), 1)) * 2, ours.items()):
         with column:
             build_table.download_button(name, variant, selection)
     figure = build_table.loss_figure(built)

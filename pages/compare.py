@@ -6,8 +6,8 @@ from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.resources import format_bytes
 from gpt2viz.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
-from gpt2viz.workbench import (continuation, new_token_room, next_token_top_k, perplexity,
-                               prompt_loss)
+from gpt2viz.workbench import (as_chat, continuation, new_token_room, next_token_top_k, perplexity,
+                               prompt_ids, prompt_loss)
 
 selection = routing.selection()
 st.title("Compare & generate")
@@ -15,23 +15,40 @@ built = models.variants(selection)
 prompt = prompts.prompt_input() if built else None
 if built and prompt:
     prompts.unknown_note(built, prompt)
-    traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
+    chat_models = [name for name, v in built.items() if v.tokenizer is not None and v.tokenizer.chat_template]
+    chat = chat_models and st.checkbox(
+        "Send the prompt as a user message (the instruct model's chat template)", key="compare_chat",
+        help=f"{', '.join(chat_models)} is an instruct model: with this on, the prompt is wrapped in "
+             f"its own chat template (system turn, user turn, then the assistant's turn starting), "
+             f"so the predictions and the continuation are its answer. The small models read the "
+             f"prompt as typed.")
+    asked = {name: as_chat(v, prompt) if chat and name in chat_models else prompt
+             for name, v in built.items()}  # what each model reads
+    if chat:
+        st.caption("What " + ", ".join(chat_models) + " reads:")
+        st.code(asked[chat_models[0]].text, language=None, wrap_lines=True)
+    lengths = {name: prompt_ids(v, asked[name]).shape[1] for name, v in built.items()}
+    traces = {name: prompts.trace(v, asked[name]) for name, v in built.items()}
     k = sidebar.linked("compare_k", 8, lowest=3, highest=20)  # every control here is in the link
     st.slider("Top k next tokens", 3, 20, key="compare_k")
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
                     width="stretch")
     rows = []
-    if len(prompt.gpt2_ids) < 2:
+    if min(lengths.values()) < 2:
         st.info("The prompt is one token: there is nothing to predict inside it, so loss and "
                 "perplexity are left empty. Type at least two tokens to score the prompt.")
     for name, v in built.items():
-        loss = prompt_loss(v, traces[name], prompt)
-        rows.append({"variant": name, "loss on prompt (nats)": round(loss, 3),
+        loss = prompt_loss(v, traces[name], asked[name])
+        rows.append({"variant": name, "prompt tokens": lengths[name],
+                     "loss on prompt (nats)": round(loss, 3),
                      "perplexity": round(perplexity(loss), 1), "params": v.model.num_params(),
                      "KV cache / token": format_bytes(v.config.kv_cache_bytes_per_token()),
-                     f"KV cache at {len(prompt.gpt2_ids)} tokens":
-                         format_bytes(v.config.kv_cache_bytes(len(prompt.gpt2_ids)))})
+                     "KV cache for the prompt": format_bytes(v.config.kv_cache_bytes(lengths[name]))})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if len(set(lengths.values())) > 1:
+        st.caption("The models cut the prompt into different numbers of tokens (their own "
+                   "tokenizers), so their losses are per token of different tokens: compare them "
+                   "with that in mind.")
     compact = sorted({v.vocab.size for v in built.values() if v.vocab is not None})
     if compact:
         st.caption(f"Loss and perplexity are over the training corpus's vocabulary "
@@ -50,10 +67,10 @@ if built and prompt:
     seed = sidebar.linked("compare_seed", 0, lowest=0, highest=2**31 - 1)
     c4.number_input("Sampling seed", 0, 2**31 - 1, key="compare_seed")
     for col, (name, v) in zip(st.columns(len(built)), built.items()):
-        text = continuation(v, prompt, new_tokens, temperature, int(top_k) or None, int(seed))
+        text = continuation(v, asked[name], new_tokens, temperature, int(top_k) or None, int(seed))
         col.markdown(f"**{name}**")
         col.code(text or "(no room left: the prompt fills the context)", language=None, wrap_lines=True)
-        room = new_token_room(v.config, len(prompt.gpt2_ids), new_tokens)
+        room = new_token_room(v.config, lengths[name], new_tokens)
         if room < new_tokens:
             col.caption(f"{name} has learned positions for {v.config.max_seq_len} tokens (its training "
                         f"block) and none past them: {room} of {new_tokens} new tokens generated.")

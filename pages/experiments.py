@@ -7,14 +7,14 @@ import streamlit as st
 
 from gpt2viz import PRESETS
 from gpt2viz.config import POSITIONS, preset
-from gpt2viz.dashboard import corpora, models, prompts, routing, sidebar
-from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, loss_between, reach,
+from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
+from gpt2viz.experiments import (HEAD_CHUNK, gqa_frontier, length_curve, logit_lens, loss_between, reach,
                                  receptive_field, reconfigured, scratch_loss, theory_reach,
                                  window_losses)
 from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
-                                     receptive_figure, window_figure)
-from gpt2viz.resources import plural
-from gpt2viz.workbench import model_ids, token_labels
+                                     receptive_figure, streaming_figure, streaming_label, window_figure)
+from gpt2viz.resources import memory_shortfall, plural
+from gpt2viz.workbench import prompt_ids, prompt_labels, token_labels
 
 selection = routing.selection()
 data, settings = corpora.selected(selection), selection.settings
@@ -225,22 +225,95 @@ def show_logit_lens(built):
     if prompt:
         lenses = {}
         for name, v in built.items():
-            probs, top = logit_lens(v.model, model_ids(v, prompt)[0])
-            lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top])
-        st.plotly_chart(logit_lens_figure(lenses, prompt.labels), width="stretch")
+            probs, top = logit_lens(v.model, prompt_ids(v, prompt)[0])
+            lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top], prompt_labels(v, prompt))
+        st.plotly_chart(logit_lens_figure(lenses), width="stretch")
+
+
+STREAM_SECONDS_PER_1K = 11.0  # one setting over 1,000 tokens of SmolLM2-135M, shared 2-core CPU (README)
+
+
+def stream_bytes(cfg, tokens: int) -> int:
+    """Memory one streaming pass adds over the weights (fp32): the residual stream, q/k/v and
+    the MLP's three d_ff-wide tensors of one layer at a time, and one chunk of logits."""
+    return 4 * tokens * (4 * cfg.d_model + 3 * cfg.d_ff) * 2 + 4 * HEAD_CHUNK * cfg.vocab_size
+
+
+def show_streaming(built):
+    """StreamingLLM on a real model: loss along a long text, full attention against a window
+    with and without sinks, at true positions (experiments.streaming_losses)."""
+    st.caption("Xiao et al. 2023 (StreamingLLM): a pretrained model scored token by token along one "
+               "long text (the default corpus's validation text in the model's own tokens) with full "
+               "causal attention, with a sliding window of w keys, and with the window plus s sinks "
+               "(the first s tokens, always visible). Query i sees key j iff j ≤ i and (i − w < j or "
+               "j < s). The weights are the same; only the mask changes.")
+    real = {n: v for n, v in built.items() if v.pretrained}
+    if not real:
+        st.info("StreamingLLM runs on a pretrained model: add smollm2-135m in the sidebar. The small "
+                "models' windows and sinks are the 'Window & sinks' experiment.")
+        return
+    name = st.selectbox("Pretrained model", list(real)) if len(real) > 1 else next(iter(real))
+    variant = real[name]
+    cfg, ids = variant.config, real_model.text_ids(variant)
+    fits = [n for n in (256, 512, 1024, 2048, 4096, 8192, len(ids) - 1) if n < len(ids)
+            and memory_shortfall(stream_bytes(cfg, n), "streaming") is None]
+    if not fits:
+        st.error(f"Not enough free memory for a pass over 256 tokens of {name} (about "
+                 f"{stream_bytes(cfg, 256) / 2**20:.0f} MiB); close other work and reload.")
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    tokens = c1.select_slider("Tokens of text", fits, value=2048 if 2048 in fits else fits[-1],
+                              format_func=lambda n: f"{n:,}",
+                              help=f"Up to the text's {len(ids) - 1:,} scored tokens where this machine's "
+                                   f"memory allows; past {cfg.max_seq_len:,} is past the model's own context.")
+    window = c2.select_slider("Window w", [64, 128, 256, 512, 1024], value=256)
+    sinks = int(c3.number_input("Sinks s", 1, 64, 4))
+    smooth = c4.select_slider("Smoothing (view only)", [1, 16, 64, 256], value=64,
+                              help="The line is the running mean of the last n positions.")
+    windows, sink_counts = (window,), (0, sinks)
+    rows = real_model.streaming(variant, tokens, windows, sink_counts, run=False)
+    if rows is None:
+        seconds = 3 * tokens / 1000 * STREAM_SECONDS_PER_1K
+        st.info(f"Three passes over {tokens:,} tokens (full, window {window}, window {window} + "
+                f"{plural(sinks, 'sink')}): about {seconds:.0f} s on a 2-core CPU, then kept for every "
+                f"session on this server.")
+        if st.button("Run", type="primary"):
+            with st.spinner(f"Scoring {tokens:,} tokens three times..."):
+                real_model.streaming(variant, tokens, windows, sink_counts, run=True)
+            st.rerun()  # drawn from the stored result, without this note and button
+    if rows is None:
+        return
+    result = {"variant": name, "tokens": tokens, "rows": rows}
+    st.plotly_chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None),
+                    width="stretch")
+    st.dataframe(pd.DataFrame([{"setting": streaming_label(r), "loss": round(r["loss"], 3),
+                                "perplexity": round(r["ppl"], 1),
+                                **{f"positions {k}": None if v is None else round(v, 3)
+                                   for k, v in r["buckets"].items()}} for r in rows]),
+                 hide_index=True, width="stretch")
+    st.caption("Loss in nats per token. Without sinks the window loses the first token, which many heads "
+               "use as a place to park attention (see the head atlas's first-token mass); one sink "
+               "brings most of the loss back.")
 
 
 EXPERIMENTS = {"Length generalization": show_length_generalization,
                "Window & sinks": show_window_and_sinks,
                "Receptive field": show_receptive_field,
                "GQA frontier": show_gqa_frontier,
-               "Logit lens": show_logit_lens}
+               "Logit lens": show_logit_lens,
+               "StreamingLLM": show_streaming}
 
 st.title("Experiments: what each alteration buys, and what it costs")
 experiment = sidebar.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
 st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", label_visibility="collapsed")
 built = models.variants(selection)
-if built and selection.weights != "trained" and experiment != "Receptive field":
+if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier"):
+    if any(v.pretrained for v in built.values()):  # they read the small models' corpus ids
+        st.caption("These experiments run on the small models (their corpus and training length); "
+                   "a pretrained model is measured in 'StreamingLLM' and 'Logit lens'.")
+    built = {n: v for n, v in built.items() if not v.pretrained}
+if (built and selection.weights != "trained" and experiment not in ("Receptive field", "StreamingLLM")
+        and not all(v.pretrained for v in built.values())):
     st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
             "(the receptive field works with random weights too).")
     st.stop()

@@ -6,19 +6,22 @@ import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
-from gpt2viz.dashboard import corpora, models, prompts, routing, sidebar
+from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
 from gpt2viz.resources import format_bytes
 from gpt2viz.viz.attention import attention_grid
-from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, sharing_diagram,
-                             similarity_heatmap, within_vs_across)
-from gpt2viz.workbench import divisors, kv_cost_rows
+from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, likeness_by_layer,
+                             sharing_diagram, similarity_heatmap, within_vs_across)
+from gpt2viz.workbench import divisors, kv_cost_rows, prompt_labels
 
 selection = routing.selection()
 st.title("GQA: sharing key/value heads")
-# The shape shown: the first selected model that shares heads, else the first selected one.
-base_name, base_cfg = next(((n, c) for n, c in selection.configs.items() if c.n_kv_head < c.n_head),
-                           next(iter(selection.configs.items()), ("gpt2", PRESETS["gpt2"])))
-if selection.weights != "checkpoint":  # the embedding the built models have, as on Build
+# The shape shown: a selected pretrained model (its own vocabulary), else the first selected
+# model that shares heads, else the first selected one.
+real = models.pretrained_variants(selection.pretrained, show_loading=False)
+shapes = {n: v.config for n, v in real.items()} | selection.configs
+base_name, base_cfg = next(((n, c) for n, c in shapes.items() if c.n_kv_head < c.n_head),
+                           next(iter(shapes.items()), ("gpt2", PRESETS["gpt2"])))
+if selection.weights != "checkpoint" and base_name not in real:  # the embedding the built models have
     base_cfg = base_cfg.replace(vocab_size=corpora.selected(selection).vocab.size)
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
@@ -60,12 +63,13 @@ if prompt and grouped:
     variant = grouped[name]
     cfg = variant.config
     layer = st.slider("Layer", 0, cfg.n_layer - 1, 0) if cfg.n_layer > 1 else 0
-    probs = prompts.trace(variant, prompt).attn[layer][0].numpy()  # (n_head, T, T)
+    attn = prompts.trace(variant, prompt).attn
+    probs = attn[layer][0].numpy()  # (n_head, T, T)
     similarity = head_similarity(probs)
     within, across = within_vs_across(similarity, cfg.group_size)
     a, b = st.columns([2, 1])
     by_group = [probs[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(cfg.n_kv_head)]
-    a.plotly_chart(attention_grid(by_group, prompt.labels,
+    a.plotly_chart(attention_grid(by_group, prompt_labels(variant, prompt),
                                   f"{name}, layer {layer}: one row per kv head, its {cfg.group_size} query heads",
                                   cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
                                   cell_titles=[f"Q{h}" for h in range(cfg.n_head)], sinks=cfg.sinks),
@@ -79,9 +83,31 @@ if prompt and grouped:
     else:
         b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
         b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
+    if cfg.n_kv_head > 1 and cfg.n_layer > 1:
+        by_layer = [within_vs_across(head_similarity(a[0].numpy()), cfg.group_size) for a in attn]
+        st.plotly_chart(likeness_by_layer([w for w, _ in by_layer], [x for _, x in by_layer],
+                                          f"{name}: how alike heads attend, layer by layer, on the prompt"),
+                        width="stretch")
 
 st.subheader("Mean-pooling a trained MHA model into GQA")
-if selection.weights != "trained":
+for name, variant in real.items():
+    cfg = variant.config
+    result = real_model.pooled(variant)
+    rows = [{"n_kv_head": cfg.n_kv_head, "val_loss": result["base_loss"]}] + [
+        {"n_kv_head": r["n_kv_head"], "val_loss": r["pooled_loss"]} for r in result["rows"]]
+    st.plotly_chart(conversion_curve(rows), width="stretch")
+    st.caption(f"{name} (pretrained, {cfg.n_kv_head} KV heads for {cfg.n_head} query heads): the loss "
+               f"on the first 1,024 tokens of the default corpus's validation text with its own KV "
+               f"heads, then with each group's K/V heads replaced by their mean (to_gqa), no "
+               f"uptraining — " + "; ".join(
+                   f"{r['n_kv_head']} KV head{'s' if r['n_kv_head'] > 1 else ''}: {r['pooled_loss']:.3f} "
+                   f"nats, KV cache {format_bytes(r['kv_bytes_per_token'])} a token"
+                   for r in result["rows"]) +
+               f" (its own: {result['base_loss']:.3f}, {format_bytes(result['kv_bytes_per_token'])} a "
+               f"token). Uptraining a 135M-parameter model is not interactive on a CPU.")
+if real and not selection.configs:
+    pass  # the real model alone: no small pair to train
+elif selection.weights != "trained":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
 else:
     pair = {"gpt2": PRESETS["gpt2"], "gqa": PRESETS["gqa"]}  # differ in n_kv_head only

@@ -9,8 +9,8 @@ from gpt2viz import resources
 from gpt2viz.attention import flex_is_compiled
 from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
                            attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
-                           estimate_seconds, forward_flops)
-from gpt2viz.dashboard import bench_runs, routing
+                           estimate_seconds, forward_flops, pretrained_family)
+from gpt2viz.dashboard import bench_runs, models, routing
 from gpt2viz.resources import format_bytes, plural
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
@@ -118,12 +118,27 @@ else:
                             "every query may always attend, kept in the cache for good.")
     repeats = c4.slider("Steps per point", 2, 16, 8, help="New tokens timed at each context length.")
     contexts = [n for n in (256, 512, 1024, 2048, 4096, 8192, 16384) if n <= longest]
-    with_selected = st.checkbox("Add the selected variants (as built in the sidebar)", value=True)
-    configs = decode_family(DECODE_BODY, window, int(sinks))
+    real = models.pretrained_variants(selection.pretrained)
+    with_family = st.checkbox("The small family (MHA / GQA / MQA, random weights)", value=not real)
+    with_selected = st.checkbox("Add the selected variants (as built in the sidebar; a pretrained "
+                                "model with its own weights under full attention, the window and the "
+                                "window + sinks)", value=True)
+    configs = decode_family(DECODE_BODY, window, int(sinks)) if with_family else {}
+    weights = {}  # name -> a pretrained model's copy that shares its weights
     if with_selected:
         configs |= selection.configs
+        for variant in real.values():
+            weights |= pretrained_family(variant.model, window, int(sinks))
+        configs |= {name: m.config for name, m in weights.items()}
     settings = dict(mode=mode, contexts=contexts, configs={k: c.to_dict() for k, c in configs.items()},
                     device=device)
+    if weights:
+        cfg = next(iter(weights.values())).config
+        st.caption(f"{', '.join(real)}: its own weights ({cfg.n_layer} layers, {cfg.n_head} query heads on "
+                   f"{cfg.n_kv_head} KV heads of {cfg.head_dim}, RoPE base {cfg.rope_base:g}), shared by the "
+                   f"three settings; the cache holds {cfg.n_kv_head} KV heads, "
+                   f"{format_bytes(cfg.kv_cache_bytes_per_token())} a token in fp32. Past its own context "
+                   f"({cfg.max_seq_len:,}) RoPE keeps going; the quality there is the StreamingLLM experiment's.")
     st.caption(f"The family: one body ({DECODE_BODY.n_layer} layers, {DECODE_BODY.n_head} query heads "
                f"of {DECODE_BODY.head_dim}, d_model {DECODE_BODY.d_model}, RoPE) with MHA, GQA and MQA, "
                f"each with full attention, a window of {window}, and the window plus {plural(int(sinks), 'sink')}. "
@@ -140,7 +155,8 @@ else:
     pressed = st.button("Run", type="primary", disabled=not planned)
     record = planned and bench_runs.measured(
         "decode", settings, lambda r: estimate_decode_seconds(configs, contexts, r),
-        lambda r, progress: bench_decode(configs, contexts, r, device=device, progress=progress),
+        lambda r, progress: bench_decode(configs, contexts, r, device=device, progress=progress,
+                                         models=weights),
         repeats, pressed, quick_repeats=4)
     if planned:
         steps = record["repeats"] if record else repeats

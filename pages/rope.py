@@ -3,10 +3,12 @@ q.k with distance, live for any base, head size and context length."""
 import streamlit as st
 import torch
 
-from gpt2viz.dashboard import models, prompts, routing, sidebar
+from gpt2viz.dashboard import models, prompts, real_model, routing, sidebar
 from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
-from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance,
-                              rope_score_by_distance, rotation_panels, score_decay, wavelength_bars)
+from gpt2viz.rope_usage import pair_norms, qk_by_distance
+from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance, measured_decay_figure,
+                              pair_usage_figure, rope_score_by_distance, rotation_panels, score_decay,
+                              wavelength_bars)
 
 selection = routing.selection()
 st.title("RoPE geometry")
@@ -52,6 +54,32 @@ if prompt and rope_variants:
                f"then rotated to each of the prompt's {positions.shape[1]} positions; grey: the real "
                f"rotated keys of kv head {kv_head}. This model's base is {cfg.rope_base:g} and head "
                f"size {cfg.head_dim}; the sliders above change the figures below.")
+
+    st.subheader("What the model does with the rotation")
+    if variant.pretrained:  # a real model: a long stretch of real text, not just the prompt
+        tokens = st.select_slider("Tokens of text", [128, 256, 512, 1024], value=512,
+                                  help="The first tokens of the default corpus's validation text, "
+                                       "in the model's own tokens; traced once per server process.")
+        vectors, source = real_model.qk_trace(variant, tokens), f"the first {tokens} tokens of the default corpus"
+    else:
+        vectors, source = tr, "the prompt"
+    st.plotly_chart(pair_usage_figure(pair_norms(vectors.q).numpy(), pair_norms(vectors.k).numpy(),
+                                      cfg.rope_base, cfg.max_seq_len,
+                                      f"{name}: the rotation pairs its q and k use ({source})"),
+                    width="stretch")
+    st.caption("Each cell: the mean length of one (x_k, x_k+d/2) pair over heads and positions, over "
+               "the layer's mean pair. A rotation keeps a pair's length, so this is how much of q or k "
+               "the model puts on each frequency. Pairs that hardly turn inside the context carry content, "
+               f"not position: right of the dotted line a pair turns less than once in the model's "
+               f"{cfg.max_seq_len:,}-token context (base {cfg.rope_base:g}).")
+    measured = qk_by_distance(vectors, layer, head, base=cfg.rope_base)
+    st.plotly_chart(measured_decay_figure(measured, cfg.head_dim, cfg.rope_base,
+                                          f"{name}, layer {layer}, head {head} (kv head {kv_head}): q·k "
+                                          f"against distance on {source}"), width="stretch")
+    st.caption("Solid: the mean score q_i·k_(i−Δ)/√d the model computes (before masks and softmax) "
+               "at each distance; dashed: the same vectors with their rotation undone; dotted (right "
+               "axis): the analytic decay for q = k = ones at this base and head size. Layer and head: "
+               "the sliders above.")
 elif prompt:
     st.info("No RoPE model is selected: showing one fixed vector rotated by position. Add 'rope' "
             "or 'rope+gqa+swa' in the sidebar to see a model's real q and k.")

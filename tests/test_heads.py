@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from gpt2viz.heads import (MEASURES, head_stats, induction_score, repeated_random_tokens,
-                           text_measures)
+from gpt2viz.heads import (INDUCTION_COUNT, MEASURES, PRETRAINED_LOW_ID, head_stats,
+                           induction_ids, induction_score, repeated_random_tokens, text_measures)
 
 from conftest import tiny_model
 
@@ -116,6 +116,21 @@ def test_repeated_random_tokens():
         repeated_random_tokens(model.config, length=40)
     with pytest.raises(ValueError, match="distinct"):
         repeated_random_tokens(model.config.replace(position="rope"), length=98)
+
+
+def test_ids_from_low_up_and_a_pretrained_model_skips_byte_tokens():
+    model = tiny_model(position="rope")
+    ids = repeated_random_tokens(model.config, length=30, low=60, seed=3)
+    assert ids.min() >= 60 and ids.max() < 97
+    assert all(len(set(row[:30].tolist())) == 30 for row in ids)
+    with pytest.raises(ValueError, match="distinct"):
+        repeated_random_tokens(model.config, length=30, low=80)  # 17 ids from 80 up
+    assert induction_ids(model).min() < PRETRAINED_LOW_ID  # a small model: the whole vocabulary
+    real = tiny_model(position="rope", vocab_size=400)
+    real.pretrained = "smollm2-135m"
+    ids = induction_ids(real, seed=1)
+    assert ids.shape == (INDUCTION_COUNT, 64) and ids.min() >= PRETRAINED_LOW_ID
+    assert torch.equal(ids, repeated_random_tokens(real.config, seed=1, low=PRETRAINED_LOW_ID))
 
 
 def test_bad_input_gets_one_message():

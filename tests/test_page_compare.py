@@ -45,7 +45,8 @@ def test_compare_numbers_are_recomputed_from_the_logits(corpus):
         assert table.loc[name, "params"] == param_formula(cfg, corpus.vocab.size)
         slots = len(gpt2_ids) if cfg.window is None else min(len(gpt2_ids), cfg.window)
         assert table.loc[name, "KV cache / token"] == shown_bytes(kv_bytes_per_token(cfg))
-        assert table.loc[name, f"KV cache at {len(gpt2_ids)} tokens"].startswith(
+        assert table.loc[name, "prompt tokens"] == len(gpt2_ids)
+        assert table.loc[name, "KV cache for the prompt"].startswith(
             f"{slots * kv_bytes_per_token(cfg) / 1024:.1f}")
 
 

@@ -15,11 +15,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 def test_draws_sharing_costs_groups_and_conversion():
     at = app("gqa")  # trained weights (quick budget): the conversion section runs
-    diagram, costs, grid, similarity, conversion = figures(at)
+    diagram, costs, grid, similarity, likeness, conversion = figures(at)
     assert sum(1 for t in diagram["data"] if t["mode"] == "lines") == 8
     assert [len(t["x"]) for t in costs["data"]] == [4, 4, 4]  # n_kv_head 8, 4, 2, 1
     assert len(grid["data"]) == 8 and len(array(similarity["data"][0]["z"])) == 8
     assert conversion["data"][0]["x"] == ["8", "4", "2", "1"]  # the MHA baseline, pooled
+    assert len(array(likeness["data"][0]["y"])) == PRESETS["rope+gqa+swa"].n_layer  # a point per layer
     at.select_slider[0].set_value(1).run()
     assert "MQA" in figures(at)[0]["layout"]["title"]["text"]
 

@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 def test_real_rotation_with_a_rope_model_and_a_synthetic_one_without():
     at = app("rope", weights="random")
-    rotation, wavelengths, decay = figures(at)
+    rotation, usage, measured, wavelengths, decay = figures(at)
+    assert "rotation pairs" in usage["layout"]["title"]["text"] and "q·k against distance" in \
+        measured["layout"]["title"]["text"]  # the model's own vectors (on the prompt)
     panels = [t for t in rotation["data"] if t.get("name") == "q rotated to each position"]
     assert len(panels) == 8 and any(t.get("name") == "real k" for t in rotation["data"])
     assert len(array(wavelengths["data"][0]["x"])) == 8
@@ -22,7 +24,7 @@ def test_real_rotation_with_a_rope_model_and_a_synthetic_one_without():
         distance = array(curve["x"])  # no ALiBi model selected: 8 heads, slopes 2^-1 .. 2^-8
         assert np.allclose(array(curve["y"]), np.exp(-slope * distance))
     at.select_slider[1].set_value(64).run()  # head size: only the explanatory figures change
-    assert len(array(figures(at)[1]["data"][0]["x"])) == 32
+    assert len(array(figures(at)[3]["data"][0]["x"])) == 32
     at = app("rope", weights="random", variants=["gpt2"])
     assert any("No RoPE model" in i.value for i in at.info) and len(figures(at)) == 3
 

@@ -5,10 +5,16 @@ Models are built once per (variant, config, weights, seed, settings, corpus) and
 every session (st.cache_resource); they are in eval mode and never trained further, so every
 session can read them. A trained model lands in the store when its job finishes, even if the
 page that asked for it has gone (training.py queues it, shows progress and stand-ins).
+
+A pretrained model (gpt2viz.pretrained) loads once per server process on a thread of its own
+(not behind the training queue: a load takes seconds, a training run minutes), one copy of its
+weights for every session; until it is in, pages say it is loading and show no stand-in.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import threading
+import time
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Hashable
@@ -16,7 +22,7 @@ from typing import Callable, Hashable
 import streamlit as st
 import torch
 
-from gpt2viz import GPT2
+from gpt2viz import GPT2, pretrained
 from gpt2viz.checkpoints import CheckpointError, load_checkpoint, load_checkpoint_zip
 from gpt2viz.corpus import Corpus, Vocabulary
 from gpt2viz.jobs import TrainingJob, TrainingQueue
@@ -29,12 +35,25 @@ from . import corpora, serving_mode, training
 from .sidebar import Selection
 
 
+@dataclass(eq=False)
+class PretrainedLoad:
+    """One pretrained model loading in the background: done is set with variant or error."""
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    variant: Variant | None = None
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class ModelStore:
-    """Built models by key, and the queue that trains the missing ones (one worker)."""
+    """Built models by key, the queue that trains the missing ones (one worker), and the
+    pretrained models, each loaded once."""
 
     def __init__(self):
         self.variants: dict[Hashable, Variant] = {}
         self.training = TrainingQueue()
+        self.loads: dict[str, PretrainedLoad] = {}
+        self._lock = threading.Lock()
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.variants
@@ -53,6 +72,27 @@ class ModelStore:
     def _finish(self, key, work, callback) -> Variant:  # on the training thread
         return self.put(key, work(callback))
 
+    def load_pretrained(self, name: str) -> PretrainedLoad:
+        """The load of `name`, started on the first request (later ones share it). A missing
+        package raises pretrained.MissingPackageError here, before any thread starts."""
+        with self._lock:
+            load = self.loads.get(name)
+            if load is None:
+                pretrained.gguf_path(name)  # instant; says which pip command is missing
+                load = self.loads[name] = PretrainedLoad(name)
+                threading.Thread(target=self._load, args=(load,), name=f"gpt2viz-load-{name}",
+                                 daemon=True).start()
+            return load
+
+    def _load(self, load: PretrainedLoad) -> None:  # on its own thread
+        try:
+            model, tokenizer = pretrained.load(load.name)
+            load.variant = self.put(("pretrained", load.name),
+                                    Variant(load.name, model, None, "pretrained", tokenizer=tokenizer))
+        except Exception as err:  # shown on the pages that asked (CheckpointError, OSError, ...)
+            load.error = err
+        load.done.set()
+
 
 @st.cache_resource(show_spinner=False)
 def store() -> ModelStore:
@@ -63,16 +103,17 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
     """Build (or fetch) every selected variant. Problems are shown, never raised. `purpose`
     names what a page asks for (its selection, or a reference model of its own); the training
     banner is drawn once a page (show_training: with the live loss curve)."""
+    real = pretrained_variants(selection.pretrained, purpose == "selection")
     if selection.weights == "checkpoint":
-        return _checkpoint_variant(selection.checkpoint)
+        return _checkpoint_variant(selection.checkpoint) | real
     if selection.weights == "upload":
-        return _uploaded_variant()
+        return _uploaded_variant() | real
     for title, problem in selection.unbuildable.items():
         st.error(f"{title} cannot be built, so it is not shown: {problem} Fix it in the sidebar.")
     if not selection.configs:
-        if not selection.unbuildable:
+        if not selection.unbuildable and not selection.pretrained:
             st.info("Pick at least one variant in the sidebar.")
-        return {}
+        return real
     models, settings, data = store(), selection.settings, corpora.selected(selection)
     if selection.weights == "trained":  # dropout is part of how a model was trained
         configs = {name: c.replace(dropout=selection.dropout) for name, c in selection.configs.items()}
@@ -91,7 +132,46 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
             stand_in = selection.weights == "trained"
             built[name] = replace(_random_variant(name, config, selection.seed, data),
                                   source="random init (not trained yet)" if stand_in else "random init")
+    return built | real
+
+
+def pretrained_variants(names, show_loading: bool = True) -> dict[str, Variant]:
+    """The pretrained models asked for that are loaded; the others start loading (the banner
+    says so when show_loading) and are left out until they are in. Problems: one line each."""
+    models, loading, built = store(), [], {}
+    for name in names:
+        try:
+            load = models.load_pretrained(name)
+        except pretrained.MissingPackageError as err:
+            st.error(str(err))
+            continue
+        if not load.done.is_set():
+            loading.append(load)
+        elif load.error is not None:
+            st.error(f"{name} could not be loaded: {load.error}")
+        else:
+            built[name] = load.variant
+    if loading and show_loading:
+        _loading_banner(loading)
     return built
+
+
+@st.fragment(run_every=1.0)
+def _loading_banner(loads: list[PretrainedLoad]) -> None:
+    """Like the training banner: refreshed every second, the page reruns when all are in."""
+    if all(load.done.is_set() for load in loads):
+        st.rerun()
+    waited = max(time.monotonic() - load.started for load in loads)
+    with st.container(border=True):
+        st.markdown(f"**Loading {', '.join(load.name for load in loads)} (pretrained) in the "
+                    f"background** — once per server process, then shared by every session. It is "
+                    f"left out of the pages until it is in (no stand-in for a real model).")
+        st.progress(min(waited / LOAD_SECONDS, 0.95),
+                    text=f"{waited:.0f} s so far; about {LOAD_SECONDS} s from the checkpoint cache on "
+                         f"disk, twice that the first time (dequantizing the GGUF file).")
+
+
+LOAD_SECONDS = 8  # measured: the cached float32 weights of SmolLM2-135M load in 6-8 s on 2 cores
 
 
 def _key(name, config, selection):

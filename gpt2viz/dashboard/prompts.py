@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
-from gpt2viz.workbench import Prompt, Variant, run_trace, tokenize_prompt, unknown_positions
+from gpt2viz.workbench import Prompt, Variant, prompt_ids, tokenize_prompt, trace_ids, unknown_positions
 
 from . import sidebar
 
@@ -32,12 +33,14 @@ def prompt_input() -> Prompt | None:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _cached_trace(_variant: Variant, model_id: int, ids: tuple):
-    return run_trace(_variant, Prompt(list(ids), []))
+    return trace_ids(_variant.model, torch.tensor([ids]))
 
 
 def trace(variant: Variant, prompt: Prompt):
-    """One forward pass per (model, prompt): view-only controls never recompute it."""
-    return _cached_trace(variant, id(variant.model), tuple(prompt.gpt2_ids))
+    """One forward pass per (model, the prompt's ids in its vocabulary): view-only controls
+    never recompute it."""
+    ids = prompt_ids(variant, prompt)[0].tolist()
+    return _cached_trace(variant, id(variant.model), tuple(ids))
 
 
 def unknown_note(built: dict, prompt: Prompt):

@@ -10,6 +10,7 @@ from .sidebar import Selection
 
 PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
          ("pages/attention.py", "Attention", ":material/grid_on:"),
+         ("pages/heads.py", "Head atlas", ":material/apps:"),
          ("pages/compare.py", "Compare & generate", ":material/compare_arrows:"),
          ("pages/rope.py", "RoPE geometry", ":material/rotate_right:"),
          ("pages/gqa.py", "GQA sharing", ":material/hub:"),

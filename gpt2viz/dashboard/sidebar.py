@@ -18,6 +18,7 @@ import torch
 
 from gpt2viz import ModelConfig, PRESETS
 from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS, TrainSettings
+from gpt2viz.pretrained import PRETRAINED
 from gpt2viz.resources import device
 
 from . import corpora, serving_mode
@@ -69,7 +70,7 @@ DEFAULTS = dict(variants=["gpt2", "rope+gqa+swa"], weights="trained", seed=0, ch
                 **TRAINING_DEFAULTS,
                 **{prefix + f: v for slot, (_, prefix) in SLOTS.items()
                    for f, v in CUSTOM_DEFAULTS[slot].items()})
-VARIANT_IDS = list(PRESETS) + list(SLOTS)
+VARIANT_IDS = list(PRESETS) + list(PRETRAINED) + list(SLOTS)
 # The pages' own view controls travel in the link too, under names of their own (widget key =
 # URL name), read where the page draws them (linked()); the prompt is text, so the link holds
 # at most PROMPT_LINK_CHARS of it.
@@ -90,6 +91,7 @@ class Selection:
     settings: TrainSettings = TrainSettings()
     dropout: float = 0.0  # while training; a trained model's config carries it
     corpus: str = ""  # "" = the embedded corpus, else "name@hash" (corpora.py)
+    pretrained: tuple = ()  # names in gpt2viz.pretrained.PRETRAINED: fixed weights, whatever `weights`
 
 
 def defaults() -> dict:
@@ -237,6 +239,10 @@ def _restore_dropped_widgets() -> None:
             st.session_state[f"sb_{key}"] = value
 
 
+def variant_label(v: str) -> str:
+    return SLOTS[v][0] if v in SLOTS else f"{v} (pretrained)" if v in PRETRAINED else v
+
+
 def _number(container, key: str, spec: str):
     label, lowest, highest, step = NUMBER_FIELDS[spec]
     style = {"format": "%g"} if isinstance(lowest, float) else {}
@@ -250,9 +256,14 @@ def draw() -> Selection:
     sb = st.sidebar
     sb.header("Variants")
     names = sb.multiselect("Compare", VARIANT_IDS, key="sb_variants",
-                           format_func=lambda v: SLOTS[v][0] if v in SLOTS else v,
+                           format_func=variant_label,
                            help="\n".join(f"**{k}**: {v}" for k, v in PRESET_DESCRIPTIONS.items())
+                           + "".join(f"\n**{k} (pretrained)**: {s.description}" for k, s in PRETRAINED.items())
                            + "\n**custom 1, custom 2**: every hyperparameter yours (below).")
+    pretrained = tuple(n for n in names if n in PRETRAINED)
+    if pretrained:
+        sb.caption(f"{', '.join(pretrained)} always runs on its own pretrained weights, whatever the "
+                   f"Weights choice below; it never trains, and reads text with its own tokenizer.")
     customs, unbuildable = {}, {}
     for slot, (title, prefix) in SLOTS.items():
         try:
@@ -299,7 +310,7 @@ def draw() -> Selection:
         st.error(f"The training settings cannot work: {err} Using the defaults.")
         settings = training_settings(defaults())
     return Selection(configs, weights, seed, checkpoint, unbuildable, settings, float(values["dropout"]),
-                     values["corpus"])
+                     values["corpus"], pretrained)
 
 
 def training_controls(estimate: str) -> None:

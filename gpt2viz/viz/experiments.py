@@ -147,13 +147,14 @@ def frontier_figure(rows: list[dict], base_loss: float, scratch: dict | None = N
     return fig
 
 
-def logit_lens_figure(lenses: dict, labels: list[str]) -> go.Figure:
-    """lenses: name -> (probs (n_layer + 1, T), top-1 token labels (n_layer + 1, T)); one
-    heatmap per variant, positions across, layers up, the token on hover."""
+def logit_lens_figure(lenses: dict) -> go.Figure:
+    """lenses: name -> (probs (n_layer + 1, T), top-1 token labels (n_layer + 1, T), the
+    input's token labels (T,): each model's own tokens); one heatmap per variant, positions
+    across, layers up, the token on hover."""
     names = list(lenses)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.04)
     for col, name in enumerate(names, start=1):
-        probs, tokens = lenses[name]
+        probs, tokens, labels = lenses[name]
         probs = np.asarray(probs, float)
         rows = ["embeddings"] + [f"layer {l}" for l in range(1, len(probs))]
         fig.add_trace(go.Heatmap(z=probs, x=list(range(probs.shape[1])), y=rows, zmin=0, zmax=1,
@@ -165,7 +166,7 @@ def logit_lens_figure(lenses: dict, labels: list[str]) -> go.Figure:
                       row=1, col=col)
     fig.update_xaxes(title_text="position")
     fig.update_layout(title="Logit lens: the top-1 next-token probability read after every layer",
-                      height=200 + 40 * max(len(p) for p, _ in lenses.values()),
+                      height=200 + 40 * max(len(lens[0]) for lens in lenses.values()),
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
 

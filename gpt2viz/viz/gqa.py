@@ -107,3 +107,19 @@ def conversion_curve(rows: list[dict], reference: dict | None = None) -> go.Figu
                       height=380, margin=dict(t=60, l=10, r=10, b=10),
                       legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def likeness_by_layer(within: list[float], across: list[float], title: str) -> go.Figure:
+    """within[l], across[l]: within_vs_across of layer l's head_similarity -> two lines by
+    layer: how alike heads that share a kv head attend, against heads of different groups."""
+    layers = list(range(len(within)))
+    fig = go.Figure()
+    for name, values, dash in (("heads of one kv group", within, None),
+                               ("heads of different groups", across, "dash")):
+        fig.add_trace(go.Scatter(x=layers, y=values, mode="lines+markers", name=name, line=dict(dash=dash),
+                                 hovertemplate=f"layer %{{x}}: %{{y:.3f}}<extra>{name}</extra>"))
+    fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 12 else 2)
+    fig.update_yaxes(title_text="similarity (1 − TV distance)", range=[0, 1])
+    fig.update_layout(title=title, height=340, margin=dict(t=60, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

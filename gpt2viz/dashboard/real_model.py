@@ -1,0 +1,52 @@
+"""A pretrained model's long-text measurements, once per server process for every session
+(st.cache_resource): its own tokens of the default corpus's validation text (what `experiment
+streaming`, `heads` and `gqa` read), its queries and keys over a stretch of it, the loss with
+its KV heads mean-pooled, and StreamingLLM's losses per setting. Small models read the prompt
+or their own corpus instead."""
+from __future__ import annotations
+
+import streamlit as st
+
+from gpt2viz.experiments import pooled_kv_losses, streaming_losses
+from gpt2viz.model import Trace
+from gpt2viz.workbench import Variant, trace_ids
+
+from .heads import text_ids  # the default corpus's validation text in the model's own tokens
+
+
+@st.cache_resource(max_entries=4, show_spinner="Tracing the text (queries and keys of every layer)...")
+def _qk_trace(_variant: Variant, model_id: int, tokens: int) -> Trace:
+    full = trace_ids(_variant.model, text_ids(_variant)[:tokens][None])
+    return Trace(logits=None, q=full.q, k=full.k, positions=full.positions)  # attn dropped: 30 x 9 x T^2
+
+
+def qk_trace(variant: Variant, tokens: int) -> Trace:
+    """q and k of every layer over the first `tokens` tokens of the text (no probabilities)."""
+    return _qk_trace(variant, id(variant.model), tokens)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Mean-pooling the KV heads and scoring 1,024 tokens "
+                                               "(a forward pass per head count)...")
+def _pooled(_variant: Variant, model_id: int) -> dict:
+    return pooled_kv_losses(_variant.model, text_ids(_variant))
+
+
+def pooled(variant: Variant) -> dict:
+    """experiments.pooled_kv_losses on the text: the loss with its KV heads, then pooled."""
+    return _pooled(variant, id(variant.model))
+
+
+@st.cache_resource(show_spinner=False)
+def _streaming_results() -> dict:
+    """(model id, tokens, windows, sinks) -> streaming rows, for every session."""
+    return {}
+
+
+def streaming(variant: Variant, tokens: int, windows: tuple, sinks: tuple, run: bool) -> list[dict] | None:
+    """experiments.streaming_losses over the first `tokens` tokens of the text, once per
+    settings: None until measured; run=True measures (a pass per setting: minutes)."""
+    key = (id(variant.model), tokens, tuple(windows), tuple(sinks))
+    results = _streaming_results()
+    if key not in results and run:
+        results[key] = streaming_losses(variant.model, text_ids(variant), tokens, list(windows), list(sinks))
+    return results.get(key)
