@@ -7,6 +7,7 @@ weights, then reports seconds from picking smollm2-135m in the sidebar to its fi
 view-only change (head, colour scale) after that, the Head atlas the first time and again, and
 the server's resident memory with the real model loaded and four sessions looking at it."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,8 +37,9 @@ def timed(action) -> float:
 
 port = free_port()
 env = {**os.environ, "GPT2VIZ_TRAIN_STEPS": "10"}
-if "--cold" in sys.argv:
-    env["GPT2VIZ_CACHE"] = tempfile.mkdtemp()
+cold_cache = tempfile.mkdtemp() if "--cold" in sys.argv else None
+if cold_cache:
+    env["GPT2VIZ_CACHE"] = cold_cache
 server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                            "--server.port", str(port), "--server.address", "127.0.0.1",
                            "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
@@ -57,10 +59,13 @@ try:
 
         first = timed(pick)
         views = []
-        for head in ["3", "mean over heads", "5", "mean over heads"]:
-            views.append(timed(lambda: (choose(page.locator("[data-testid='stMain']"), "Head", head),
-                                        chart_title(page, f"{NAME} · layer 0 · " +
-                                                    ("mean over heads" if head.startswith("mean") else f"head {head}")))))
+        for head in ["3", "mean over heads", "5", "mean over heads"]:  # the Head picker, as a user
+            page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(
+                has=page.get_by_text("Head", exact=True)).first.click()
+            option = page.get_by_role("option", name=head, exact=True)
+            views.append(timed(lambda: (option.click(), chart_title(
+                page, f"{NAME} · layer 0 · " + ("mean over heads" if head.startswith("mean") else f"head {head}")))))
+            wait_idle(page)
 
         def atlas():
             page.locator("[data-testid='stSidebarNav']").get_by_text("Head atlas").click()
@@ -84,7 +89,7 @@ try:
           f"(shared with other work)")
     print(f"weights {'dequantized from the GGUF (cold cache)' if '--cold' in sys.argv else 'cached on disk'}")
     print(f"first heatmap of {NAME}: {first:.1f} s after picking it in the sidebar")
-    print(f"view-only change (Head): median {sorted(views)[len(views) // 2]:.2f} s of "
+    print(f"view-only change (Head: from the click on the option to the redrawn title): median {sorted(views)[len(views) // 2]:.2f} s of "
           f"{[round(v, 2) for v in views]}")
     print(f"Head atlas of {NAME}: {atlas_first:.1f} s the first time, {atlas_again:.1f} s again (cached)")
     print(f"server resident memory: {rss_before / 2**20:.0f} MiB before, {rss / 2**20:.0f} MiB with "
@@ -92,3 +97,5 @@ try:
 finally:
     server.terminate()
     server.wait(10)
+    if cold_cache:
+        shutil.rmtree(cold_cache)  # 540 MB of dequantized weights
