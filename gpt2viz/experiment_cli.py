@@ -18,7 +18,7 @@ import torch
 
 from .config import PRESETS, ModelConfig, preset
 from .corpus import Corpus, default_text, read_text, validation_text
-from .heads import TEXT_TOKENS, head_stats, induction_ids
+from .heads import head_stats, induction_ids, text_tokens
 from .model import GPT2
 from .config import TrainSettings
 from .pretrained import PRETRAINED
@@ -256,7 +256,7 @@ def run_experiment(args) -> int:
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         cfg = loaded.model.config
         ids = scored_text(args, loaded, corpus)[0]
-        heads = head_stats(loaded.model, ids[:TEXT_TOKENS], induction_ids(loaded.model, args.seed))
+        heads = head_stats(loaded.model, ids[:text_tokens(loaded.model.config)], induction_ids(loaded.model, args.seed))
         result = {"variant": args.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
                   "n_kv_head": cfg.n_kv_head, "heads": heads}
         summary = [f"top {key}: " + ", ".join(f"L{h['layer']}H{h['head']} {h[key]:.2f}" for h in
@@ -330,7 +330,7 @@ def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args
 
     timed(f"streaming_{args.tokens}x5", lambda: ex.streaming_losses(
         loaded.model, ids, args.tokens, [256, 1024], [0, 4]))
-    timed("heads", lambda: head_stats(loaded.model, ids[:TEXT_TOKENS], induction_ids(loaded.model)))
+    timed("heads", lambda: head_stats(loaded.model, ids[:text_tokens(loaded.model.config)], induction_ids(loaded.model)))
     timed("ablation", lambda: ex.ablation(loaded.model, ids, 17, kv_group=1))
     return result
 

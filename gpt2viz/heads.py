@@ -31,6 +31,12 @@ MEASURES = ("first_token_mass", "prev_token", "induction", "entropy", "mean_dist
 TEXT_TOKENS = 512  # `experiment heads` reads the first 512 tokens of its text
 INDUCTION_LENGTH = 64  # L: tokens in r, so each induction sequence is 2L = 128 tokens long
 INDUCTION_COUNT = 4  # sequences [r, r] in the batch, each with its own r
+
+
+def text_tokens(config) -> int:
+    """How much text the measures read: TEXT_TOKENS, or the model's context if shorter (a small
+    model's max_seq_len is its training block; learned positions do not exist past it)."""
+    return min(TEXT_TOKENS, config.max_seq_len)
 PRETRAINED_LOW_ID = 256  # a real vocabulary starts with special and single-byte tokens
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from gpt2viz import experiments
-from gpt2viz.heads import TEXT_TOKENS, head_stats as measure_heads, induction_ids
+from gpt2viz.heads import head_stats as measure_heads, induction_ids, text_tokens
 from gpt2viz.workbench import Variant, validation_ids
 
 from . import corpora
@@ -26,15 +26,8 @@ def text_ids(variant: Variant) -> torch.Tensor:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _head_stats(_variant: Variant, model_id: int) -> list[dict]:
-    return measure_heads(_variant.model, text_ids(_variant)[:head_text_tokens(_variant)],
+    return measure_heads(_variant.model, text_ids(_variant)[:text_tokens(_variant.config)],
                          induction_ids(_variant.model))
-
-
-def head_text_tokens(variant: Variant) -> int:
-    """The text's first 512 tokens (gpt2viz.heads.TEXT_TOKENS), or the model's context if
-    shorter: a small model's max_seq_len is its training block, past which its positions
-    were never trained (learned ones do not exist)."""
-    return min(TEXT_TOKENS, variant.config.max_seq_len)
 
 
 def head_stats(variant: Variant) -> list[dict]:
