@@ -288,8 +288,8 @@ def show_streaming(built):
                     width="stretch")
     st.dataframe(pd.DataFrame([{"setting": streaming_label(r), "loss": round(r["loss"], 3),
                                 "perplexity": round(r["ppl"], 1),
-                                **{f"positions {k}": None if v is None else round(v, 3)
-                                   for k, v in r["buckets"].items()}} for r in rows]),
+                                **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()
+                                   if v is not None}} for r in rows]),  # buckets past the text: left out
                  hide_index=True, width="stretch")
     st.caption("Loss in nats per token. Without sinks the window loses the first token, which many heads "
                "use as a place to park attention (see the head atlas's first-token mass); one sink "
