@@ -187,7 +187,7 @@ def test_each_page_control_redraws_what_it_names(dashboard):
 
 
 def test_closing_the_tab_mid_training_keeps_the_model(tmp_path, chromium):
-    """Training runs on the server's worker, not in the tab's script run."""
+    """Training runs in the server's training process, not in the tab's script run."""
     with serve_app({"GPT2VIZ_TRAIN_STEPS": "20", "GPT2VIZ_CACHE": str(tmp_path)}) as url:
         with new_page(chromium) as page:
             page.goto(f"{url}/?variants=gpt2&seed=3")
@@ -199,7 +199,10 @@ def test_closing_the_tab_mid_training_keeps_the_model(tmp_path, chromium):
         assert len(list(tmp_path.iterdir())) == 1  # the checkpoint, written although nobody waited
         with new_page(chromium) as page:
             open_page(page, url, "build", "variants=gpt2&seed=3")
-            assert [r["weights"] for r in table(page)] == ["trained"]  # from the store: no retraining
+            # no retraining: from the store, or from the disk cache the training process wrote
+            # just before it handed the weights back
+            assert [r["weights"] for r in table(page)] in (["trained"], ["trained (cache)"])
+            assert len(list(tmp_path.iterdir())) == 1
 
 
 def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, tmp_path):
