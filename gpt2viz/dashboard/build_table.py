@@ -116,8 +116,8 @@ def training_estimate(selection: Selection) -> str:
 
 def _training_label(h) -> str:
     """Seconds alone mislead on a shared machine: give the rate and when it was measured."""
-    when = f" on {h.finished}" if h.finished else ""
-    return f"{h.seconds:.0f} s at {h.tokens_per_second:,.0f} tokens/s{when}"
+    when = f" · {h.finished.removesuffix(' UTC')} UTC" if h.finished else ""
+    return f"{h.seconds:.0f} s · {h.tokens_per_second:,.0f} tok/s{when}"
 
 
 def loss_figure(built: dict[str, Variant]):
