@@ -8,7 +8,6 @@ browsers share the machine with the server, as a user's own browser does."""
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser import IDLE, ROOT, free_port, open_browser, wait_healthy  # noqa: E402
+from browser import IDLE, ROOT, open_browser, serve_app  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--sessions", type=int, default=8)
@@ -25,10 +24,10 @@ parser.add_argument("--repo", type=Path, default=ROOT)
 args = parser.parse_args()
 
 
-def health_seconds(port) -> float:
+def health_seconds(url) -> float:
     go = time.perf_counter()
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=30).read()
+        urllib.request.urlopen(f"{url}/_stcore/health", timeout=30).read()
     except OSError:
         return float("inf")
     return time.perf_counter() - go
@@ -40,20 +39,13 @@ def summary(values) -> str:
     return f"median {statistics.median(values):.2f} s, p90 {p90:.2f} s, max {values[-1]:.2f} s (n={len(values)})"
 
 
-port = free_port()
-env = {**os.environ, "GPT2VIZ_CACHE": tempfile.mkdtemp()}  # cold: the defaults must train
-server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                           "--server.port", str(port), "--browser.gatherUsageStats", "false",
-                           "--server.fileWatcherType", "none"], cwd=args.repo, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    wait_healthy(port, server, timeout=120)
+with serve_app({"GPT2VIZ_CACHE": tempfile.mkdtemp()}, timeout=120, root=args.repo) as url:  # cold cache
     with open_browser() as browser:
         loads, pages = [], []
         for _ in range(args.sessions):  # one after another, as people arrive
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             go = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/attention", wait_until="commit", timeout=300_000)
+            page.goto(f"{url}/attention", wait_until="commit", timeout=300_000)
             page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=300_000)
             page.wait_for_selector(IDLE, timeout=300_000)
             loads.append(time.perf_counter() - go)
@@ -68,7 +60,7 @@ try:
                 page.wait_for_timeout(100)
                 page.wait_for_selector(IDLE, timeout=300_000)
                 reruns.append(time.perf_counter() - go)
-                health.append(health_seconds(port))
+                health.append(health_seconds(url))
             flip += 1
         training_at_end = pages[0].get_by_text("Training in the background").count() > 0
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -78,9 +70,3 @@ try:
     print(f"page load (goto -> heatmap drawn, idle): {summary(loads)}")
     print(f"rerun (click -> idle; includes 0.1 s wait): {summary(reruns)}")
     print(f"/_stcore/health answer: {summary(health)}")
-finally:
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()

@@ -50,14 +50,15 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def serve_app(env_overrides: dict | None = None, timeout: float = 60):
+def serve_app(env_overrides: dict | None = None, timeout: float = 60, root: Path = ROOT):
+    """The dashboard of the checkout at `root` (default this one) on a free local port."""
     port = free_port()
     env = {**os.environ, **(env_overrides or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_healthy(port, proc, timeout)
         yield f"http://127.0.0.1:{port}"
