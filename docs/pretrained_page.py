@@ -17,8 +17,16 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser import (ROOT, add_variant, choose, free_port, open_browser, open_page,  # noqa: E402
-                     wait_healthy, wait_idle)
+from browser import (  # noqa: E402
+    ROOT,
+    add_variant,
+    choose,
+    free_port,
+    open_browser,
+    open_page,
+    wait_healthy,
+    wait_idle,
+)
 
 NAME = "smollm2-135m"
 

@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from .config import PRESETS, preset
-from .pretrained import MissingPackageError
+from gpt2viz.core.config import PRESETS, preset
+from gpt2viz.weights.pretrained import MissingPackageError
 
 
 def main(argv=None) -> int:
@@ -27,9 +27,9 @@ def main(argv=None) -> int:
                            help="bf16: forward and loss under bf16 autocast")
     train_cmd.add_argument("--no-cache", action="store_true", help="train even if cached")
 
-    from .bench_cli import add_bench_arguments
+    from gpt2viz.cli.bench import add_bench_arguments
     add_bench_arguments(commands.add_parser("bench", help="measure attention and models"))
-    from .experiment_cli import add_experiment_arguments
+    from gpt2viz.cli.experiment import add_experiment_arguments
     add_experiment_arguments(commands.add_parser("experiment", help="what each alteration buys and costs"))
 
     args = parser.parse_args(argv)
@@ -37,9 +37,9 @@ def main(argv=None) -> int:
         if args.command == "train":
             return run_train(args)
         if args.command == "experiment":
-            from .experiment_cli import run_experiment
+            from gpt2viz.cli.experiment import run_experiment
             return run_experiment(args)
-        from .bench_cli import run_bench
+        from gpt2viz.cli.bench import run_bench
         return run_bench(args)
     except (ValueError, MemoryError, MissingPackageError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -52,9 +52,9 @@ def main(argv=None) -> int:
 def run_train(args) -> int:
     from dataclasses import replace
 
-    from .corpus import Corpus, read_text
-    from .config import TrainSettings
-    from .train import train
+    from gpt2viz.core.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus, read_text
+    from gpt2viz.training.train import train
 
     corpus = Corpus.from_text(read_text(args.corpus), args.corpus) if args.corpus else Corpus.default()
     settings = TrainSettings(precision=args.precision)
@@ -84,7 +84,7 @@ def run_train(args) -> int:
 
 def run_matrix(corpus, settings, args) -> int:
     """A Markdown table on stdout, then the rows as JSON on the last line."""
-    from .train import training_matrix
+    from gpt2viz.training.train import training_matrix
 
     def report(row):
         print(f"{row['position']:>10} {row['attention']} window {row['window'] or 'full'}: val "

@@ -2,9 +2,9 @@
 import numpy as np
 import streamlit as st
 
+from gpt2viz.analysis.workbench import prompt_labels, same_tokenizer
 from gpt2viz.dashboard import models, prompts, routing, sidebar
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
-from gpt2viz.workbench import prompt_labels, same_tokenizer
 
 GRID_LAYERS = 6  # layers in one "All layers × heads" figure: 30 × 9 maps at once are unreadable
 

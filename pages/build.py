@@ -1,10 +1,15 @@
 """Build & train: which models exist, how well they learned, what they cost."""
 import streamlit as st
 
+from gpt2viz.analysis.workbench import (
+    SEED_NOISE_NOTE,
+    seed_noise,
+    seed_noise_mismatch,
+    within_noise,
+)
 from gpt2viz.dashboard import build_table, corpora, models, routing, serving_mode, sidebar
-from gpt2viz.tokenizer import get_tokenizer
-from gpt2viz.train import learning_problem
-from gpt2viz.workbench import SEED_NOISE_NOTE, seed_noise, seed_noise_mismatch, within_noise
+from gpt2viz.text.tokenizer import get_tokenizer
+from gpt2viz.training.train import learning_problem
 
 selection = routing.selection()
 st.title("Build & train")

@@ -2,12 +2,19 @@
 import pandas as pd
 import streamlit as st
 
+from gpt2viz.analysis.workbench import (
+    as_chat,
+    continuation,
+    new_token_room,
+    next_token_top_k,
+    perplexity,
+    prompt_ids,
+    prompt_loss,
+)
+from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import models, prompts, routing, sidebar
-from gpt2viz.resources import format_bytes
-from gpt2viz.tokenizer import get_tokenizer
+from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
-from gpt2viz.workbench import (as_chat, continuation, new_token_room, next_token_top_k, perplexity,
-                               prompt_ids, prompt_loss)
 
 selection = routing.selection()
 st.title("Compare & generate")

@@ -1,20 +1,37 @@
 """Experiments: what RoPE, GQA and sliding windows buy and what they cost, measured live on
-the selected models (gpt2viz.experiments measures; this page picks and draws)."""
+the selected models (gpt2viz.analysis.experiments measures; this page picks and draws)."""
 from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
-from gpt2viz.config import POSITIONS, preset
+from gpt2viz.analysis.experiments import (
+    HEAD_CHUNK,
+    gqa_frontier,
+    length_curve,
+    logit_lens,
+    loss_between,
+    reach,
+    receptive_field,
+    reconfigured,
+    scratch_loss,
+    theory_reach,
+    window_losses,
+)
+from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels
+from gpt2viz.core.config import POSITIONS, preset
+from gpt2viz.core.resources import memory_shortfall, plural
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
-from gpt2viz.experiments import (HEAD_CHUNK, gqa_frontier, length_curve, logit_lens, loss_between, reach,
-                                 receptive_field, reconfigured, scratch_loss, theory_reach,
-                                 window_losses)
-from gpt2viz.viz.experiments import (frontier_figure, length_figure, logit_lens_figure,
-                                     receptive_figure, streaming_figure, streaming_label, window_figure)
-from gpt2viz.resources import memory_shortfall, plural
-from gpt2viz.workbench import prompt_ids, prompt_labels, token_labels
+from gpt2viz.viz.experiments import (
+    frontier_figure,
+    length_figure,
+    logit_lens_figure,
+    receptive_figure,
+    streaming_figure,
+    streaming_label,
+    window_figure,
+)
 
 selection = routing.selection()
 data, settings = corpora.selected(selection), selection.settings

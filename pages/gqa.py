@@ -6,12 +6,19 @@ import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
+from gpt2viz.analysis.workbench import divisors, kv_cost_rows, prompt_labels
+from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
-from gpt2viz.resources import format_bytes
 from gpt2viz.viz.attention import attention_grid
-from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, likeness_by_layer,
-                             sharing_diagram, similarity_heatmap, within_vs_across)
-from gpt2viz.workbench import divisors, kv_cost_rows, prompt_labels
+from gpt2viz.viz.gqa import (
+    conversion_curve,
+    cost_bars,
+    head_similarity,
+    likeness_by_layer,
+    sharing_diagram,
+    similarity_heatmap,
+    within_vs_across,
+)
 
 selection = routing.selection()
 st.title("GQA: sharing key/value heads")

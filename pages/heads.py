@@ -2,11 +2,11 @@
 `experiment heads`); a chosen head's map on the prompt, and what switching it off costs."""
 import streamlit as st
 
+from gpt2viz.analysis.heads import MEASURES
+from gpt2viz.analysis.workbench import prompt_ids, prompt_labels
 from gpt2viz.dashboard import heads, models, prompts, routing
-from gpt2viz.heads import MEASURES
 from gpt2viz.viz.attention import attention_heatmap
 from gpt2viz.viz.heads import MEASURE_LABELS, ablation_figure, head_atlas, selected_head
-from gpt2viz.workbench import prompt_ids, prompt_labels
 
 selection = routing.selection()
 st.title("Head atlas")

@@ -5,13 +5,25 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from gpt2viz import resources
-from gpt2viz.attention import flex_is_compiled
-from gpt2viz.bench import (DECODE_BODY, attention_plan, bench_attention, bench_decode, bench_forward,
-                           attention_flops, decode_family, decode_plan, estimate_decode_seconds, estimate_forward_seconds,
-                           estimate_seconds, forward_flops, pretrained_family)
+from gpt2viz.analysis.bench import (
+    DECODE_BODY,
+    attention_flops,
+    attention_plan,
+    bench_attention,
+    bench_decode,
+    bench_forward,
+    decode_family,
+    decode_plan,
+    estimate_decode_seconds,
+    estimate_forward_seconds,
+    estimate_seconds,
+    forward_flops,
+    pretrained_family,
+)
+from gpt2viz.core import resources
+from gpt2viz.core.attention import flex_is_compiled
+from gpt2viz.core.resources import format_bytes, plural
 from gpt2viz.dashboard import bench_runs, models, routing
-from gpt2viz.resources import format_bytes, plural
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"

@@ -3,12 +3,19 @@ q.k with distance, live for any base, head size and context length."""
 import streamlit as st
 import torch
 
+from gpt2viz.analysis.rope_usage import pair_norms, qk_by_distance
+from gpt2viz.core.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.dashboard import models, prompts, real_model, routing, sidebar
-from gpt2viz.positions import apply_rope, rope_cos_sin, sinusoidal_table
-from gpt2viz.rope_usage import pair_norms, qk_by_distance
-from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance, measured_decay_figure,
-                              pair_usage_figure, rope_score_by_distance, rotation_panels, score_decay,
-                              wavelength_bars)
+from gpt2viz.viz.rope import (
+    absolute_position_similarity,
+    alibi_weight_by_distance,
+    measured_decay_figure,
+    pair_usage_figure,
+    rope_score_by_distance,
+    rotation_panels,
+    score_decay,
+    wavelength_bars,
+)
 
 selection = routing.selection()
 st.title("RoPE geometry")

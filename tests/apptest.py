@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
@@ -57,11 +56,9 @@ QUICK_STEPS = 8  # conftest's quick_training budget
 
 def stored(name, weights="trained", seed=0, **fields):
     """The model a page built (default seed), from the process-wide store the pages read."""
+    from gpt2viz.core.config import TrainSettings
     from gpt2viz.dashboard.models import store
-
-    from gpt2viz.corpus import Corpus
-
-    from gpt2viz.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus
 
     embedded = Corpus.default().sha256 if weights == "random" else ""  # keys end with the corpus
     quick = TrainSettings(steps=int(os.environ["GPT2VIZ_TRAIN_STEPS"]))  # the pages' default budget

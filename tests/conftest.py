@@ -58,7 +58,7 @@ def variant(request):
 
 @pytest.fixture(scope="session")
 def corpus():
-    from gpt2viz.corpus import Corpus
+    from gpt2viz.text.corpus import Corpus
     return Corpus.default()
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.attention import BANDED_MIN_KEYS, attention, choose_impl, eager_attention
-from gpt2viz.positions import alibi_slopes
+from gpt2viz.core.attention import BANDED_MIN_KEYS, attention, choose_impl, eager_attention
+from gpt2viz.core.positions import alibi_slopes
 
 
 def qkv(b, hq, hkv, t, d=16, seed=0, dtype=torch.float32):

@@ -5,11 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2viz import attention as attn
-from gpt2viz.attention import (FLEX_MIN_KEYS_CUDA, allowed_mask, attention, choose_impl,
-                               flex_is_compiled, key_allowed, sdpa_repeats_kv,
-                               sliding_block_mask)
-from gpt2viz.positions import alibi_slopes
+from gpt2viz.core import attention as attn
+from gpt2viz.core.attention import (
+    FLEX_MIN_KEYS_CUDA,
+    allowed_mask,
+    attention,
+    choose_impl,
+    flex_is_compiled,
+    key_allowed,
+    sdpa_repeats_kv,
+    sliding_block_mask,
+)
+from gpt2viz.core.positions import alibi_slopes
 from gpt2viz.viz.attention import allowed_cells
 
 

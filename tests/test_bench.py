@@ -1,18 +1,25 @@
-"""gpt2viz.bench and its command line (bench_cli): the rows' reference and measurements, the
+"""gpt2viz.analysis.bench and its command line (bench_cli): the rows' reference and measurements, the
 memory figures, decode-cache bytes against the formula, FLOPs counted matmul by matmul."""
 import json
 
 import pytest
 import torch
-
 from conftest import causal_allowed
-from gpt2viz.attention import attention
-from gpt2viz.bench import (attended_pairs, bench_attention, bench_decode, bench_forward, bench_generate,
-                           decode_family, peak_memory)
-from gpt2viz.bench_cli import render
-from gpt2viz.kv_cache import KVCache
-from gpt2viz.config import ModelConfig
-from gpt2viz.model import GPT2
+
+from gpt2viz.analysis.bench import (
+    attended_pairs,
+    bench_attention,
+    bench_decode,
+    bench_forward,
+    bench_generate,
+    decode_family,
+    peak_memory,
+)
+from gpt2viz.cli.bench import render
+from gpt2viz.core.attention import attention
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.kv_cache import KVCache
+from gpt2viz.core.model import GPT2
 
 
 @pytest.mark.parametrize("n, w", [(1, None), (10, None), (10, 3), (10, 1), (10, 10), (10, 50)])
@@ -79,7 +86,7 @@ def test_tensor_high_water_mark_counts_allocations_not_views():
 
 
 def test_process_memory_sees_what_a_call_touches():
-    from gpt2viz.bench import process_peak_bytes
+    from gpt2viz.analysis.bench import process_peak_bytes
 
     big = process_peak_bytes(lambda: torch.ones(64, 2**20 // 4 * 4))  # 64 MiB, written
     if big is None:
@@ -161,7 +168,7 @@ def test_forward_flops_count_every_matmul():
 
 
 def test_rows_name_the_kernel_they_measured(monkeypatch):
-    import gpt2viz.attention as attention_module
+    import gpt2viz.core.attention as attention_module
 
     calls = []
     original = attention_module.banded_attention

@@ -1,10 +1,10 @@
 """Decoding a pretrained model under full attention, a window and window + sinks
 (bench.pretrained_family): its own weights, shared, and the rolling cache's bytes."""
 import torch
-
 from conftest import tiny_model
-from gpt2viz.bench import bench_decode, pretrained_family
-from gpt2viz.model import GPT2
+
+from gpt2viz.analysis.bench import bench_decode, pretrained_family
+from gpt2viz.core.model import GPT2
 
 LLAMA = dict(position="rope", n_kv_head=2, norm="rmsnorm", mlp="swiglu", d_ff=48, bias=False,
              dtype=torch.float32)

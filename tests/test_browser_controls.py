@@ -7,10 +7,25 @@ import re
 import time
 
 import pytest
-
-from browser import (ROOT, add_variant, new_page, page_text, wait_trained, chart_texts, choose,
-                     custom_panel, no_exception, open_page, remove_variant, serve_app, sidebar,
-                     step_number, table, type_number, wait_idle)
+from browser import (
+    ROOT,
+    add_variant,
+    chart_texts,
+    choose,
+    custom_panel,
+    new_page,
+    no_exception,
+    open_page,
+    page_text,
+    remove_variant,
+    serve_app,
+    sidebar,
+    step_number,
+    table,
+    type_number,
+    wait_idle,
+    wait_trained,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -232,7 +247,7 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
 
 
 def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
-    from gpt2viz.corpus import default_text
+    from gpt2viz.text.corpus import default_text
 
     text = tmp_path / "python-notes.txt"
     text.write_text(default_text()[:60_000], encoding="utf-8")

@@ -2,9 +2,16 @@
 the position slider, types an uptraining budget and presses the button; the page answers with
 figures and tables, never an exception. Screenshots go to test-artifacts/."""
 import pytest
-
-from browser import (ROOT, chart_texts, choose, no_exception,
-                     open_page, table, type_number, wait_idle)
+from browser import (
+    ROOT,
+    chart_texts,
+    choose,
+    no_exception,
+    open_page,
+    table,
+    type_number,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 

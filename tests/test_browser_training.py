@@ -4,8 +4,16 @@ line ahead of them; a superseded request is dropped; a cancelled run leaves noth
 import re
 
 import pytest
-
-from browser import new_page, no_exception, open_page, page_text, serve_app, table, type_number, wait_idle
+from browser import (
+    new_page,
+    no_exception,
+    open_page,
+    page_text,
+    serve_app,
+    table,
+    type_number,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 

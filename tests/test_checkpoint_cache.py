@@ -6,11 +6,16 @@ import time
 import pytest
 
 from gpt2viz import ModelConfig
-from gpt2viz.resources import parse_size
-from gpt2viz.checkpoint_cache import (cache_entries, cache_max_bytes, checkpoint_folder,
-                                      checkpoint_in_use, clear_cache)
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import train
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.core.resources import parse_size
+from gpt2viz.training.train import train
+from gpt2viz.weights.checkpoint_cache import (
+    cache_entries,
+    cache_max_bytes,
+    checkpoint_folder,
+    checkpoint_in_use,
+    clear_cache,
+)
 
 TINY = ModelConfig(n_layer=1, n_head=2, d_model=16, max_seq_len=32)
 TWO_STEPS = TrainSettings(steps=2, batch_size=2, block_size=16, eval_every=2, warmup_steps=1)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpt2viz.checkpoint_cache import cache_entries
-from gpt2viz.checkpoints import load_checkpoint
-from gpt2viz.staging import STALE_SECONDS, clean_stale
+from gpt2viz.core.staging import STALE_SECONDS, clean_stale
+from gpt2viz.weights.checkpoint_cache import cache_entries
+from gpt2viz.weights.checkpoints import load_checkpoint
 
 pytestmark = pytest.mark.slow  # starts processes: out of the quick loop
 
@@ -25,7 +25,8 @@ ROUNDS = 8
 def _save_rounds(root: str, seed: int, barrier) -> None:
     """One process: for each round, wait for the other, then both save the same key."""
     from conftest import tiny_model
-    from gpt2viz.checkpoints import save_checkpoint
+
+    from gpt2viz.weights.checkpoints import save_checkpoint
 
     model = tiny_model(seed=seed, dtype=torch.float32)
     for i in range(ROUNDS):
@@ -53,7 +54,7 @@ def test_two_processes_saving_one_key_both_succeed(tmp_path):
 HANGING_SAVE = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{root!r}, {tests!r}]
-    import gpt2viz.checkpoints as checkpoints
+    import gpt2viz.weights.checkpoints as checkpoints
     from conftest import tiny_model
 
     def stuck(weights, path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gpt2viz import GPT2, ModelConfig
-from gpt2viz.checkpoints import CheckpointError, checkpoint_zip, load_checkpoint_zip
+from gpt2viz.weights.checkpoints import CheckpointError, checkpoint_zip, load_checkpoint_zip
 
 LIMIT = 50 * 1024**2
 

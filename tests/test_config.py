@@ -1,4 +1,4 @@
-"""gpt2viz.config: impossible configs name the fields and the fix, the presets, KV-cache bytes."""
+"""gpt2viz.core.config: impossible configs name the fields and the fix, the presets, KV-cache bytes."""
 import pytest
 
 from gpt2viz import PRESETS, ModelConfig, preset

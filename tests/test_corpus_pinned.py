@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from gpt2viz import corpus
-from gpt2viz.corpus import Corpus, CorpusError, default_text
+from gpt2viz.text import corpus
+from gpt2viz.text.corpus import Corpus, CorpusError, default_text
 
 
 def test_default_text_is_the_pinned_text():

@@ -4,10 +4,15 @@ GQA through SDPA repeats K/V, and memory checks read the GPU's free memory."""
 import pytest
 import torch
 
-from gpt2viz.attention import (FLEX_MIN_KEYS_CUDA, attention, choose_impl, eager_attention,
-                               flex_is_compiled)
-from gpt2viz.positions import alibi_slopes
-from gpt2viz.resources import available_memory_bytes
+from gpt2viz.core.attention import (
+    FLEX_MIN_KEYS_CUDA,
+    attention,
+    choose_impl,
+    eager_attention,
+    flex_is_compiled,
+)
+from gpt2viz.core.positions import alibi_slopes
+from gpt2viz.core.resources import available_memory_bytes
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device: the CUDA kernel paths need a GPU")

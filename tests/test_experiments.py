@@ -1,4 +1,4 @@
-"""The experiments (gpt2viz.experiments) against their definitions and the properties each
+"""The experiments (gpt2viz.analysis.experiments) against their definitions and the properties each
 alteration is defined by: reach l*(w-1), a window that covers the block is full attention,
 pooling MHA into MHA changes nothing, uptraining recovers what pooling lost, learned positions
 stop at their table, the last logit-lens row is the model's own prediction."""
@@ -7,15 +7,22 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_model
-from gpt2viz import GPT2, ModelConfig
-from gpt2viz.corpus import Corpus, default_text
-from gpt2viz.experiments import (gqa_frontier, length_curve, logit_lens, reach, receptive_field,
-                                 sliding_token_losses, theory_reach, window_losses)
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import train
 
+from gpt2viz import GPT2, ModelConfig
+from gpt2viz.analysis.experiments import (
+    gqa_frontier,
+    length_curve,
+    logit_lens,
+    reach,
+    receptive_field,
+    sliding_token_losses,
+    theory_reach,
+    window_losses,
+)
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.text.corpus import Corpus, default_text
+from gpt2viz.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +120,8 @@ def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus)
     assert by_key[(32, 2)] == result["full_loss"]  # sinks add nothing when everything is visible
     assert by_key[(4, 0)] > result["full_loss"]
     # what lets window_losses skip those evaluations: the model with that window scores the same
-    from gpt2viz.experiments import reconfigured
-    from gpt2viz.train import evaluate
+    from gpt2viz.analysis.experiments import reconfigured
+    from gpt2viz.training.train import evaluate
     for window, sinks in ((32, 0), (64, 2)):
         assert evaluate(reconfigured(mha.model, window=window, sinks=sinks), corpus.val, 32) \
             == result["full_loss"]
@@ -123,7 +130,7 @@ def test_a_window_that_covers_the_block_gives_the_full_loss_exactly(mha, corpus)
 @pytest.mark.slow
 def test_inference_sinks_equal_a_model_built_with_them(mha, corpus):
     """The experiment's window and sinks are the model's own: build the config directly."""
-    from gpt2viz.train import evaluate
+    from gpt2viz.training.train import evaluate
 
     result = window_losses(mha.model, corpus.val, 32, [4], [3])
     direct = GPT2(mha.model.config.replace(window=4, sinks=3))

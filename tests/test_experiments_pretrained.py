@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import tiny_model
-from gpt2viz import experiment_cli
-from gpt2viz import experiments as ex
+
 from gpt2viz.__main__ import main
-from gpt2viz.checkpoints import to_gqa
+from gpt2viz.analysis import experiments as ex
+from gpt2viz.cli import experiment as experiment_cli
+from gpt2viz.weights.checkpoints import to_gqa
 
 pytestmark = pytest.mark.slow  # runs the experiment commands: out of the quick loop
 

@@ -1,9 +1,9 @@
 """KV-cache generation: identical to recomputing everything, rolling buffer for windows."""
 import pytest
 import torch
-
 from conftest import VARIANTS, tiny_model
-from gpt2viz.kv_cache import KVCache
+
+from gpt2viz.core.kv_cache import KVCache
 
 
 def test_cached_greedy_equals_uncached(variant):

@@ -1,14 +1,21 @@
-"""Head statistics (gpt2viz.heads): every measure recomputed with plain loops over the traced
+"""Head statistics (gpt2viz.analysis.heads): every measure recomputed with plain loops over the traced
 probabilities, hand-built heads whose scores are known, and window properties."""
 import math
 
 import pytest
 import torch
-
-from gpt2viz.heads import (INDUCTION_COUNT, MEASURES, PRETRAINED_LOW_ID, head_stats,
-                           induction_ids, induction_score, repeated_random_tokens, text_measures)
-
 from conftest import tiny_model
+
+from gpt2viz.analysis.heads import (
+    INDUCTION_COUNT,
+    MEASURES,
+    PRETRAINED_LOW_ID,
+    head_stats,
+    induction_ids,
+    induction_score,
+    repeated_random_tokens,
+    text_measures,
+)
 
 FIELDS = ["layer", "head", "kv_head", *MEASURES]
 

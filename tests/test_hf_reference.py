@@ -8,8 +8,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from gpt2viz import GPT2  # noqa: E402
-from gpt2viz.checkpoints import CheckpointError  # noqa: E402
+from gpt2viz.weights.checkpoints import CheckpointError, load_hf_gpt2  # noqa: E402
 
 HF_CONFIG = dict(vocab_size=500, n_positions=64, n_embd=64, n_layer=3, n_head=4,
                  bos_token_id=0, eos_token_id=0)
@@ -29,7 +28,7 @@ def hf_model(hf_folder):
 
 
 def test_logits_equal_hugging_face(hf_folder, hf_model):
-    ours = GPT2.from_hf_gpt2(hf_folder)
+    ours = load_hf_gpt2(hf_folder)
     idx = torch.randint(0, 500, (2, 50), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = hf_model(idx).logits
@@ -38,7 +37,7 @@ def test_logits_equal_hugging_face(hf_folder, hf_model):
 
 
 def test_attention_probabilities_equal_hugging_face(hf_folder, hf_model):
-    ours = GPT2.from_hf_gpt2(hf_folder)
+    ours = load_hf_gpt2(hf_folder)
     idx = torch.randint(0, 500, (1, 30), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         theirs = hf_model(idx, output_attentions=True).attentions
@@ -47,7 +46,7 @@ def test_attention_probabilities_equal_hugging_face(hf_folder, hf_model):
 
 
 def test_greedy_generation_equals_hugging_face(hf_folder, hf_model):
-    ours = GPT2.from_hf_gpt2(hf_folder)
+    ours = load_hf_gpt2(hf_folder)
     idx = torch.randint(0, 500, (1, 12), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         theirs = hf_model.generate(idx, max_new_tokens=30, do_sample=False, pad_token_id=0)
@@ -60,7 +59,7 @@ def test_pytorch_bin_loads_with_weights_only(hf_folder, hf_model, tmp_path):
     torch.save(hf_model.state_dict(), tmp_path / "pytorch_model.bin")
     idx = torch.randint(0, 500, (1, 9))
     with torch.no_grad():
-        assert (GPT2.from_hf_gpt2(tmp_path)(idx) - hf_model(idx).logits).abs().max() <= 1e-5
+        assert (load_hf_gpt2(tmp_path)(idx) - hf_model(idx).logits).abs().max() <= 1e-5
 
 
 class Exploit:
@@ -109,5 +108,5 @@ def broken_folder(tmp_path, hf_folder, what):
 def test_broken_checkpoints_fail_with_a_named_problem(tmp_path, hf_folder, what, fragment, capsys):
     folder = broken_folder(tmp_path, hf_folder, what)
     with pytest.raises(CheckpointError, match=fragment):
-        GPT2.from_hf_gpt2(folder)
+        load_hf_gpt2(folder)
     assert "pickled code ran" not in capsys.readouterr().out

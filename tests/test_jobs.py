@@ -6,11 +6,16 @@ from dataclasses import asdict
 
 import pytest
 
-from gpt2viz.jobs import (MAX_JOB_TOKENS, TrainingCancelled, TrainingQueue, check_budget,
-                          job_tokens)
-from gpt2viz.serving import Refused
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import Progress
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.training.jobs import (
+    MAX_JOB_TOKENS,
+    TrainingCancelled,
+    TrainingQueue,
+    check_budget,
+    job_tokens,
+)
+from gpt2viz.training.train import Progress
+from gpt2viz.weights.serving import Refused
 
 
 def test_the_same_model_asked_twice_trains_once_and_jobs_run_in_order():
@@ -107,8 +112,8 @@ def test_the_budget_cap():
 
 def test_a_cancelled_training_writes_nothing(corpus, private_cache):
     from gpt2viz import ModelConfig
-    from gpt2viz.checkpoint_cache import checkpoint_folder
-    from gpt2viz.train import train
+    from gpt2viz.training.train import train
+    from gpt2viz.weights.checkpoint_cache import checkpoint_folder
 
     tiny = ModelConfig(n_layer=1, n_head=2, d_model=16, max_seq_len=32)
     settings = TrainSettings(steps=50, batch_size=2, block_size=16, eval_every=50, warmup_steps=1)
@@ -132,7 +137,7 @@ def _cached_checkpoint(folder, config, settings, rate, when, device="cpu"):
 
 def test_estimates_use_the_fastest_pace_of_the_same_kind_of_job_else_a_labelled_guess(private_cache):
     from gpt2viz import PRESETS
-    from gpt2viz.jobs import GUESSED_PACE, JobKind
+    from gpt2viz.training.jobs import GUESSED_PACE, JobKind
 
     gpt2, rope = (PRESETS[n].replace(vocab_size=5008) for n in ("gpt2", "rope"))
     default, tiny_batch = TrainSettings(), TrainSettings(batch_size=1, block_size=512)
@@ -158,7 +163,7 @@ def test_estimates_use_the_fastest_pace_of_the_same_kind_of_job_else_a_labelled_
 
 
 def test_jobs_a_page_is_showing_run_before_jobs_nobody_looks_at(monkeypatch):
-    import gpt2viz.jobs as jobs
+    import gpt2viz.training.jobs as jobs
 
     queue, started, release, order = TrainingQueue(tokens_per_second=1000.0), threading.Event(), threading.Event(), []
     running = queue.submit("a", "a", lambda cb: started.set() or release.wait(10) and order.append("a"),

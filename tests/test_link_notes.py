@@ -1,6 +1,5 @@
 """What a link could not mean is said once, in one box, one line per note (issue 24, item 9)."""
 import pytest
-
 from apptest import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from gpt2viz import GPT2, ModelConfig
-from gpt2viz.checkpoint_cache import cache_key
-from gpt2viz.checkpoints import load_checkpoint, save_checkpoint, to_gqa
-from gpt2viz.config import PRESETS, TrainSettings
+from gpt2viz.core.config import PRESETS, TrainSettings
+from gpt2viz.weights.checkpoint_cache import cache_key
+from gpt2viz.weights.checkpoints import load_checkpoint, save_checkpoint, to_gqa
 
 transformers = pytest.importorskip("transformers")
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402

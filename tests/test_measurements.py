@@ -1,9 +1,9 @@
-"""gpt2viz.measurements: stored bench runs, labelled with when and where they were measured."""
+"""gpt2viz.analysis.measurements: stored bench runs, labelled with when and where they were measured."""
 
 
 
 def test_stored_measurements_round_trip_and_ignore_broken_files(tmp_path, monkeypatch):
-    from gpt2viz import measurements
+    from gpt2viz.analysis import measurements
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
     settings = {"n": [512, 1024]}

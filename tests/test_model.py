@@ -2,11 +2,11 @@
 RoPE, grouped kv heads, padding that changes nothing, and a trace that tells the truth."""
 import pytest
 import torch
-
 from conftest import VARIANTS, tiny_model
+
 from gpt2viz import GPT2
-from gpt2viz.attention import choose_impl
-from gpt2viz.checkpoints import to_gqa
+from gpt2viz.core.attention import choose_impl
+from gpt2viz.weights.checkpoints import to_gqa
 
 
 def logit_change(model, idx, j):

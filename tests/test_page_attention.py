@@ -3,11 +3,10 @@ views and colour scales, titles that name what is drawn, the difference caption.
 import numpy as np
 import pytest
 import torch
-
-from gpt2viz.corpus import Corpus
-from gpt2viz.tokenizer import get_tokenizer
-
 from apptest import app, array, colour_fractions, figures, stored
+
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.text.tokenizer import get_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -31,7 +30,7 @@ def test_heatmaps_are_probabilities_under_the_mask_in_every_view():
 
 def test_view_only_controls_do_not_rerun_the_model(monkeypatch):
     at = app("attention", weights="random")
-    import gpt2viz.workbench as workbench
+    import gpt2viz.analysis.workbench as workbench
     calls = []
     original = workbench.GPT2.trace
     monkeypatch.setattr(workbench.GPT2, "trace", lambda *a, **k: calls.append(1) or original(*a, **k))

@@ -1,7 +1,6 @@
 """Attention page: a control that does nothing in the current view is not shown, and keeps its
 value for when it applies again (issue 24, item 13)."""
 import pytest
-
 from apptest import app, figures
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]

@@ -2,11 +2,19 @@
 training settings and your own text, what the page says about noise and vocabulary."""
 import pytest
 import torch
+from apptest import (
+    QUICK_STEPS,
+    app,
+    figures,
+    kv_bytes_per_token,
+    own_loss,
+    param_formula,
+    shown_bytes,
+    stored,
+)
 
 from gpt2viz import PRESETS
-from gpt2viz.tokenizer import get_tokenizer
-
-from apptest import QUICK_STEPS, app, figures, kv_bytes_per_token, own_loss, param_formula, shown_bytes, stored
+from gpt2viz.text.tokenizer import get_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -57,8 +65,8 @@ def test_build_shows_how_much_each_model_uses_its_context(corpus):
 
 
 def test_seed_noise_is_marked_for_the_budget_it_was_measured_with_only(corpus):
-    from gpt2viz.config import TrainSettings
-    from gpt2viz.workbench import SEED_LOSSES, seed_noise
+    from gpt2viz.analysis.workbench import SEED_LOSSES, seed_noise
+    from gpt2viz.core.config import TrainSettings
 
     assert len(SEED_LOSSES) >= 3  # a few seeds, not one
     embedded = corpus.sha256
@@ -80,9 +88,9 @@ def test_losses_say_they_are_over_the_compact_vocabulary(corpus):
 def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, monkeypatch):
     """Through a link (the browser test types them into the Build page's fields)."""
     from gpt2viz import PRESETS
-    from gpt2viz.corpus import Corpus
-    from gpt2viz.checkpoint_cache import checkpoint_folder
-    from gpt2viz.config import TrainSettings
+    from gpt2viz.core.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus
+    from gpt2viz.weights.checkpoint_cache import checkpoint_folder
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
     at = app(variants=["gqa"], steps="5", lr="0.002", batch_size="4")
@@ -103,7 +111,7 @@ def test_training_settings_key_the_cache_and_bad_settings_are_refused(tmp_path, 
     (b"caf\xe9 au lait", "is not UTF-8"), (b"too short " * 10, "training needs at least 4096"),
 ])
 def test_own_text_that_cannot_train_is_refused_with_the_reason(data, said):
-    from gpt2viz.corpus import Corpus, CorpusError, decode_text
+    from gpt2viz.text.corpus import Corpus, CorpusError, decode_text
 
     with pytest.raises(CorpusError, match=said):
         Corpus.from_text(decode_text(data, "notes.txt"), "notes.txt")

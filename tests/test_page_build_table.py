@@ -2,9 +2,8 @@
 '—', and a caption says why), and while the models train the page says the loss curves come
 when training finishes (issue 24, item 12)."""
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from apptest import APP, app, wait_for_training
+from streamlit.testing.v1 import AppTest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 

@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from apptest import app, array, figures, kv_bytes_per_token, param_formula, shown_bytes, stored
 
 from gpt2viz import PRESETS
-from gpt2viz.tokenizer import get_tokenizer
-
-from apptest import app, array, figures, kv_bytes_per_token, param_formula, shown_bytes, stored
+from gpt2viz.text.tokenizer import get_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 

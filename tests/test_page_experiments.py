@@ -2,10 +2,7 @@
 sidebar's default models (gpt2 and rope+gqa+swa, trained for a few steps)."""
 import numpy as np
 import pytest
-
 from apptest import app, array, figures
-
-
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 

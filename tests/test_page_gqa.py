@@ -3,12 +3,20 @@ maps and their similarity recomputed, pooling against a model that differs in kv
 import numpy as np
 import pytest
 import torch
+from apptest import (
+    app,
+    array,
+    figures,
+    kv_bytes_per_token,
+    own_loss,
+    param_formula,
+    shown_bytes,
+    stored,
+)
 
 from gpt2viz import PRESETS
-from gpt2viz.corpus import Corpus
-from gpt2viz.tokenizer import get_tokenizer
-
-from apptest import app, array, figures, kv_bytes_per_token, own_loss, param_formula, shown_bytes, stored
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.text.tokenizer import get_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -86,9 +94,8 @@ def test_starts_at_the_models_own_sharing_and_says_when_there_is_one_group():
 def test_a_page_that_asks_twice_for_models_shows_one_training_banner(tmp_path, monkeypatch):
     """The GQA page asks for the selection and for its pooling pair: one banner, no duplicate
     widget keys, every job of the session in it."""
-    from streamlit.testing.v1 import AppTest
-
     from apptest import APP
+    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))  # cold: everything must train
     at = AppTest.from_file(APP, default_timeout=240)

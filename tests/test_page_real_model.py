@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from gpt2viz import pretrained
-from gpt2viz.model import GPT2
-
 from apptest import app, array, figures
+
+from gpt2viz.core.model import GPT2
+from gpt2viz.weights import pretrained
 
 pytestmark = pytest.mark.slow
 NAME = "smollm2-135m"
@@ -81,8 +80,8 @@ def test_gqa_page_shows_the_real_models_groups_pooling_and_cache(real):
     pooled = figs[next(i for i, t in enumerate(titles) if "before any retraining" in t)]
     losses = array(pooled["data"][0]["y"])
     assert [str(x) for x in pooled["data"][0]["x"]] == ["3", "1"]
-    from gpt2viz.checkpoints import to_gqa
     from gpt2viz.dashboard.real_model import text_ids
+    from gpt2viz.weights.checkpoints import to_gqa
 
     text = text_ids(variant)[:1025]
     with torch.no_grad():

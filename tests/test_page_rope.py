@@ -3,10 +3,9 @@ where the model put its last query, the sliders start at the model's own base.""
 import numpy as np
 import pytest
 import torch
-
-from gpt2viz.tokenizer import get_tokenizer
-
 from apptest import app, array, figures, stored
+
+from gpt2viz.text.tokenizer import get_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 

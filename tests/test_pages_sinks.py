@@ -3,14 +3,13 @@ items 16-18): what they draw, recomputed from the mask's definition and the mode
 import numpy as np
 import pytest
 import torch
+from apptest import app, array, figures
 
 from gpt2viz import GPT2, PRESETS, ModelConfig
-from gpt2viz.checkpoints import save_checkpoint
-from gpt2viz.corpus import Corpus
-from gpt2viz.resources import format_bytes
-from gpt2viz.tokenizer import get_tokenizer
-
-from apptest import app, array, figures
+from gpt2viz.core.resources import format_bytes
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.text.tokenizer import get_tokenizer
+from gpt2viz.weights.checkpoints import save_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -31,7 +30,7 @@ def sinks_checkpoint(tmp_path_factory):
 def test_gqa_grid_shows_the_sink_cells_the_model_attends(sinks_checkpoint):
     at = app("gqa", weights="checkpoint", checkpoint=str(sinks_checkpoint))
     (grid,) = [f for f in figures(at) if "one row per kv head" in f["layout"]["title"]["text"]]
-    from gpt2viz.checkpoints import load_checkpoint
+    from gpt2viz.weights.checkpoints import load_checkpoint
 
     model, _ = load_checkpoint(sinks_checkpoint)
     ids = Corpus.default().vocab.to_compact(torch.tensor(get_tokenizer().encode(at.text_area[0].value)))

@@ -1,12 +1,17 @@
-"""gpt2viz.positions: RoPE as the complex rotation, relative positions only, positions of real
+"""gpt2viz.core.positions: RoPE as the complex rotation, relative positions only, positions of real
 tokens only, the sinusoidal table as Vaswani et al. define it."""
 import math
 
 import torch
-
 from conftest import tiny_model
-from gpt2viz.positions import (apply_rope, positions_from_mask, rope_cos_sin, rope_frequencies,
-                               sinusoidal_table)
+
+from gpt2viz.core.positions import (
+    apply_rope,
+    positions_from_mask,
+    rope_cos_sin,
+    rope_frequencies,
+    sinusoidal_table,
+)
 
 
 def test_rope_is_the_complex_rotation_of_half_pairs():

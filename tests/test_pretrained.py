@@ -15,9 +15,9 @@ import torch
 pytest.importorskip("gguf", reason="gguf is in requirements.txt")
 pytest.importorskip("tokenizers", reason="tokenizers is in requirements.txt")
 
-from gpt2viz import pretrained  # noqa: E402
-from gpt2viz.checkpoints import CheckpointError  # noqa: E402
-from gpt2viz.train import continue_training  # noqa: E402
+from gpt2viz.training.train import continue_training  # noqa: E402
+from gpt2viz.weights import pretrained  # noqa: E402
+from gpt2viz.weights.checkpoints import CheckpointError  # noqa: E402
 
 pytestmark = pytest.mark.slow  # loads the real model: out of the quick loop
 

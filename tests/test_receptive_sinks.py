@@ -3,10 +3,9 @@ keys, so the reach is the whole prefix from layer 1 on; between the sinks and th
 nothing gets through (a sink query reads only keys before it)."""
 import pytest
 import torch
-
 from conftest import tiny_model
 
-from gpt2viz.experiments import reach, receptive_field, theory_reach
+from gpt2viz.analysis.experiments import reach, receptive_field, theory_reach
 from gpt2viz.viz.experiments import receptive_figure
 
 

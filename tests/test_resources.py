@@ -3,10 +3,15 @@ against RAM; bench rows that do not fit are skipped with a note while the rest a
 import pytest
 import torch
 
-from gpt2viz import resources
-from gpt2viz.bench import attention_memory_estimate, attention_plan, bench_attention, bench_forward
-from gpt2viz.config import ModelConfig
-from gpt2viz.resources import available_memory_bytes, ensure_fits, memory_shortfall
+from gpt2viz.analysis.bench import (
+    attention_memory_estimate,
+    attention_plan,
+    bench_attention,
+    bench_forward,
+)
+from gpt2viz.core import resources
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.resources import available_memory_bytes, ensure_fits, memory_shortfall
 
 GiB = 1024**3
 

@@ -1,14 +1,13 @@
-"""RoPE on real vectors (gpt2viz.rope_usage): pair lengths and q.k by distance recomputed
+"""RoPE on real vectors (gpt2viz.analysis.rope_usage): pair lengths and q.k by distance recomputed
 with plain loops over a small model's traced q and k."""
 import math
 
 import numpy as np
 import pytest
 import torch
-
-from gpt2viz.rope_usage import pair_norms, qk_by_distance
-
 from conftest import tiny_model
+
+from gpt2viz.analysis.rope_usage import pair_norms, qk_by_distance
 
 
 def traced(**overrides):

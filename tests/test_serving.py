@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from gpt2viz.serving import (MAX_CHECKPOINT_UPLOAD, MAX_CORPUS_UPLOAD, Refused, check_upload,
-                             checkpoint_path, is_local, max_upload_megabytes, models_folder,
-                             public_message)
+from gpt2viz.weights.serving import (
+    MAX_CHECKPOINT_UPLOAD,
+    MAX_CORPUS_UPLOAD,
+    Refused,
+    check_upload,
+    checkpoint_path,
+    is_local,
+    max_upload_megabytes,
+    models_folder,
+    public_message,
+)
 
 
 def test_only_loopback_addresses_are_local():
@@ -140,7 +148,7 @@ def test_uploads_over_the_cap_are_refused():
 
 def test_the_largest_sidebar_variant_fits_the_checkpoint_cap(corpus):
     from gpt2viz import ModelConfig
-    from gpt2viz.train import param_count
+    from gpt2viz.training.train import param_count
 
     largest = ModelConfig(vocab_size=corpus.vocab.size, n_layer=12, n_head=8,
                           d_model=512, position="learned")

@@ -7,16 +7,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from apptest import wait_for_training
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from gpt2viz import PRESETS, ModelConfig
-from gpt2viz.serving import max_upload_megabytes
-from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import train
-
-from apptest import wait_for_training
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.training.train import train
+from gpt2viz.weights.checkpoint_cache import cache_entries, checkpoint_folder
+from gpt2viz.weights.serving import max_upload_megabytes
 
 ROOT = Path(__file__).resolve().parent.parent
 

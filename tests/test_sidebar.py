@@ -1,11 +1,10 @@
 """The shared controls: the sidebar's link reading and naming, what the pages say around the
 controls, the prompt's bad input, the weights loaders (AppTest ones are marked slow)."""
 import pytest
+from apptest import app, figures
 
 from gpt2viz import ModelConfig
 from gpt2viz.dashboard.sidebar import DEFAULTS, custom_name, read_link
-
-from apptest import app, figures
 
 pytestmark = pytest.mark.usefixtures("quick_training")
 
@@ -109,11 +108,11 @@ def test_bad_inputs_are_explained_not_raised(tmp_path):
 
 @pytest.mark.slow
 def test_checkpoint_folders_load_ours_and_hugging_faces(tmp_path):
-    from gpt2viz.corpus import Corpus
-    from gpt2viz.checkpoint_cache import cache_dir, cache_key
-    from gpt2viz.config import TrainSettings
-    from gpt2viz.train import train
     from gpt2viz import ModelConfig
+    from gpt2viz.core.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus
+    from gpt2viz.training.train import train
+    from gpt2viz.weights.checkpoint_cache import cache_dir, cache_key
 
     corpus = Corpus.default()
     cfg = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64, vocab_size=corpus.vocab.size)

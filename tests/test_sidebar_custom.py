@@ -2,7 +2,6 @@
 RoPE, sinks without a window) is hidden, left out of the model, and kept for when it applies
 again; sinks are a field like the others, in the URL (issue 24, items 5 and 6)."""
 import pytest
-
 from apptest import app, stored
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]

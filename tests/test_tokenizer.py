@@ -1,5 +1,5 @@
-"""gpt2viz.tokenizer: GPT-2 ids offline, unicode round trips, readable token labels."""
-from gpt2viz.tokenizer import get_tokenizer
+"""gpt2viz.text.tokenizer: GPT-2 ids offline, unicode round trips, readable token labels."""
+from gpt2viz.text.tokenizer import get_tokenizer
 
 
 def test_gpt2_ids_offline():

@@ -1,4 +1,4 @@
-"""gpt2viz.train and gpt2viz.corpus: the split, the unigram baseline, the same batches for every
+"""gpt2viz.training.train and gpt2viz.text.corpus: the split, the unigram baseline, the same batches for every
 variant, training that learns and is cached, refusals before training, the train command."""
 import json
 import subprocess
@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from gpt2viz import GPT2, PRESETS, ModelConfig
-from gpt2viz.corpus import Corpus, CorpusError, decode_text, default_text
-from gpt2viz.config import POSITIONS
-from gpt2viz.checkpoint_cache import cache_key
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import History, learning_problem, sample_batch, train, training_matrix
+from gpt2viz.core.config import POSITIONS, TrainSettings
+from gpt2viz.text.corpus import Corpus, CorpusError, decode_text, default_text
+from gpt2viz.training.train import History, learning_problem, sample_batch, train, training_matrix
+from gpt2viz.weights.checkpoint_cache import cache_key
 
 SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
 QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)
@@ -156,9 +155,9 @@ def test_every_learned_position_row_gets_a_gradient():
     """A row no training batch reaches keeps its random init (weight decay only shrinks it)."""
     import torch.nn.functional as F
 
-    from gpt2viz.corpus import Corpus
-    from gpt2viz.config import TrainSettings
-    from gpt2viz.train import sample_batch
+    from gpt2viz.core.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus
+    from gpt2viz.training.train import sample_batch
 
     corpus = Corpus.default()
     settings = TrainSettings()  # the dashboard's batch and block

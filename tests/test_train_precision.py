@@ -7,9 +7,9 @@ from dataclasses import asdict
 import pytest
 
 from gpt2viz import ModelConfig
-from gpt2viz.checkpoint_cache import cache_key
-from gpt2viz.config import TrainSettings
-from gpt2viz.train import MEASURED_TRAINING_PACE, expected_tokens_per_second, train
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.training.train import MEASURED_TRAINING_PACE, expected_tokens_per_second, train
+from gpt2viz.weights.checkpoint_cache import cache_key
 
 SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
 QUICK = TrainSettings(steps=30, batch_size=8, block_size=32, eval_every=10, warmup_steps=5)

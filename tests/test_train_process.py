@@ -1,4 +1,4 @@
-"""Training in a child process (gpt2viz.train_process): the same model as training in-process,
+"""Training in a child process (gpt2viz.training.train_process): the same model as training in-process,
 at a lower priority, cancellable without leaving anything on disk."""
 import os
 from pathlib import Path
@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from gpt2viz import PRESETS
-from gpt2viz.checkpoint_cache import cache_entries, checkpoint_folder
-from gpt2viz.config import TrainSettings
-from gpt2viz.corpus import Corpus
-from gpt2viz.jobs import TrainingCancelled
-from gpt2viz.train import train
-from gpt2viz.train_process import NICENESS, train_in_child
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.training.jobs import TrainingCancelled
+from gpt2viz.training.train import train
+from gpt2viz.training.train_process import NICENESS, train_in_child
+from gpt2viz.weights.checkpoint_cache import cache_entries, checkpoint_folder
 
 pytestmark = pytest.mark.slow  # starts training processes: out of the quick loop
 
@@ -33,7 +33,7 @@ def _training_children_niceness() -> list[int]:
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and b"gpt2viz.train_process" in command:  # fields[1]: parent
+        if int(fields[1]) == os.getpid() and b"gpt2viz.training.train_process" in command:  # fields[1]: parent
             found.append(int(fields[16]))
     return found
 

@@ -5,10 +5,14 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import causal_allowed, random_attention
-from gpt2viz.viz.attention import (allowed_cells, attention_difference, attention_grid,
-                                   attention_heatmap)
+
+from gpt2viz.viz.attention import (
+    allowed_cells,
+    attention_difference,
+    attention_grid,
+    attention_heatmap,
+)
 
 
 def rgb(colour):

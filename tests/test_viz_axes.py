@@ -3,7 +3,7 @@ numbers on log and count axes, titles that wrap instead of being clipped."""
 import numpy as np
 import pytest
 
-from gpt2viz.train import History
+from gpt2viz.training.train import History
 from gpt2viz.viz.attention import attention_heatmap
 from gpt2viz.viz.charts import loss_curves, next_token_bars
 from gpt2viz.viz.experiments import frontier_figure, receptive_figure, window_figure

@@ -1,5 +1,5 @@
 """gpt2viz.viz.charts: loss curves and next-token bars draw exactly the numbers they are given."""
-from gpt2viz.train import History
+from gpt2viz.training.train import History
 from gpt2viz.viz.charts import loss_curves, next_token_bars
 
 

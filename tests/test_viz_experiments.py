@@ -1,10 +1,9 @@
 """gpt2viz.viz.experiments: the receptive-field, frontier and window figures plot the data
 they are given."""
 import torch
-
-from gpt2viz.experiments import receptive_field, theory_reach
-
 from conftest import tiny_model
+
+from gpt2viz.analysis.experiments import receptive_field, theory_reach
 
 
 def test_receptive_figure_draws_the_influence_and_the_theory_edge():

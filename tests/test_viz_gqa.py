@@ -2,10 +2,16 @@
 the mean total variation) and the pooling curve."""
 import numpy as np
 import pytest
-
 from conftest import random_attention
-from gpt2viz.viz.gqa import (conversion_curve, cost_bars, head_similarity, sharing_diagram,
-                             similarity_heatmap, within_vs_across)
+
+from gpt2viz.viz.gqa import (
+    conversion_curve,
+    cost_bars,
+    head_similarity,
+    sharing_diagram,
+    similarity_heatmap,
+    within_vs_across,
+)
 
 
 def test_gqa_diagram_links_each_query_head_to_its_group():

@@ -3,7 +3,7 @@ rows they were given, without the helpers that drew them."""
 import numpy as np
 import pytest
 
-from gpt2viz.heads import MEASURES
+from gpt2viz.analysis.heads import MEASURES
 from gpt2viz.viz.heads import ablation_figure, head_atlas, selected_head
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gpt2viz.bench import fit_slope
+from gpt2viz.analysis.bench import fit_slope
 from gpt2viz.viz.performance import scaling_figure
 
 

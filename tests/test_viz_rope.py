@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2viz.positions import apply_rope, rope_cos_sin
-from gpt2viz.viz.rope import (absolute_position_similarity, alibi_weight_by_distance,
-                              rope_score_by_distance, rotation_panels, score_decay, wavelength_bars)
+from gpt2viz.core.positions import apply_rope, rope_cos_sin
+from gpt2viz.viz.rope import (
+    absolute_position_similarity,
+    alibi_weight_by_distance,
+    rope_score_by_distance,
+    rotation_panels,
+    score_decay,
+    wavelength_bars,
+)
 
 
 def test_rotation_panels_put_points_on_circles_slowest_first():

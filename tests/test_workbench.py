@@ -1,9 +1,9 @@
-"""gpt2viz.workbench: what the pages compute that is not a figure."""
+"""gpt2viz.analysis.workbench: what the pages compute that is not a figure."""
 
 
 
 def test_within_noise_lists_exactly_the_variants_closer_than_the_noise():
-    from gpt2viz.workbench import within_noise
+    from gpt2viz.analysis.workbench import within_noise
 
     losses = {"gpt2": 3.944, "gqa": 3.945, "swa": 3.812, "rope": 3.714}
     close = within_noise(losses, 0.05)

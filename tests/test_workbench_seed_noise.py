@@ -1,7 +1,7 @@
 """Seed noise judges only runs like the one it was measured in (issue 24, item 19)."""
-from gpt2viz.config import TrainSettings
-from gpt2viz.corpus import Corpus
-from gpt2viz.workbench import SEED_LOSSES, SEED_NOISE_NOTE, seed_noise, seed_noise_mismatch
+from gpt2viz.analysis.workbench import SEED_LOSSES, SEED_NOISE_NOTE, seed_noise, seed_noise_mismatch
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.text.corpus import Corpus
 
 
 def test_seed_noise_applies_only_where_it_was_measured():

@@ -9,7 +9,7 @@ from typing import Callable
 
 import streamlit as st
 
-from gpt2viz import measurements
+from gpt2viz.analysis import measurements
 
 QUICK_SECONDS = 5.0  # a run estimated at most this long starts by itself on arrival
 

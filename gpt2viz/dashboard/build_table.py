@@ -8,14 +8,14 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from gpt2viz.checkpoint_cache import checkpoint_folder
-from gpt2viz.checkpoints import checkpoint_zip
-from gpt2viz.corpus import Corpus
-from gpt2viz.jobs import JobKind, job_tokens
-from gpt2viz.resources import format_bytes
-from gpt2viz.train import training_bytes
+from gpt2viz.analysis.workbench import CONTEXTS, Variant, context_losses
+from gpt2viz.core.resources import format_bytes
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.training.jobs import JobKind, job_tokens
+from gpt2viz.training.train import training_bytes
 from gpt2viz.viz.charts import loss_curves
-from gpt2viz.workbench import CONTEXTS, Variant, context_losses
+from gpt2viz.weights.checkpoint_cache import checkpoint_folder
+from gpt2viz.weights.checkpoints import checkpoint_zip
 
 from . import corpora
 from .models import store

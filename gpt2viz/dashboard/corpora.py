@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.checkpoint_cache import cache_dir
-from gpt2viz.corpus import Corpus, CorpusError, decode_text, stored_text, store_text
-from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
+from gpt2viz.text.corpus import Corpus, CorpusError, decode_text, store_text, stored_text
+from gpt2viz.weights.checkpoint_cache import cache_dir
+from gpt2viz.weights.serving import UPLOAD_CAPS, Refused, check_upload
 
 from . import serving_mode
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from gpt2viz import experiments
-from gpt2viz.heads import head_stats as measure_heads, induction_ids, text_tokens
-from gpt2viz.workbench import Variant, validation_ids
+from gpt2viz.analysis import experiments
+from gpt2viz.analysis.heads import head_stats as measure_heads
+from gpt2viz.analysis.heads import induction_ids, text_tokens
+from gpt2viz.analysis.workbench import Variant, validation_ids
 
 from . import corpora
 
@@ -31,7 +32,7 @@ def _head_stats(_variant: Variant, model_id: int) -> list[dict]:
 
 
 def head_stats(variant: Variant) -> list[dict]:
-    """Every head's five measures (gpt2viz.heads.head_stats, as `experiment heads`)."""
+    """Every head's five measures (gpt2viz.analysis.heads.head_stats, as `experiment heads`)."""
     return _head_stats(variant, id(variant.model))
 
 

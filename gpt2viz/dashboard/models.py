@@ -6,7 +6,7 @@ every session (st.cache_resource); they are in eval mode and never trained furth
 session can read them. A trained model lands in the store when its job finishes, even if the
 page that asked for it has gone (training.py queues it, shows progress and stand-ins).
 
-A pretrained model (gpt2viz.pretrained) loads once per server process on a thread of its own
+A pretrained model (gpt2viz.weights.pretrained) loads once per server process on a thread of its own
 (not behind the training queue: a load takes seconds, a training run minutes), one copy of its
 weights for every session; until it is in, pages say it is loading and show no stand-in.
 """
@@ -22,14 +22,20 @@ from typing import Callable, Hashable
 import streamlit as st
 import torch
 
-from gpt2viz import GPT2, pretrained
-from gpt2viz.checkpoints import CheckpointError, load_checkpoint, load_checkpoint_zip
-from gpt2viz.corpus import Corpus, Vocabulary
-from gpt2viz.jobs import TrainingJob, TrainingQueue
-from gpt2viz.resources import device
-from gpt2viz.serving import UPLOAD_CAPS, Refused, check_upload
-from gpt2viz.train import History, Progress
-from gpt2viz.workbench import Variant, pooled_losses
+from gpt2viz.analysis.workbench import Variant, pooled_losses
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import device
+from gpt2viz.text.corpus import Corpus, Vocabulary
+from gpt2viz.training.jobs import TrainingJob, TrainingQueue
+from gpt2viz.training.train import History, Progress
+from gpt2viz.weights import pretrained
+from gpt2viz.weights.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_checkpoint_zip,
+    load_hf_gpt2,
+)
+from gpt2viz.weights.serving import UPLOAD_CAPS, Refused, check_upload
 
 from . import corpora, serving_mode, training
 from .sidebar import Selection
@@ -202,7 +208,7 @@ def _checkpoint_variant(text: str) -> dict[str, Variant]:
                 model, meta = load_checkpoint(folder)
                 vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
             else:
-                model, vocab = GPT2.from_hf_gpt2(folder), None
+                model, vocab = load_hf_gpt2(folder), None
         except (CheckpointError, KeyError) as err:
             serving_mode.show_error("That checkpoint does not load", err)
             return {}

@@ -5,7 +5,14 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from gpt2viz.workbench import Prompt, Variant, prompt_ids, tokenize_prompt, trace_ids, unknown_positions
+from gpt2viz.analysis.workbench import (
+    Prompt,
+    Variant,
+    prompt_ids,
+    tokenize_prompt,
+    trace_ids,
+    unknown_positions,
+)
 
 from . import sidebar
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.experiments import pooled_kv_losses, streaming_losses
-from gpt2viz.model import Trace
-from gpt2viz.workbench import Variant, trace_ids
+from gpt2viz.analysis.experiments import pooled_kv_losses, streaming_losses
+from gpt2viz.analysis.workbench import Variant, trace_ids
+from gpt2viz.core.model import Trace
 
 from .heads import text_ids  # the default corpus's validation text in the model's own tokens
 

@@ -1,5 +1,5 @@
-"""Local or shared mode, as the pages see it. The rules live in gpt2viz.serving, gpt2viz.jobs
-and gpt2viz.train; this file asks Streamlit for the one fact they need (the address the server
+"""Local or shared mode, as the pages see it. The rules live in gpt2viz.weights.serving, gpt2viz.training.jobs
+and gpt2viz.training.train; this file asks Streamlit for the one fact they need (the address the server
 listens on) and shows their answers.
 
 Local mode (loopback): the person at this machine; any folder may be loaded, errors in full.
@@ -13,11 +13,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from gpt2viz.checkpoint_cache import cache_dir, cache_entries, cache_max_bytes, clear_cache
-from gpt2viz.config import TrainSettings
-from gpt2viz.jobs import MAX_WAITING, check_budget
-from gpt2viz.resources import format_bytes
-from gpt2viz.serving import UPLOAD_CAPS, Refused, checkpoint_path, is_local, models_folder, public_message
+from gpt2viz.core.config import TrainSettings
+from gpt2viz.core.resources import format_bytes
+from gpt2viz.training.jobs import MAX_WAITING, check_budget
+from gpt2viz.weights.checkpoint_cache import cache_dir, cache_entries, cache_max_bytes, clear_cache
+from gpt2viz.weights.serving import (
+    UPLOAD_CAPS,
+    Refused,
+    checkpoint_path,
+    is_local,
+    models_folder,
+    public_message,
+)
 
 log = logging.getLogger("gpt2viz")
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
-from gpt2viz import ModelConfig, PRESETS
-from gpt2viz.config import POSITIONS, PRESET_DESCRIPTIONS, TrainSettings
-from gpt2viz.pretrained import PRETRAINED
-from gpt2viz.resources import device
+from gpt2viz.core.config import POSITIONS, PRESET_DESCRIPTIONS, PRESETS, ModelConfig, TrainSettings
+from gpt2viz.core.resources import device
+from gpt2viz.weights.pretrained import PRETRAINED
 
 from . import corpora, serving_mode
 
@@ -91,7 +90,7 @@ class Selection:
     settings: TrainSettings = TrainSettings()
     dropout: float = 0.0  # while training; a trained model's config carries it
     corpus: str = ""  # "" = the embedded corpus, else "name@hash" (corpora.py)
-    pretrained: tuple = ()  # names in gpt2viz.pretrained.PRETRAINED: fixed weights, whatever `weights`
+    pretrained: tuple = ()  # names in gpt2viz.weights.pretrained.PRETRAINED: fixed weights, whatever `weights`
 
 
 def defaults() -> dict:

@@ -2,29 +2,26 @@
 progress in a fragment that refreshes itself, let the user cancel; the store swaps the trained
 models in when they are ready. Until then a page draws the model on random weights, and says so.
 
-The queue (gpt2viz.jobs) lives in the process-wide model store (models.py), so a model in
-progress survives its tab closing, and two sessions asking for one model share one run. What a
+The queue (gpt2viz.training.jobs) lives in the process-wide model store (models.py), so a model in
+progress survives its tab closing (this module takes the store as an argument and never
+imports models.py, which calls it), and two sessions asking for one model share one run. What a
 session cancelled or saw fail is remembered in its own state, so the page does not start it
 again by itself.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from gpt2viz.jobs import JobKind, TrainingCancelled, TrainingJob, job_tokens
-from gpt2viz.serving import Refused
-from gpt2viz.train import check_trainable, load_cached
-from gpt2viz.train_process import train_in_child
-from gpt2viz.workbench import Variant
+from gpt2viz.analysis.workbench import Variant
+from gpt2viz.training.jobs import JobKind, TrainingCancelled, TrainingJob, job_tokens
+from gpt2viz.training.train import check_trainable, load_cached
+from gpt2viz.training.train_process import train_in_child
+from gpt2viz.weights.serving import Refused
 
 from . import routing, serving_mode
-
-if TYPE_CHECKING:
-    from .models import ModelStore
 
 
 def _session() -> str:
@@ -37,7 +34,7 @@ def _stopped() -> dict:
     return st.session_state.setdefault("training_stopped", {})
 
 
-def start(store: ModelStore, wanted: dict, data, settings, seed: int,
+def start(store, wanted: dict, data, settings, seed: int,
           purpose: str = "selection") -> dict[str, TrainingJob]:
     """Queue every wanted model (name -> (key, config)) that is not in the store yet;
     return the jobs still running. The banner (status) shows them.
@@ -112,7 +109,7 @@ def show_stopped(keys) -> None:
             st.rerun()
 
 
-def banner(store: ModelStore, detailed: bool) -> None:
+def banner(store, detailed: bool) -> None:
     """The banner, once a page (the first request that finds this session with jobs draws it)
     and only while there are jobs: its timer reruns every second, and a rerun closes whatever
     dropdown the user has open."""
@@ -122,7 +119,7 @@ def banner(store: ModelStore, detailed: bool) -> None:
 
 
 @st.fragment(run_every=1.0)
-def status(store: ModelStore, detailed: bool) -> None:
+def status(store, detailed: bool) -> None:
     """One banner per page (drawn with the page's selection, however many other requests the
     page makes) with every job this session started (on this page or another),
     refreshed every second without rerunning the page; the page reruns when one of them

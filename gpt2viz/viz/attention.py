@@ -7,7 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..attention import key_allowed
+from gpt2viz.core.attention import key_allowed
+
 from . import title_margin, wrap
 
 BLOCKED_COLOUR = "#d9d9d9"

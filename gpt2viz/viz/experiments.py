@@ -1,4 +1,4 @@
-"""Figures of the experiments (gpt2viz.experiments): plain data in, plotly Figure out."""
+"""Figures of the experiments (gpt2viz.analysis.experiments): plain data in, plotly Figure out."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ..resources import plural
+from gpt2viz.core.resources import plural
+
 from . import LOG_AXIS, integer_ticks
 
 COLOURS = qualitative.Plotly

@@ -1,11 +1,11 @@
 """The head atlas (one cell per layer and head, coloured by what the head does) and the head
-ablation bars. Numbers come from gpt2viz.heads and `experiment ablate`."""
+ablation bars. Numbers come from gpt2viz.analysis.heads and `experiment ablate`."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..heads import MEASURES
+from gpt2viz.analysis.heads import MEASURES
 
 MEASURE_LABELS = {
     "first_token_mass": "mass on the first token",

@@ -5,7 +5,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..bench import fit_slope
+from gpt2viz.analysis.bench import fit_slope
+
 from . import LOG_AXIS
 
 

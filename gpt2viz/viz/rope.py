@@ -8,7 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..positions import alibi_slopes, rope_frequencies
+from gpt2viz.core.positions import alibi_slopes, rope_frequencies
+
 from . import LOG_AXIS, integer_ticks
 
 

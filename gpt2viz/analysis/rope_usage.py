@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from .model import Trace
-from .positions import apply_rope, rope_cos_sin
+from gpt2viz.core.model import Trace
+from gpt2viz.core.positions import apply_rope, rope_cos_sin
 
 
 @torch.no_grad()

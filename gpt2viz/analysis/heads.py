@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import ModelConfig
-from .model import GPT2
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.model import GPT2
 
 MEASURES = ("first_token_mass", "prev_token", "induction", "entropy", "mean_distance")
 TEXT_TOKENS = 512  # `experiment heads` reads the first 512 tokens of its text

@@ -10,21 +10,26 @@ from __future__ import annotations
 import math
 import os
 import time
-from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .checkpoint_cache import (cache_max_bytes, checkpoint_folder, checkpoint_in_use, evict,
-                               remove_unless_in_use)
-from .config import POSITIONS, ModelConfig, TrainSettings
-from .corpus import Corpus, Vocabulary
-from .model import GPT2
-from .resources import device, ensure_fits
+from gpt2viz.core.config import POSITIONS, ModelConfig, TrainSettings
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import device, ensure_fits
+from gpt2viz.text.corpus import Corpus, Vocabulary
+from gpt2viz.weights.checkpoint_cache import (
+    cache_max_bytes,
+    checkpoint_folder,
+    checkpoint_in_use,
+    evict,
+    remove_unless_in_use,
+)
+from gpt2viz.weights.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 
 @dataclass

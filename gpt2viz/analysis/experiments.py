@@ -14,7 +14,7 @@ line only call them):
   few steps more, evaluate again;
 - logit lens: the next-token read-out of the residual stream after every layer;
 - streaming (StreamingLLM) and head ablation: made for the real pretrained model
-  (gpt2viz.pretrained), and they run on any model (head statistics: gpt2viz.heads).
+  (gpt2viz.weights.pretrained), and they run on any model (head statistics: gpt2viz.analysis.heads).
 """
 from __future__ import annotations
 
@@ -26,15 +26,14 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import to_gqa
-from .config import ModelConfig
-from .corpus import Corpus
-from .heads import induction_ids
-from .model import GPT2
-from .resources import device, ensure_fits
-from .checkpoint_cache import checkpoint_folder
-from .config import TrainSettings
-from .train import continue_training, evaluate, training_bytes
+from gpt2viz.analysis.heads import induction_ids
+from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import device, ensure_fits
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.training.train import continue_training, evaluate, training_bytes
+from gpt2viz.weights.checkpoint_cache import checkpoint_folder
+from gpt2viz.weights.checkpoints import to_gqa
 
 
 def reconfigured(model: GPT2, **changes) -> GPT2:

@@ -26,11 +26,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
-from .checkpoint_cache import cache_entries
-from .config import PRESETS, ModelConfig, TrainSettings
-from .resources import device
-from .serving import Refused
-from .train import Progress, expected_tokens_per_second, param_count
+from gpt2viz.core.config import PRESETS, ModelConfig, TrainSettings
+from gpt2viz.core.resources import device
+from gpt2viz.training.train import Progress, expected_tokens_per_second, param_count
+from gpt2viz.weights.checkpoint_cache import cache_entries
+from gpt2viz.weights.serving import Refused
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
 MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)

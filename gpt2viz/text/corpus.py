@@ -1,7 +1,7 @@
 """Text to train on: the embedded default (no download) or any UTF-8 text a user gives.
 
 Default: CPython 3.11's `pydoc_data.topics` — 79 documents of English prose about Python
-(about 139k GPT-2 tokens, 5,170 distinct ids), pinned: shipped in gpt2viz/data/ (PSF licence,
+(about 139k GPT-2 tokens, 5,170 distinct ids), pinned: shipped in gpt2viz/text/data/ (PSF licence,
 see its README) and checked against DEFAULT_SHA256, because every Python release edits its own
 copy and would otherwise train on other tokens (3.12's unigram baseline is 5.753, not 5.378).
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .staging import write_whole
-from .tokenizer import EOT, get_tokenizer
+from gpt2viz.core.staging import write_whole
+from gpt2viz.text.tokenizer import EOT, get_tokenizer
 
 SPLIT_BLOCK = 1024
 MIN_TOKENS = 4096  # below this there is not enough text for a training and a validation split
@@ -117,7 +117,7 @@ def split_ids(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def validation_text(text: str) -> str:
     """The validation split of `text` as text (its blocks joined), for models with another
-    tokenizer (gpt2viz.pretrained) to score the same words."""
+    tokenizer (gpt2viz.weights.pretrained) to score the same words."""
     return get_tokenizer().decode(split_ids(get_tokenizer().encode(text))[1].tolist())
 
 

@@ -15,12 +15,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import attention, eager_attention
-from .kv_cache import KVCache
-from .config import ModelConfig
-from .positions import (alibi_slopes, apply_rope, positions_from_mask, rope_cos_sin,
-                        sinusoidal_table)
-from .resources import ensure_fits
+from gpt2viz.core.attention import attention, eager_attention
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.kv_cache import KVCache
+from gpt2viz.core.positions import (
+    alibi_slopes,
+    apply_rope,
+    positions_from_mask,
+    rope_cos_sin,
+    sinusoidal_table,
+)
+from gpt2viz.core.resources import ensure_fits
 
 INIT_STD = 0.02  # GPT-2's init of every weight matrix and embedding
 # The fixed sinusoidal table has unit amplitude while token embeddings start at std INIT_STD:
@@ -149,7 +154,7 @@ class Block(nn.Module):
 
 
 class GPT2(nn.Module):
-    # The name of a pretrained model (gpt2viz.pretrained) whose weights are fixed: nothing
+    # The name of a pretrained model (gpt2viz.weights.pretrained) whose weights are fixed: nothing
     # trains it. None for the models built and trained here.
     pretrained: str | None = None
 
@@ -196,12 +201,6 @@ class GPT2(nn.Module):
         if config.position == "alibi":  # not in the state dict
             model.alibi = alibi_slopes(config.n_head).float().to(model.wte.weight.device)
         return model.eval()
-
-    @classmethod
-    def from_hf_gpt2(cls, folder) -> "GPT2":
-        from .checkpoints import load_hf_gpt2
-
-        return load_hf_gpt2(folder)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

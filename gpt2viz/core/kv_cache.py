@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import ModelConfig
+from gpt2viz.core.config import ModelConfig
 
 
 class KVCache:

@@ -17,9 +17,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig
-from .model import GPT2
-from .staging import write_whole
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.staging import write_whole
 
 
 class CheckpointError(ValueError):

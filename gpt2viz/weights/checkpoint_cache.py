@@ -1,6 +1,6 @@
 """The on-disk cache of trained (and dequantized pretrained) models: one folder per key.
 
-Folders are written under a hidden staging name and renamed into place (gpt2viz/staging.py),
+Folders are written under a hidden staging name and renamed into place (gpt2viz/core/staging.py),
 so a reader sees a whole checkpoint or none; listing the cache removes staging folders that a
 killed writer left. The cache has a size cap (GPT2VIZ_CACHE_MAX): past it the least
 recently used folders go, never one that this process is reading or writing.
@@ -18,10 +18,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import ModelConfig, TrainSettings
-from .corpus import Corpus
-from .resources import parse_size
-from .staging import clean_stale, hidden_prefix
+from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.resources import parse_size
+from gpt2viz.core.staging import clean_stale, hidden_prefix
+from gpt2viz.text.corpus import Corpus
 
 
 def cache_dir() -> Path:

@@ -9,9 +9,16 @@ import sys
 
 import torch
 
-from .bench import DECODE_CONTEXTS, bench_attention, bench_decode, bench_forward, bench_generate, decode_family
-from .config import preset
-from .resources import format_bytes
+from gpt2viz.analysis.bench import (
+    DECODE_CONTEXTS,
+    bench_attention,
+    bench_decode,
+    bench_forward,
+    bench_generate,
+    decode_family,
+)
+from gpt2viz.core.config import preset
+from gpt2viz.core.resources import format_bytes
 
 
 def add_bench_arguments(p):

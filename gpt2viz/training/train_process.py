@@ -2,7 +2,7 @@
 
 Inside the server process a training thread shares the GIL and every core with the web server
 and each session's page script; from the sixth session on, pages stopped loading. Here a child
-Python (`python -m gpt2viz.train_process`, so nothing of the parent's main script is re-run)
+Python (`python -m gpt2viz.training.train_process`, so nothing of the parent's main script is re-run)
 trains at `nice` 10 on all cores but one — notebook kernels and TensorBoard's loaders run apart
 from their servers for the same reason —, streams its progress back, and sends the trained
 weights. It writes the checkpoint cache itself; a cancelled or killed child writes nothing
@@ -21,12 +21,12 @@ from typing import Callable
 
 import torch
 
-from .config import ModelConfig, TrainSettings
-from .corpus import Corpus
-from .jobs import TrainingCancelled
-from .model import GPT2
-from .resources import device
-from .train import Progress, TrainedModel, train
+from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import device
+from gpt2viz.text.corpus import Corpus
+from gpt2viz.training.jobs import TrainingCancelled
+from gpt2viz.training.train import Progress, TrainedModel, train
 
 NICENESS = 10
 
@@ -44,7 +44,7 @@ def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings 
     package_root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, "-m", "gpt2viz.train_process"], env=env,
+    child = subprocess.Popen([sys.executable, "-m", "gpt2viz.training.train_process"], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     pickle.dump((config, corpus, settings, seed, use_cache), child.stdin)
     child.stdin.close()

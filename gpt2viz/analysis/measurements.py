@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from .checkpoint_cache import cache_dir
+from gpt2viz.weights.checkpoint_cache import cache_dir
 
 FOLDER = "measurements"
 

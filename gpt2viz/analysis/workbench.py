@@ -8,12 +8,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
-from .model import GPT2, Trace
-from .tokenizer import get_tokenizer
-from .config import TrainSettings
-from .train import History
+from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.model import GPT2, Trace
+from gpt2viz.text.corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
+from gpt2viz.text.tokenizer import get_tokenizer
+from gpt2viz.training.train import History
 
 MAX_PROMPT_TOKENS = 128  # a heatmap past this is unreadable; longer prompts keep their end
 
@@ -25,7 +24,7 @@ class Variant:
     vocab: Vocabulary | None  # None: the model reads GPT-2 ids directly
     source: str  # "trained", "random init", the checkpoint folder, or "pretrained"
     history: History | None = None
-    tokenizer: object | None = None  # None: GPT-2's BPE (gpt2viz.tokenizer); else the model's own
+    tokenizer: object | None = None  # None: GPT-2's BPE (gpt2viz.text.tokenizer); else the model's own
 
     @property
     def pretrained(self) -> bool:
@@ -171,7 +170,7 @@ def divisors(n: int) -> list[int]:
 
 def kv_cost_rows(config: ModelConfig, context: int) -> list[dict]:
     """KV-cache bytes and parameters for every valid n_kv_head, MHA first, MQA last."""
-    from .train import param_count
+    from gpt2viz.training.train import param_count
 
     rows = []
     for kv in divisors(config.n_head):
@@ -184,8 +183,8 @@ def kv_cost_rows(config: ModelConfig, context: int) -> list[dict]:
 
 def pooled_losses(model: GPT2, val_ids: torch.Tensor, block_size: int = 128) -> list[dict]:
     """Validation loss of to_gqa(model, k) for every valid k: what sharing costs untrained."""
-    from .checkpoints import to_gqa
-    from .train import evaluate
+    from gpt2viz.training.train import evaluate
+    from gpt2viz.weights.checkpoints import to_gqa
 
     return [{"n_kv_head": kv, "val_loss": evaluate(to_gqa(model, kv).eval(), val_ids, block_size)}
             for kv in divisors(model.config.n_kv_head)]
@@ -198,7 +197,7 @@ def context_losses(model: GPT2, val_ids: torch.Tensor, contexts=CONTEXTS) -> dic
     """Validation loss with the context cut: the same tokens scored in blocks of c tokens, so
     each token is predicted from at most c tokens (itself included; c = 1: from itself
     alone). Against the full-block loss this shows how much a model uses its context."""
-    from .train import evaluate
+    from gpt2viz.training.train import evaluate
 
     return {c: evaluate(model, val_ids, c) for c in contexts}
 

@@ -2,7 +2,7 @@
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
 variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a
-real pretrained model (`smollm2-135m`, gpt2viz.pretrained). Trained weights come from the
+real pretrained model (`smollm2-135m`, gpt2viz.weights.pretrained). Trained weights come from the
 checkpoint cache, and are trained (and cached) when missing. `--text FILE` scores another
 text (default: the validation split of the default corpus).
 """
@@ -16,14 +16,13 @@ from typing import Callable
 
 import torch
 
-from .config import PRESETS, ModelConfig, preset
-from .corpus import Corpus, default_text, read_text, validation_text
-from .heads import head_stats, induction_ids, text_tokens
-from .model import GPT2
-from .config import TrainSettings
-from .pretrained import PRETRAINED
-from .tokenizer import get_tokenizer
-from .train import train
+from gpt2viz.analysis.heads import head_stats, induction_ids, text_tokens
+from gpt2viz.core.config import PRESETS, ModelConfig, TrainSettings, preset
+from gpt2viz.core.model import GPT2
+from gpt2viz.text.corpus import Corpus, default_text, read_text, validation_text
+from gpt2viz.text.tokenizer import get_tokenizer
+from gpt2viz.training.train import train
+from gpt2viz.weights.pretrained import PRETRAINED
 
 DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
 
@@ -86,7 +85,7 @@ class Loaded:
 
 def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) -> Loaded:
     if spec in PRETRAINED:
-        from .pretrained import load
+        from gpt2viz.weights.pretrained import load
 
         progress(f"loading {spec} ...")
         model, tokenizer = load(spec)
@@ -154,7 +153,7 @@ def trained_model(spec: str, corpus: Corpus, settings: TrainSettings, seed: int)
 
 
 def run_experiment(args) -> int:
-    from . import experiments as ex
+    from gpt2viz.analysis import experiments as ex
 
     corpus, settings = Corpus.default(), TrainSettings()
     if args.experiment == "length":
@@ -283,7 +282,7 @@ def run_experiment(args) -> int:
 LOAD_SCRIPT = """
 import json, sys, time
 t = time.perf_counter()
-from gpt2viz.pretrained import load
+from gpt2viz.weights.pretrained import load
 model, tokenizer = load(sys.argv[1])
 seconds = time.perf_counter() - t
 import torch
@@ -305,7 +304,7 @@ def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args
     import tempfile
     import time
 
-    from . import experiments as ex
+    from gpt2viz.analysis import experiments as ex
 
     def load_in_fresh_process(cache: str) -> dict:
         done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, variant], capture_output=True,

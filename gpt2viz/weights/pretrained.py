@@ -23,11 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint_cache import cache_dir, cache_max_bytes, checkpoint_in_use, evict, remove_unless_in_use
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ModelConfig
-from .model import GPT2
-from .tokenizer import readable
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.model import GPT2
+from gpt2viz.text.tokenizer import readable
+from gpt2viz.weights.checkpoint_cache import (
+    cache_dir,
+    cache_max_bytes,
+    checkpoint_in_use,
+    evict,
+    remove_unless_in_use,
+)
+from gpt2viz.weights.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 
 class MissingPackageError(RuntimeError):
@@ -238,7 +244,7 @@ CONTROL = 3  # llama.cpp's token type of special tokens (<|im_start|>, <|endofte
 
 class GGUFTokenizer:
     """A byte-level BPE built from GGUF metadata with Hugging Face's `tokenizers`; the same
-    interface as gpt2viz.tokenizer.Tokenizer (encode, decode, token_labels, vocab_size),
+    interface as gpt2viz.text.tokenizer.Tokenizer (encode, decode, token_labels, vocab_size),
     plus the chat template of an instruct model."""
 
     def __init__(self, tokenizer, chat_template: str | None, eos_id: int | None):
@@ -296,7 +302,7 @@ class GGUFTokenizer:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def token_labels(self, ids) -> list[str]:
-        """As gpt2viz.tokenizer's: spaces '·', newlines '↵', partial characters <0xNN>;
+        """As gpt2viz.text.tokenizer's: spaces '·', newlines '↵', partial characters <0xNN>;
         special tokens by name."""
         labels = []
         for i in ids:

@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .attention import attention, choose_impl
-from .kv_cache import KVCache
-from .config import ModelConfig
-from .model import GPT2
-from .resources import ensure_fits, memory_shortfall
-from .train import param_count
+from gpt2viz.core.attention import attention, choose_impl
+from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.kv_cache import KVCache
+from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import ensure_fits, memory_shortfall
+from gpt2viz.training.train import param_count
+from gpt2viz.weights.checkpoints import load_hf_gpt2
 
 
 @dataclass
@@ -347,7 +348,7 @@ def decode_family(base: ModelConfig = DECODE_BODY, window: int = 256,
 def pretrained_family(model: GPT2, window: int = 256, sinks: int = 4) -> dict[str, GPT2]:
     """A pretrained model under full attention, a window and the window plus sinks: copies
     that share its weights (experiments.reconfigured), for bench_decode's `models`."""
-    from .experiments import reconfigured
+    from gpt2viz.analysis.experiments import reconfigured
 
     return {f"{model.pretrained} · {kind}": reconfigured(model, **attention)
             for kind, attention in attention_kinds(window, sinks).items()}
@@ -447,7 +448,7 @@ def bench_generate(prompt_len=256, new_tokens=256, repeats=3, config=GENERATE_CO
     Hugging Face transformers' generate on the same weights, when transformers is installed."""
     torch.manual_seed(0)
     hf = _hf_twin(config) if with_hf else None
-    model = GPT2.from_hf_gpt2(hf[1]) if hf else GPT2(config).eval()
+    model = load_hf_gpt2(hf[1]) if hf else GPT2(config).eval()
     prompt = torch.randint(0, config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(1))
     runs = {"cached": lambda: model.generate(prompt, new_tokens, temperature=0.0),
             "uncached": lambda: model.generate(prompt, new_tokens, temperature=0.0, use_cache=False)}
