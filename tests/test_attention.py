@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.core.attention import BANDED_MIN_KEYS, attention, choose_impl, eager_attention
+from gpt2viz.core.attention import BANDED_MIN_KEYS, attention, resolve, eager_attention
 from gpt2viz.core.positions import alibi_slopes
 
 
@@ -113,12 +113,12 @@ def test_mismatched_shapes_name_the_shapes(shapes, fragment):
 
 def test_auto_picks_banded_only_for_long_windowed_inference_on_cpu():
     long = BANDED_MIN_KEYS
-    assert choose_impl(long, long, 64) == "banded"
-    assert choose_impl(long - 1, long - 1, 64) == "sdpa"
-    assert choose_impl(long, long, None) == "sdpa"
-    assert choose_impl(1, long, 64) == "sdpa"  # decoding from a cache
-    assert choose_impl(long, long, 64, needs_grad=True) == "sdpa"
-    assert choose_impl(long, long, 64, device_type="cuda") == "sdpa"
+    assert resolve(long, long, 64) == "banded"
+    assert resolve(long - 1, long - 1, 64) == "sdpa"
+    assert resolve(long, long, None) == "sdpa"
+    assert resolve(1, long, 64) == "sdpa"  # decoding from a cache
+    assert resolve(long, long, 64, needs_grad=True) == "sdpa"
+    assert resolve(long, long, 64, device_type="cuda") == "sdpa"
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa", "banded", "auto"])
@@ -189,7 +189,7 @@ def test_alibi_is_never_dropped_by_a_kernel_that_cannot_add_it():
     slopes = alibi_slopes(4).float()
     with pytest.raises(ValueError, match="impl='auto'"):
         attention(q, k, v, window=16, impl="banded", alibi=slopes)
-    assert choose_impl(BANDED_MIN_KEYS, BANDED_MIN_KEYS, 16, alibi=True) == "sdpa"
+    assert resolve(BANDED_MIN_KEYS, BANDED_MIN_KEYS, 16, alibi=True) == "sdpa"
     with pytest.raises(ValueError, match="one slope per query head"):
         attention(q, k, v, alibi=slopes[:2])
     with pytest.raises(ValueError, match="sinks"):
@@ -203,3 +203,40 @@ def test_flex_with_sinks_and_alibi_equals_the_reference():
     slopes = alibi_slopes(4).float()
     out = attention(q, k, v, window=37, sinks=5, impl="flex", alibi=slopes)
     assert (out.double() - reference(q, k, v, 37, 5, slopes)).abs().max() <= 1e-5
+
+
+def test_one_decision_picks_the_kernel_for_attention_the_model_and_bench(monkeypatch):
+    """attention(), the model's trace and dropout, and bench's labels all go through resolve():
+    record what it returned for each call and compare with what each caller says ran."""
+    import gpt2viz.core.attention as attention_module
+    from gpt2viz import GPT2, ModelConfig
+    from gpt2viz.analysis.bench import kernel_that_runs
+
+    decided = []
+    original = attention_module.resolve
+    monkeypatch.setattr(attention_module, "resolve",
+                        lambda *a, **kw: decided.append(original(*a, **kw)) or decided[-1])
+    cfg = ModelConfig(vocab_size=50, n_layer=1, n_head=2, d_model=16, max_seq_len=1024,
+                      position="rope", window=8, dropout=0.1)
+    model = GPT2(cfg)
+    idx = torch.randint(0, 50, (1, BANDED_MIN_KEYS))
+    with torch.no_grad():
+        model.eval().trace(idx)
+        assert decided[-1] == "eager"  # a trace needs the probabilities
+        model.eval()(idx)
+        assert decided[-1] == "banded" == kernel_that_runs("auto", BANDED_MIN_KEYS, 8)
+    model.train()(idx)
+    assert decided[-1] == "eager"  # attention dropout drops probabilities
+    assert resolve(BANDED_MIN_KEYS, BANDED_MIN_KEYS, 8, probs=True, impl="flex") == "eager"
+    assert kernel_that_runs("banded", 512, 8, "cuda") == resolve(512, 512, 8, "cuda", impl="banded") == "sdpa"
+
+
+def test_dropout_in_attention_drops_probabilities_like_the_definition():
+    q, k, v = (torch.randn(1, 2, 6, 4, dtype=torch.float64) for _ in range(3))
+    torch.manual_seed(3)
+    out = attention(q, k, v, dropout=0.5)
+    probs = eager_attention(q, k, v)[1]
+    torch.manual_seed(3)
+    dropped = torch.nn.functional.dropout(probs, 0.5, training=True)
+    assert torch.allclose(out, dropped @ v)
+    assert not torch.allclose(out, probs @ v)

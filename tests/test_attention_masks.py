@@ -10,7 +10,7 @@ from gpt2viz.core.attention import (
     FLEX_MIN_KEYS_CUDA,
     allowed_mask,
     attention,
-    choose_impl,
+    resolve,
     flex_is_compiled,
     key_allowed,
     sdpa_repeats_kv,
@@ -86,14 +86,14 @@ def test_flex_compiles_once_for_every_window_sinks_and_slopes():
 
 def test_cpu_choice_is_unchanged_and_cuda_runs_flex_for_long_windows():
     n = FLEX_MIN_KEYS_CUDA
-    assert choose_impl(n, n, 256) == "banded"  # the CPU as before
-    assert choose_impl(n, n, 256, alibi=True) == "sdpa"
-    assert choose_impl(n, n, 256, device_type="cuda") == "flex"
-    assert choose_impl(n, n, 256, device_type="cuda", alibi=True) == "flex"  # ALiBi in the kernel
-    assert choose_impl(n - 1, n - 1, 256, device_type="cuda") == "sdpa"  # below the crossover
-    assert choose_impl(n, n, None, device_type="cuda") == "sdpa"  # full causal: flash
-    assert choose_impl(1, n, 256, device_type="cuda") == "sdpa"  # decoding
-    assert choose_impl(n, n, 256, device_type="cuda", needs_grad=True) == "sdpa"
+    assert resolve(n, n, 256) == "banded"  # the CPU as before
+    assert resolve(n, n, 256, alibi=True) == "sdpa"
+    assert resolve(n, n, 256, device_type="cuda") == "flex"
+    assert resolve(n, n, 256, device_type="cuda", alibi=True) == "flex"  # ALiBi in the kernel
+    assert resolve(n - 1, n - 1, 256, device_type="cuda") == "sdpa"  # below the crossover
+    assert resolve(n, n, None, device_type="cuda") == "sdpa"  # full causal: flash
+    assert resolve(1, n, 256, device_type="cuda") == "sdpa"  # decoding
+    assert resolve(n, n, 256, device_type="cuda", needs_grad=True) == "sdpa"
 
 
 def test_gqa_repeats_kv_only_for_fp32_on_cuda():

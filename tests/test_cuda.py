@@ -7,7 +7,7 @@ import torch
 from gpt2viz.core.attention import (
     FLEX_MIN_KEYS_CUDA,
     attention,
-    choose_impl,
+    resolve,
     eager_attention,
     flex_is_compiled,
 )
@@ -33,7 +33,7 @@ def test_auto_runs_flex_for_long_windows_and_equals_eager(dtype, tolerance):
     n = FLEX_MIN_KEYS_CUDA
     q, k, v = qkv(n, dtype=dtype)
     slopes = alibi_slopes(12).float()
-    assert choose_impl(n, n, 256, "cuda", alibi=True) == "flex"
+    assert resolve(n, n, 256, "cuda", alibi=True) == "flex"
     with torch.inference_mode():
         out = attention(*(x.cuda().to(dtype) for x in (q, k, v)), window=256, sinks=4,
                         alibi=slopes.cuda())

@@ -5,7 +5,7 @@ import torch
 from conftest import VARIANTS, tiny_model
 
 from gpt2viz import GPT2
-from gpt2viz.core.attention import choose_impl
+from gpt2viz.core.attention import resolve
 from gpt2viz.weights.checkpoints import to_gqa
 
 
@@ -115,7 +115,7 @@ def test_trace_is_a_distribution_inside_the_window_and_matches_forward(variant):
 def test_trace_eager_equals_banded_fast_path_on_long_inputs(fields):
     model = tiny_model(dtype=torch.float32, max_seq_len=800, **fields)
     idx = torch.randint(0, 97, (1, 700), generator=torch.Generator().manual_seed(5))  # auto: banded
-    assert choose_impl(700, 700, 40) == "banded"
+    assert resolve(700, 700, 40) == "banded"
     with torch.no_grad():
         assert (model.trace(idx).logits - model(idx)).abs().max() <= 1e-5
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from gpt2viz.core.attention import attention, choose_impl
+from gpt2viz.core.attention import attention, resolve
 from gpt2viz.core.config import ModelConfig
 from gpt2viz.core.kv_cache import KVCache
 from gpt2viz.core.model import GPT2
@@ -191,18 +191,12 @@ def forward_flops(config: ModelConfig, n: int, batch: int = 1) -> int:
 
 
 def kernel_that_runs(impl: str, n: int, window: int | None, device_type: str = "cpu") -> str:
-    """What attention(q, k, v, window, impl) runs for self-attention over n tokens, so a row
-    is labelled by the kernel it measured: a window that covers every key is full causal
-    attention (dense SDPA), and the banded kernel needs the CPU (elsewhere: masked SDPA)."""
-    if impl == "eager" or impl.startswith("sdpa"):
+    """What attention(q, k, v, window, impl) runs for self-attention over n tokens, as
+    attention.resolve decides it, so a row is labelled by the kernel it measured. The dense
+    causal baseline ("sdpa (dense causal)") calls torch's SDPA directly."""
+    if impl.startswith("sdpa ("):
         return impl
-    if window is None or window >= n:
-        return "sdpa"
-    if impl == "auto":
-        return choose_impl(n, n, window, device_type)
-    if impl == "banded" and device_type != "cpu":
-        return "sdpa"
-    return impl
+    return resolve(n, n, window, device_type, impl=impl)
 
 
 def attention_bytes(n, n_head, n_kv_head, head_dim, batch=1, itemsize=4) -> int:

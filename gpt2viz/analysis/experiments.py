@@ -307,7 +307,7 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     (ids (>= tokens + 1,)) under full causal attention, then under each window w with each
     number of sinks s (query i sees keys j <= i with i - w < j or j < s), at true positions,
     one pass per setting. The weights are shared, never copied; windowed passes run the
-    banded kernel (attention.choose_impl), so they cost less than the dense one.
+    banded kernel (attention.resolve), so they cost less than the dense one.
 
     Rows: {"window" (None = full), "sinks", "loss", "ppl", "buckets": {"0-255": mean loss of
     the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}, "per_token":

@@ -1,9 +1,9 @@
 """Causal attention with grouped key/value heads, an optional sliding window with attention
 sinks, and an optional ALiBi bias.
 
-One function, `attention`, decides which kernel runs (impl="auto"); every kernel computes
-the same thing and is tested against "eager", the reference that materializes the
-probabilities (what `trace` shows):
+One function, `resolve`, decides which kernel runs (for `attention`, the model and bench's
+labels); every kernel in KERNELS computes the same thing and is tested against "eager", the
+reference that materializes the probabilities (what `trace` shows):
 
   query i attends key j  iff  j <= i  and  (i - window < j  or  j < sinks)  and  key j is real,
 
@@ -61,17 +61,17 @@ def key_allowed(query_at, key_at, window=None, sinks=0, key_rank=None):
 
 
 def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=None,
-              positions=None):
+              positions=None, dropout=0.0, return_probs=False):
     """q (B, Hq, Tq, D); k, v (B, Hkv, Tk, D); key_mask (B, Tk) bool, True = real token;
     alibi (Hq,) slopes or None; positions (query (B, Tq), key (B, Tk)): true token positions
     for ALiBi's distances (a rolling cache stores keys out of order); by default the queries
-    are the last Tq of keys at 0 .. Tk-1.
+    are the last Tq of keys at 0 .. Tk-1. dropout: the probability of dropping an attention
+    probability (training); return_probs: also return the probabilities (what `trace` draws).
 
-    Returns (B, Hq, Tq, D).
+    Returns (B, Hq, Tq, D), or (output, probabilities (B, Hq, Tq, Tk)) with return_probs.
+    `resolve` decides which kernel runs; each is one entry of KERNELS.
     """
     check_shapes(q, k, v, key_mask)
-    if impl not in IMPLS:
-        raise ValueError(f"impl={impl!r} is unknown; choose one of {', '.join(IMPLS)}.")
     if window is not None and window < 1:
         raise ValueError(f"window={window} must be None or >= 1.")
     if not isinstance(sinks, int) or isinstance(sinks, bool) or sinks < 0:
@@ -80,50 +80,66 @@ def attention(q, k, v, window=None, sinks=0, impl="auto", key_mask=None, alibi=N
         raise ValueError(f"alibi must hold one slope per query head, ({q.shape[1]},); "
                          f"got {tuple(alibi.shape)}.")
     tq, tk = q.shape[2], k.shape[2]
-    if window is not None and window >= tk:
-        window = None  # a window that covers every key is full causal attention
+    window = effective_window(window, tk)
     if window is None:
         sinks = 0  # every earlier key is visible already
-    if impl == "auto":
-        impl = choose_impl(tq, tk, window, q.device.type,
-                           torch.is_grad_enabled() and q.requires_grad, alibi is not None)
-    if impl == "banded" and alibi is not None:
-        raise ValueError("impl='banded' cannot add ALiBi's bias (its flash passes take no bias); "
-                         "use impl='auto' (it routes ALiBi to 'sdpa'), 'sdpa', 'eager' or 'flex'.")
+    kernel = resolve(tq, tk, window, q.device.type, torch.is_grad_enabled() and q.requires_grad,
+                     alibi is not None, impl=impl, key_mask=key_mask is not None,
+                     probs=return_probs or dropout > 0)
     if alibi is not None:
         positions = alibi_positions(positions, q.shape[0], tq, tk, q.device)
-    if impl == "eager":
-        return eager_attention(q, k, v, window, key_mask, sinks, alibi, positions)[0]
+    if kernel == "eager":
+        out, probs = eager_attention(q, k, v, window, key_mask, sinks, alibi, positions, dropout)
+        return (out, probs) if return_probs else out
+    return KERNELS[kernel](q, k, v, window, sinks, key_mask=key_mask, alibi=alibi,
+                           positions=positions)
+
+
+def effective_window(window: int | None, n_keys: int) -> int | None:
+    """A window that covers every key is full causal attention: None."""
+    return None if window is None or window >= n_keys else window
+
+
+def resolve(tq: int, tk: int, window: int | None, device_type: str = "cpu",
+            needs_grad: bool = False, alibi: bool = False, *, impl: str = "auto",
+            key_mask: bool = False, probs: bool = False) -> str:
+    """THE one place that decides which kernel runs (a key of KERNELS): for `attention`, for
+    the model (traces and attention dropout need the probabilities: eager) and for bench's
+    row labels. impl names a kernel to ask for; what it cannot do falls back as below.
+
+    auto on the CPU: "banded" for long windowed self-attention at inference; "sdpa" (fused,
+    masked where it must be, with ALiBi's bias as a float mask) otherwise. Never "flex" on the
+    CPU: its compile takes seconds per new shape, and banded is as fast there.
+    auto on CUDA: "flex" for windowed self-attention at inference from FLEX_MIN_KEYS_CUDA keys
+    on (a sliding block mask skips the blocks outside the window; sinks and ALiBi in the same
+    kernel; compiled once per shape, see `flex_is_compiled`); "sdpa" below it, for full causal
+    attention (flash) and for training (flex's backward is not measured here).
+    Asked for: "banded"/"flex" are sliding-window kernels for self-attention (Tq == Tk); with no
+    window (or one covering every key), padding (key_mask), or banded off the CPU, "sdpa" runs."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl={impl!r} is unknown; choose one of {', '.join(IMPLS)}.")
+    if impl == "banded" and alibi:
+        raise ValueError("impl='banded' cannot add ALiBi's bias (its flash passes take no bias); "
+                         "use impl='auto' (it routes ALiBi to 'sdpa'), 'sdpa', 'eager' or 'flex'.")
+    window = effective_window(window, tk)
+    if probs or impl == "eager":
+        return "eager"
+    if impl == "auto":
+        windowed_self = window is not None and tq == tk and not needs_grad
+        if device_type == "cuda":
+            return ("flex" if windowed_self and tk >= FLEX_MIN_KEYS_CUDA and flex_available()
+                    else "sdpa")
+        if not windowed_self or tk < BANDED_MIN_KEYS or device_type != "cpu" or alibi:
+            return "sdpa"
+        return "banded"
     if impl == "sdpa" or window is None:
-        return sdpa_attention(q, k, v, window, key_mask, sinks, alibi, positions)
+        return "sdpa"
     if tq != tk:
         raise ValueError(f"impl={impl!r} is the sliding-window path for self-attention and needs "
-                         f"Tq == Tk; got q {tuple(q.shape)}, k {tuple(k.shape)}.")
-    if key_mask is not None or (impl == "banded" and q.device.type != "cpu"):
-        # padding, or no CPU flash kernel: masked SDPA
-        return sdpa_attention(q, k, v, window, key_mask, sinks, alibi, positions)
-    if impl == "banded":
-        return banded_attention(q, k, v, window, sinks)
-    return flex_attention(q, k, v, window, sinks, alibi, positions)
-
-
-def choose_impl(tq: int, tk: int, window: int | None, device_type: str = "cpu",
-                needs_grad: bool = False, alibi: bool = False) -> str:
-    """The one place that picks a kernel.
-
-    CPU: "banded" for long windowed self-attention at inference; "sdpa" (fused, masked where
-    it must be, with ALiBi's bias as a float mask) otherwise. Never "flex" on the CPU: its
-    compile takes seconds per new shape, and banded is as fast there.
-    CUDA: "flex" for windowed self-attention at inference from FLEX_MIN_KEYS_CUDA keys on
-    (a sliding block mask skips the blocks outside the window; sinks and ALiBi in the same
-    kernel; compiled once per shape, see `flex_is_compiled`); "sdpa" below it, for full
-    causal attention (flash) and for training (flex's backward is not measured here)."""
-    windowed_self = window is not None and tq == tk and not needs_grad
-    if device_type == "cuda":
-        return "flex" if windowed_self and tk >= FLEX_MIN_KEYS_CUDA and flex_available() else "sdpa"
-    if not windowed_self or tk < BANDED_MIN_KEYS or device_type != "cpu" or alibi:
-        return "sdpa"
-    return "banded"
+                         f"Tq == Tk; got Tq={tq}, Tk={tk}.")
+    if key_mask or (impl == "banded" and device_type != "cpu"):
+        return "sdpa"  # padding, or no flash kernel off the CPU: masked SDPA
+    return impl
 
 
 def flex_available() -> bool:
@@ -193,8 +209,11 @@ def alibi_bias(slopes, positions, dtype):
     return (-slopes.to(exact)[None, :, None, None] * distance[:, None]).to(dtype)
 
 
-def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
-    """Reference: (output (B, Hq, Tq, D), probabilities (B, Hq, Tq, Tk))."""
+def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None,
+                    dropout=0.0):
+    """Reference: (output (B, Hq, Tq, D), probabilities (B, Hq, Tq, Tk)). With dropout > 0
+    the probabilities are dropped (and rescaled) before they weigh the values, as in training;
+    the returned probabilities are the ones before dropout."""
     b, hq, tq, d = q.shape
     hkv, tk = k.shape[1], k.shape[2]
     q_grouped = q.view(b, hkv, hq // hkv, tq, d)  # (B, Hkv, G, Tq, D): head h = kv*G + g
@@ -204,11 +223,12 @@ def eager_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, po
         scores = scores + alibi_bias(alibi, positions, q.dtype).view(b, hkv, hq // hkv, tq, tk)
     allowed = allowed_mask(tq, tk, window, key_mask, q.device, sinks).unsqueeze(2)
     probs = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-    out = probs @ v.unsqueeze(2)  # (B, Hkv, G, Tq, D)
+    weights = F.dropout(probs, dropout, training=True) if dropout > 0 else probs
+    out = weights @ v.unsqueeze(2)  # (B, Hkv, G, Tq, D)
     return out.reshape(b, hq, tq, d), probs.reshape(b, hq, tq, tk)
 
 
-def sdpa_attention(q, k, v, window=None, key_mask=None, sinks=0, alibi=None, positions=None):
+def sdpa_attention(q, k, v, window=None, sinks=0, key_mask=None, alibi=None, positions=None):
     """torch's fused kernel; K/V stay at Hkv heads (enable_gqa) except where
     `sdpa_repeats_kv`. ALiBi goes in as a float mask: its bias, -inf where a key is not
     allowed."""
@@ -390,3 +410,15 @@ def sliding_block_mask(t, window, sinks, device):
     as_tensor = lambda x: torch.tensor(x, device=device)  # noqa: E731
     return create_block_mask(_sliding_mask(as_tensor(window), as_tensor(sinks)), None, None,
                              t, t, device=device, BLOCK_SIZE=FLEX_BLOCK)
+
+
+# The kernels `resolve` chooses between, one calling convention: (q, k, v, window, sinks,
+# key_mask=, alibi=, positions=) -> output. Looked up at call time (tests replace one).
+KERNELS = {
+    "eager": lambda q, k, v, window, sinks, key_mask=None, alibi=None, positions=None:
+        eager_attention(q, k, v, window, key_mask, sinks, alibi, positions)[0],
+    "sdpa": lambda *args, **kwargs: sdpa_attention(*args, **kwargs),
+    "banded": lambda q, k, v, window, sinks, **_: banded_attention(q, k, v, window, sinks),
+    "flex": lambda q, k, v, window, sinks, key_mask=None, alibi=None, positions=None:
+        flex_attention(q, k, v, window, sinks, alibi, positions),
+}

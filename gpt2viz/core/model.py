@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2viz.core.attention import attention, eager_attention
+from gpt2viz.core.attention import attention
 from gpt2viz.core.config import ModelConfig
 from gpt2viz.core.kv_cache import KVCache
 from gpt2viz.core.positions import (
@@ -87,31 +87,20 @@ class SelfAttention(nn.Module):
             k_all, v_all, cached_mask, cached_positions = cache.keys_values(self.layer)
             y = attention(q, k_all, v_all, key_mask=cached_mask, alibi=step.alibi,
                           positions=(step.positions, cached_positions))
-        elif trace is not None:
-            y, probs = eager_attention(q, k, v, cfg.window, step.key_mask, cfg.sinks,
-                                       step.alibi, same)
-            trace.attn.append(probs)
-            trace.q.append(q)
-            trace.k.append(k)
-            trace.v.append(v)
-        elif self.training and cfg.dropout > 0:
-            y = self._dropout_attention(q, k, v, step)
         else:
+            # resolve() sends a trace (it needs the probabilities) and attention dropout to eager
             y = attention(q, k, v, cfg.window, cfg.sinks, key_mask=step.key_mask,
-                          alibi=step.alibi, positions=same)
+                          alibi=step.alibi, positions=same,
+                          dropout=cfg.dropout if self.training else 0.0,
+                          return_probs=trace is not None)
+            if trace is not None:
+                y, probs = y
+                trace.attn.append(probs)
+                trace.q.append(q)
+                trace.k.append(k)
+                trace.v.append(v)
         y = y.transpose(1, 2).reshape(b, t, cfg.d_model)  # (B, T, d_model)
         return self.resid_dropout(self.out_proj(y))
-
-    def _dropout_attention(self, q, k, v, step: Step):
-        """Training with attention dropout: the reference path, probabilities dropped."""
-        cfg = self.config
-        _, probs = eager_attention(q, k, v, cfg.window, step.key_mask, cfg.sinks, step.alibi,
-                                   (step.positions, step.positions))
-        probs = F.dropout(probs, self.config.dropout, training=True)
-        b, hq, t, _ = probs.shape
-        hkv = k.shape[1]
-        out = probs.view(b, hkv, hq // hkv, t, t) @ v.unsqueeze(2)
-        return out.reshape(b, hq, t, -1)
 
 
 class MLP(nn.Module):
