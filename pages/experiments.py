@@ -329,7 +329,7 @@ if experiment in ("Length generalization", "Window & sinks", "Receptive field", 
         st.caption("These experiments run on the small models (their corpus and training length); "
                    "a pretrained model is measured in 'StreamingLLM' and 'Logit lens'.")
     built = {n: v for n, v in built.items() if not v.pretrained}
-if (built and selection.weights != "trained" and experiment not in ("Receptive field", "StreamingLLM")
+if (built and selection.weights == "random" and experiment not in ("Receptive field", "StreamingLLM")
         and not all(v.pretrained for v in built.values())):
     st.info("Losses of random weights say nothing: pick 'Trained on the corpus' in the sidebar "
             "(the receptive field works with random weights too).")

@@ -243,6 +243,10 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
     assert row["variant"] == "swa" and row["weights"] == "uploaded swa.zip" and row["window"] == "16"
     go_to(page, "Compare & generate")
     assert table(page)[0]["loss on prompt (nats)"] == loss
+    go_to(page, "Experiments")  # uploaded weights are trained weights: measured, not refused
+    assert "random weights" not in page_text(page)
+    assert "Length generalization" in " ".join(chart_texts(page)) or page.locator(
+        "[data-testid='stPlotlyChart']").count() >= 1
     assert no_exception(page)
 
 

@@ -83,3 +83,27 @@ def test_random_weights_are_refused_for_losses_but_not_for_reach():
     assert any("Losses of random weights say nothing" in i.value for i in at.info)
     at = choose(at, "Receptive field")
     assert len(figures(at)) == 1
+
+
+def test_every_experiment_runs_on_weights_from_a_checkpoint_folder():
+    """Weights from a folder are trained weights: no experiment may call them random."""
+    from gpt2viz import ModelConfig
+    from gpt2viz.core.config import TrainSettings
+    from gpt2viz.text.corpus import Corpus
+    from gpt2viz.training.train import train
+    from gpt2viz.weights.checkpoint_cache import cache_dir, cache_key
+
+    corpus = Corpus.default()
+    cfg = ModelConfig(n_layer=2, n_head=2, d_model=32, max_seq_len=256, position="rope",
+                      window=8, vocab_size=corpus.vocab.size)
+    settings = TrainSettings(steps=2, batch_size=2, block_size=64)
+    train(cfg, corpus, settings, seed=5)
+    folder = cache_dir() / cache_key(cfg, corpus, settings, 5)
+    at = app("experiments", weights="checkpoint", checkpoint=str(folder))
+    for experiment in at.radio(key="experiment").options:
+        choose(at, experiment)
+        assert not any("random weights" in i.value for i in at.info), experiment
+        if experiment == "StreamingLLM":  # the real model's experiment: it says so and stops
+            assert any("runs on a pretrained model" in i.value for i in at.info)
+        else:
+            assert figures(at), experiment
