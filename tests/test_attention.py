@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.core.attention import BANDED_MIN_KEYS, attention, resolve, eager_attention
+from gpt2viz.core.attention import BANDED_MIN_KEYS, attention, eager_attention, resolve
 from gpt2viz.core.positions import alibi_slopes
 
 

@@ -10,9 +10,9 @@ from gpt2viz.core.attention import (
     FLEX_MIN_KEYS_CUDA,
     allowed_mask,
     attention,
-    resolve,
     flex_is_compiled,
     key_allowed,
+    resolve,
     sdpa_repeats_kv,
     sliding_block_mask,
 )

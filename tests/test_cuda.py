@@ -7,9 +7,9 @@ import torch
 from gpt2viz.core.attention import (
     FLEX_MIN_KEYS_CUDA,
     attention,
-    resolve,
     eager_attention,
     flex_is_compiled,
+    resolve,
 )
 from gpt2viz.core.positions import alibi_slopes
 from gpt2viz.core.resources import available_memory_bytes

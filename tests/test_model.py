@@ -167,3 +167,42 @@ def test_alibi_trace_probabilities_are_the_papers_bias_under_the_mask():
         scores = q[0] @ k[0, 0].T / cfg.head_dim ** 0.5 - slopes[:, None, None] * (i - j)
         expected = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
         torch.testing.assert_close(probs[0], expected, rtol=0, atol=1e-12)
+
+
+def test_trace_captures_only_what_it_is_asked_for(monkeypatch):
+    """capture=("q", "k") gives the same q, k and logits as a full trace and never builds the
+    probabilities (resolve() does not send it to eager); "resid" is the residual stream whose
+    last entry, through the final norm and LM head, is the logits."""
+    import gpt2viz.core.attention as attention_module
+
+    model = tiny_model(position="rope", n_kv_head=2, window=4)
+    idx = torch.randint(0, 97, (2, 12))
+    full = model.trace(idx)
+    decided = []
+    original = attention_module.resolve
+    monkeypatch.setattr(attention_module, "resolve",
+                        lambda *a, **kw: decided.append(original(*a, **kw)) or decided[-1])
+    light = model.trace(idx, capture=("q", "k"))
+    assert "eager" not in decided and light.attn == [] and light.v == [] and light.resid == []
+    assert all(torch.allclose(a, b) for a, b in zip(light.q + light.k, full.q + full.k))
+    assert torch.allclose(light.logits, full.logits)
+    stream = model.trace(idx, capture=("resid",)).resid
+    assert len(stream) == model.config.n_layer + 1
+    assert torch.allclose(model.lm_head(model.ln_f(stream[-1])), full.logits)
+    with pytest.raises(ValueError, match="cannot capture"):
+        model.trace(idx, capture=("scores",))
+
+
+def test_ablating_heads_in_a_trace_is_zeroing_their_output_projection_columns():
+    """The definition: head h's output is columns h*hd .. (h+1)*hd of out_proj's input; with
+    those weights zero, the head adds nothing. ablate= must give the same logits."""
+    model = tiny_model(n_kv_head=2)
+    idx = torch.randint(0, 97, (1, 10))
+    ablated = model.trace(idx, capture=(), ablate={1: [0, 3]}).logits
+    hd = model.config.head_dim
+    with torch.no_grad():
+        for head in (0, 3):
+            model.blocks[1].attn.out_proj.weight[:, head * hd:(head + 1) * hd] = 0
+    assert torch.allclose(ablated, model(idx))
+    with pytest.raises(ValueError, match="head 9 does not exist"):
+        model.trace(idx, ablate={0: [9]})

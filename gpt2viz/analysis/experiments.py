@@ -18,7 +18,6 @@ line only call them):
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import dataclass, replace
@@ -49,13 +48,15 @@ HEAD_CHUNK = 1024
 
 
 @torch.no_grad()
-def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, tokens: int = 8192) -> torch.Tensor:
+def token_losses(model: GPT2, x: torch.Tensor, y: torch.Tensor, tokens: int = 8192,
+                 ablate: dict | None = None) -> torch.Tensor:
     """x, y (N, T) inputs and next tokens -> (N, T) loss (nats) of every token, in batches
-    of about `tokens` tokens; the LM head runs on HEAD_CHUNK positions at a time."""
+    of about `tokens` tokens; the LM head runs on HEAD_CHUNK positions at a time. ablate:
+    {layer: query heads} switched off (GPT2.trace)."""
     losses = []
     batch = max(1, tokens // x.shape[1])
     for xb, yb in zip(x.split(batch), y.split(batch)):
-        hidden = model.final_hidden(xb).flatten(0, 1)  # (b * T, d_model)
+        hidden = model.final_hidden(xb, ablate=ablate).flatten(0, 1)  # (b * T, d_model)
         losses.append(torch.cat([
             F.cross_entropy(model.lm_head(h), t, reduction="none")
             for h, t in zip(hidden.split(HEAD_CHUNK), yb.flatten().split(HEAD_CHUNK))]).view(yb.shape))
@@ -167,28 +168,6 @@ def window_losses(model: GPT2, val_ids: torch.Tensor, block_size: int, windows: 
 
 
 # ------------------------------------------------------------------ 3. receptive field
-@contextlib.contextmanager
-def residual_stream(model: GPT2):
-    """Collect the residual stream of the next forward pass: the input embeddings (positions
-    added), made a leaf so gradients can be taken with respect to them, then the output of
-    every block: n_layer + 1 tensors (B, T, d_model)."""
-    stream = []
-
-    def leaf(module, inputs, output):
-        output = output.detach().requires_grad_(torch.is_grad_enabled())
-        stream.append(output)
-        return output
-
-    hooks = [model.drop.register_forward_hook(leaf)]
-    hooks += [block.register_forward_hook(lambda m, i, out: stream.append(out))
-              for block in model.blocks]
-    try:
-        yield stream
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
 def check_position(config: ModelConfig, position: int, n_tokens: int) -> None:
     if not 0 <= position < n_tokens:
         raise ValueError(f"position {position} is past the text ({n_tokens} tokens); choose "
@@ -201,8 +180,8 @@ def receptive_field(model: GPT2, ids: torch.Tensor, position: int) -> torch.Tens
     of layer l + 1 at `position` (a non-zero gradient; masked keys get exactly zero)."""
     check_position(model.config, position, len(ids))
     ids = ids[: position + 1][None].to(model.wte.weight.device)  # (1, P + 1)
-    with torch.enable_grad(), residual_stream(model) as stream:
-        model(ids)
+    with torch.enable_grad():
+        stream = model.trace(ids, capture=("resid",)).resid
         rows = []
         for hidden in stream[1:]:
             (grad,) = torch.autograd.grad(hidden[0, position].sum(), stream[0], retain_graph=True)
@@ -288,8 +267,7 @@ def scratch_loss(config: ModelConfig, corpus: Corpus, settings: TrainSettings,
 def logit_lens(model: GPT2, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """ids (T,) -> the top-1 next-token probability and id read from the residual stream
     (final layer norm + LM head) at the embeddings and after every layer: (n_layer + 1, T)."""
-    with residual_stream(model) as stream:
-        model(ids[None].to(model.wte.weight.device))
+    stream = model.trace(ids[None].to(model.wte.weight.device), capture=("resid",)).resid
     hidden = torch.cat(stream)  # (n_layer + 1, T, d_model)
     probs = model.lm_head(model.ln_f(hidden)).softmax(-1)
     top = probs.max(-1)
@@ -336,30 +314,6 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
 ABLATE_TEXT_TOKENS = 1024  # text loss over the first 1024 tokens, one sequence
 
 
-@contextlib.contextmanager
-def heads_ablated(model: GPT2, layer: int, heads: list[int]):
-    """While held, the outputs of query heads `heads` of `layer` are zero before the output
-    projection: they add nothing to the residual stream."""
-    cfg = model.config
-    if not 0 <= layer < cfg.n_layer:
-        raise ValueError(f"layer {layer} does not exist; choose 0 to {cfg.n_layer - 1}.")
-    for head in heads:
-        if not 0 <= head < cfg.n_head:
-            raise ValueError(f"head {head} does not exist; choose 0 to {cfg.n_head - 1}.")
-
-    def zero_heads(module, inputs):
-        (y,) = inputs  # (B, T, n_head * head_dim), heads side by side
-        y = y.view(*y.shape[:-1], cfg.n_head, cfg.head_dim).clone()
-        y[..., heads, :] = 0
-        return (y.flatten(-2),)
-
-    hook = model.blocks[layer].attn.out_proj.register_forward_pre_hook(zero_heads)
-    try:
-        yield
-    finally:
-        hook.remove()
-
-
 def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None = None,
              kv_group: int | None = None, seed: int = 0, base: dict | None = None,
              prompt_ids: torch.Tensor | None = None) -> dict:
@@ -376,16 +330,16 @@ def ablation(model: GPT2, text_ids: torch.Tensor, layer: int, head: int | None =
         raise ValueError(f"kv_group {kv_group} does not exist; choose 0 to {cfg.n_kv_head - 1}.")
     heads = [head] if head is not None else list(range(kv_group * cfg.group_size,
                                                         (kv_group + 1) * cfg.group_size))
-    with heads_ablated(model, layer, heads):
-        pass  # checks the layer and heads before any pass
+    model._trace_request((), {layer: heads})  # checks the layer and heads before any pass
     base = ablation_losses(model, text_ids, seed, prompt_ids) if base is None else base
-    with heads_ablated(model, layer, heads):
-        ablated = ablation_losses(model, text_ids, seed, prompt_ids)
+    ablated = ablation_losses(model, text_ids, seed, prompt_ids, ablate={layer: heads})
     return {"layer": layer, "head": head, "kv_group": kv_group, "base": base, "ablated": ablated}
 
 
 def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
-                    prompt_ids: torch.Tensor | None = None) -> dict:
+                    prompt_ids: torch.Tensor | None = None, ablate: dict | None = None) -> dict:
+    """Losses on the text, on repeated random tokens (their second copy) and the prompt;
+    ablate: {layer: query heads} switched off (GPT2.trace)."""
     t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
     if t < 2 or (prompt_ids is not None and len(prompt_ids) < 2):
         raise ValueError("the text (and the prompt) need at least 2 tokens.")
@@ -394,11 +348,14 @@ def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
     repeats = induction_ids(model, seed).to(device)  # (N, 2L)
     length = repeats.shape[1] // 2
     second = slice(length, 2 * length - 1)
-    losses = {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:]).mean()),
-              "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:])[:, second].mean())}
+    losses = {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:],
+                                              ablate=ablate).mean()),
+              "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:],
+                                                   ablate=ablate)[:, second].mean())}
     if prompt_ids is not None:
         prompt = prompt_ids.to(device)
-        losses["prompt_loss"] = float(token_losses(model, prompt[None, :-1], prompt[None, 1:]).mean())
+        losses["prompt_loss"] = float(token_losses(model, prompt[None, :-1], prompt[None, 1:],
+                                                   ablate=ablate).mean())
     return losses
 
 

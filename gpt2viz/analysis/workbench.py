@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2viz.core.config import ModelConfig, TrainSettings
-from gpt2viz.core.model import GPT2, Trace
+from gpt2viz.core.model import CAPTURES, GPT2, Trace
 from gpt2viz.text.corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.training.train import History
@@ -103,10 +103,10 @@ def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:
 
 
 @torch.inference_mode()
-def trace_ids(model: GPT2, ids: torch.Tensor) -> Trace:
-    """model.trace(ids (1, T)) on the CPU, whatever device the model runs on: figures read
-    it as numpy."""
-    tr = model.trace(ids.to(model.wte.weight.device))
+def trace_ids(model: GPT2, ids: torch.Tensor, capture=CAPTURES) -> Trace:
+    """model.trace(ids (1, T), capture) on the CPU, whatever device the model runs on: figures
+    read it as numpy."""
+    tr = model.trace(ids.to(model.wte.weight.device), capture=capture)
     return Trace(logits=tr.logits.cpu(), attn=[a.cpu() for a in tr.attn], q=[q.cpu() for q in tr.q],
                  k=[k.cpu() for k in tr.k], v=[v.cpu() for v in tr.v], positions=tr.positions.cpu())
 

@@ -38,15 +38,26 @@ INIT_STD = 0.02  # GPT-2's init of every weight matrix and embedding
 SINUSOIDAL_SCALE = INIT_STD
 
 
+# What trace() can capture, per layer ("resid": the residual stream, n_layer + 1 entries).
+CAPTURES = ("attn", "q", "k", "v", "resid")
+
+
 @dataclass
 class Trace:
-    """Everything one forward pass computed that the pages draw, per layer."""
-    logits: torch.Tensor  # (B, T, vocab_size)
+    """What one forward pass computed that a caller asked for (`capture`), per layer, and the
+    query heads it switched off (`ablate`: layer -> heads whose outputs are zero before the
+    output projection). Only a captured "attn" makes attention materialize its probabilities."""
+    logits: torch.Tensor | None  # (B, T, vocab_size)
     attn: list = field(default_factory=list)  # (B, n_head, T, T) probabilities
     q: list = field(default_factory=list)  # (B, n_head, T, head_dim), after rotation
     k: list = field(default_factory=list)  # (B, n_kv_head, T, head_dim), after rotation
     v: list = field(default_factory=list)  # (B, n_kv_head, T, head_dim)
+    # (B, T, d_model): the input embeddings (positions added; a leaf when grad is enabled, so
+    # d(later layer)/d(input) can be taken), then the output of every block
+    resid: list = field(default_factory=list)
     positions: torch.Tensor | None = None  # (B, T) position of each token (real tokens only)
+    capture: tuple = CAPTURES
+    ablate: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -89,16 +100,21 @@ class SelfAttention(nn.Module):
                           positions=(step.positions, cached_positions))
         else:
             # resolve() sends a trace (it needs the probabilities) and attention dropout to eager
+            wants_probs = trace is not None and "attn" in trace.capture
             y = attention(q, k, v, cfg.window, cfg.sinks, key_mask=step.key_mask,
                           alibi=step.alibi, positions=same,
                           dropout=cfg.dropout if self.training else 0.0,
-                          return_probs=trace is not None)
-            if trace is not None:
+                          return_probs=wants_probs)
+            if wants_probs:
                 y, probs = y
                 trace.attn.append(probs)
-                trace.q.append(q)
-                trace.k.append(k)
-                trace.v.append(v)
+            if trace is not None:
+                for name, value in (("q", q), ("k", k), ("v", v)):
+                    if name in trace.capture:
+                        getattr(trace, name).append(value)
+        if trace is not None and trace.ablate.get(self.layer):
+            y = y.clone()
+            y[:, list(trace.ablate[self.layer])] = 0  # (B, nh, T, hd): those heads add nothing
         y = y.transpose(1, 2).reshape(b, t, cfg.d_model)  # (B, T, d_model)
         return self.resid_dropout(self.out_proj(y))
 
@@ -198,16 +214,34 @@ class GPT2(nn.Module):
         """idx (B, T) token ids -> logits (B, T, vocab_size)."""
         return self._run(idx, padding_mask)
 
-    def final_hidden(self, idx, padding_mask=None):
+    def final_hidden(self, idx, padding_mask=None, ablate=None):
         """idx (B, T) -> the final-norm hidden states (B, T, d_model), the LM head's input:
-        long texts score their loss in chunks instead of holding (T, vocab_size) logits."""
-        return self._run(idx, padding_mask, head=False)
+        long texts score their loss in chunks instead of holding (T, vocab_size) logits.
+        ablate: as in `trace`."""
+        return self._run(idx, padding_mask, head=False,
+                         trace=self._trace_request((), ablate) if ablate else None)
 
-    def trace(self, idx, padding_mask=None) -> Trace:
-        """Logits plus per-layer q, k, v and attention probabilities (eager kernel)."""
-        trace = Trace(logits=None)
+    def trace(self, idx, padding_mask=None, capture=CAPTURES, ablate=None) -> Trace:
+        """Logits plus what `capture` names (a subset of CAPTURES), per layer, as
+        TransformerLens's names_filter: ask for q and k only and no probabilities are built.
+        ablate {layer: [query heads]}: those heads' outputs are zero before the output
+        projection, in this pass only."""
+        trace = self._trace_request(capture, ablate)
         trace.logits = self._run(idx, padding_mask, trace=trace)
         return trace
+
+    def _trace_request(self, capture, ablate) -> Trace:
+        cfg = self.config
+        unknown = set(capture) - set(CAPTURES)
+        if unknown:
+            raise ValueError(f"cannot capture {sorted(unknown)}; choose from {', '.join(CAPTURES)}.")
+        for layer, heads in (ablate or {}).items():
+            if not 0 <= layer < cfg.n_layer:
+                raise ValueError(f"layer {layer} does not exist; choose 0 to {cfg.n_layer - 1}.")
+            for head in heads:
+                if not 0 <= head < cfg.n_head:
+                    raise ValueError(f"head {head} does not exist; choose 0 to {cfg.n_head - 1}.")
+        return Trace(logits=None, capture=tuple(capture), ablate=dict(ablate or {}))
 
     def _run(self, idx, padding_mask=None, cache: KVCache | None = None, trace=None,
              last_only=False, head=True):
@@ -235,8 +269,14 @@ class GPT2(nn.Module):
         step = Step(positions, padding_mask, rope, self.alibi if cfg.position == "alibi" else None,
                     cache, trace)
         x = self.drop(x)
+        resid = trace.resid if trace is not None and "resid" in trace.capture else None
+        if resid is not None:
+            x = x.detach().requires_grad_(torch.is_grad_enabled())  # the leaf the stream starts at
+            resid.append(x)
         for block in self.blocks:
             x = block(x, step)
+            if resid is not None:
+                resid.append(x)
         if trace is not None:
             trace.positions = positions
         x = self.ln_f(x)

@@ -16,8 +16,7 @@ from .heads import text_ids  # the default corpus's validation text in the model
 
 @st.cache_resource(max_entries=4, show_spinner="Tracing the text (queries and keys of every layer)...")
 def _qk_trace(_variant: Variant, model_id: int, tokens: int) -> Trace:
-    full = trace_ids(_variant.model, text_ids(_variant)[:tokens][None])
-    return Trace(logits=None, q=full.q, k=full.k, positions=full.positions)  # attn dropped: 30 x 9 x T^2
+    return trace_ids(_variant.model, text_ids(_variant)[:tokens][None], capture=("q", "k"))
 
 
 def qk_trace(variant: Variant, tokens: int) -> Trace:
