@@ -51,23 +51,36 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> None:
 
 @contextlib.contextmanager
 def serve_app(env_overrides: dict | None = None, timeout: float = 60, root: Path = ROOT):
-    """The dashboard of the checkout at `root` (default this one) on a free local port."""
-    port = free_port()
+    """The dashboard of the checkout at `root` (default this one) on a free local port. Test
+    workers run side by side (pytest-xdist): a port another server took between our probe and
+    its bind makes streamlit exit, and we try another port."""
     env = {**os.environ, **(env_overrides or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for attempt in range(3):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(port, proc, timeout)
+            break
+        except RuntimeError as err:
+            _stop(proc)
+            if attempt == 2 or "in use" not in str(err):
+                raise
     try:
-        wait_healthy(port, proc, timeout)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextlib.contextmanager

@@ -56,6 +56,9 @@ def archive(files: dict) -> bytes:
     ({"/etc/model.safetensors": b"x"}, "no other paths"),
     ({"pytorch_model.bin": b"x", "config.json": b"{}"}, "pickled weights"),
     ({"meta.json": b"{}"}, "no model.safetensors"),
+    # a junk archive (issue 31.8): a text file and random bytes named .bin are not "pickled weights"
+    ({"a.txt": b"hello", "b.bin": bytes(range(256)) * 8},
+     r"Not a gpt2viz checkpoint: the archive has no model.safetensors \(it holds a.txt, b.bin\)"),
     ({"model.safetensors": b"not safetensors", "meta.json": b'{"config": {}}'}, "cannot be read"),
     ({"model.safetensors": b"x"}, "neither meta.json"),
 ])

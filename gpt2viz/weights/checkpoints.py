@@ -220,7 +220,7 @@ def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dic
     except zipfile.BadZipFile:
         raise CheckpointError("That file is not a .zip archive.") from None
     with archive, tempfile.TemporaryDirectory() as tmp:
-        wanted = {}
+        wanted, pickled, names = {}, [], []
         for info in archive.infolist():
             if info.is_dir():
                 continue
@@ -228,14 +228,21 @@ def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dic
             if info.filename.startswith("/") or ".." in parts or len(parts) > 2:
                 raise CheckpointError(f"The archive holds {info.filename!r}: a checkpoint zip has "
                                       f"its files at the top or in one folder, no other paths.")
+            names.append(parts[-1])
             if parts[-1].endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")):
-                raise CheckpointError(f"The archive holds {parts[-1]!r}, pickled weights: they can "
-                                      f"run code when loaded, so they are refused. Save the "
-                                      f"weights as model.safetensors.")
+                pickled.append(parts[-1])
             if parts[-1] in ZIP_FILES:
                 wanted[parts[-1]] = info
         if "model.safetensors" not in wanted:
-            raise CheckpointError("The archive has no model.safetensors.")
+            if pickled and "config.json" in wanted:  # a Hugging Face folder saved the old way
+                raise CheckpointError(f"The archive holds {pickled[0]!r}, pickled weights: they can "
+                                      f"run code when loaded, so they are refused. Save the "
+                                      f"weights as model.safetensors.")
+            shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            raise CheckpointError(f"Not a gpt2viz checkpoint: the archive has no model.safetensors "
+                                  f"(it holds {shown or 'nothing'}). Download one from Build & "
+                                  f"train, or zip a Hugging Face GPT-2 folder (config.json + "
+                                  f"model.safetensors).")
         if sum(info.file_size for info in wanted.values()) > max_unpacked_bytes:
             raise CheckpointError(f"The archive unpacks to more than {max_unpacked_bytes / 1024**2:.0f} "
                                   f"MiB, the checkpoint limit.")
