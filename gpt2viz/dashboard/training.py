@@ -172,8 +172,9 @@ def _banner(queue, me, mine: list[TrainingJob], detailed: bool) -> None:
                 st.line_chart({"step": range(1, len(losses) + 1), "loss": losses}, x="step", y="loss",
                               x_label="step", y_label="training loss (nats)", height=180)
         else:
+            # another session's choices are its own: say that it trains, never what
             st.progress(0.0, text="Waiting for the training worker..." if not others else
-                        f"Waiting: {others[-1].name} of another session is training.")
+                        "Waiting: another session's job is training first (one job at a time).")
         columns = st.columns(len(mine) + 1)
         if columns[0].button("Cancel training", key="cancel-training",
                              help="Stops every model this session is waiting for (unless another "
