@@ -118,8 +118,22 @@ elif selection.weights != "trained":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
 else:
     pair = {"gpt2": PRESETS["gpt2"], "gqa": PRESETS["gqa"]}  # differ in n_kv_head only
-    trained = models.variants(replace(selection, configs=pair, unbuildable={}), purpose="pooling pair")
-    if set(trained) == set(pair) and trained["gqa"].history is not None:
+    # a visit never trains what nobody chose: the pair is built when it is selected, already
+    # trained (store or disk cache), or asked for with the button
+    wanted = (st.session_state.get("pooling_pair_asked") or set(pair) <= set(selection.configs)
+              or models.trained_already(selection, pair))
+    if not wanted:
+        st.info("This section mean-pools the trained gpt2 preset into fewer KV heads and sets it "
+                "beside the gqa preset trained from scratch (they differ in n_kv_head only), both "
+                "with the training settings of Build & train. They are not trained yet.")
+        if st.button("Train gpt2 and gqa for this comparison", key="train_pooling_pair"):
+            st.session_state["pooling_pair_asked"] = wanted = True
+    trained = (models.variants(replace(selection, configs=pair, unbuildable={}), purpose="pooling pair")
+               if wanted else {})
+    if trained and not (set(trained) == set(pair) and trained["gqa"].history is not None):
+        st.caption("The pooling chart appears here when gpt2 and gqa have finished training "
+                   "(the banner at the top shows their progress).")
+    elif trained:
         losses = models.cached_pooled_losses(trained["gpt2"], selection)
         gqa = trained["gqa"]
         reference = {"gqa trained from scratch": (gqa.config.n_kv_head, gqa.history.val_loss[-1])}

@@ -5,6 +5,7 @@ import pytest
 import torch
 from apptest import (
     app,
+    wait_for_training,
     array,
     figures,
     kv_bytes_per_token,
@@ -21,8 +22,34 @@ from gpt2viz.text.tokenizer import get_tokenizer
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 
+def gqa_page():
+    """The GQA page with its pooling pair (gpt2 and gqa) trained: asked for with its button
+    where they are not trained yet, as a person does."""
+    at = app("gqa")
+    asks = [b for b in at.button if b.label == "Train gpt2 and gqa for this comparison"]
+    if asks:
+        asks[0].click().run()
+        wait_for_training(at)
+    return at
+
+
+def test_a_visit_trains_nothing_nobody_chose(tmp_path, monkeypatch):
+    """Issue 31.1: the pooling pair is not in the selection and not cached: the section says
+    what it needs and offers a button; nothing of it is queued until the button is pressed."""
+    from gpt2viz.dashboard.models import store
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))  # cold: nothing cached
+    at = app("gqa", variants="rope")
+    assert not any(job.name in ("gpt2", "gqa") for job in store().training.pending())
+    assert not any(key[0] == "gqa" and key[2] == "trained" for key in store().variants)
+    assert any("They are not trained yet" in i.value for i in at.info)
+    at.button(key="train_pooling_pair").click().run()
+    wait_for_training(at)
+    assert figures(at)[-1]["data"][0]["x"] == ["8", "4", "2", "1"]  # the pooling chart
+
+
 def test_draws_sharing_costs_groups_and_conversion():
-    at = app("gqa")  # trained weights (quick budget): the conversion section runs
+    at = gqa_page()  # trained weights (quick budget): the conversion section runs
     diagram, costs, grid, similarity, likeness, conversion = figures(at)
     assert sum(1 for t in diagram["data"] if t["mode"] == "lines") == 8
     assert [len(t["x"]) for t in costs["data"]] == [4, 4, 4]  # n_kv_head 8, 4, 2, 1
@@ -49,7 +76,7 @@ def test_parameters_are_those_of_the_models_built(corpus):
 
 
 def test_pooling_is_compared_with_a_model_that_differs_only_in_kv_heads(corpus):
-    at = app("gqa")
+    at = gqa_page()
     conversion = figures(at)[-1]
     refs = [t for t in conversion["data"] if t.get("name") == "gqa trained from scratch"]
     assert len(refs) == 1
@@ -77,7 +104,7 @@ def test_within_and_across_group_similarity_recomputed():
 
 def test_pooling_every_head_into_itself_costs_nothing(corpus):
     """The conversion curve's MHA point is the trained gpt2 itself: its own validation loss."""
-    at = app("gqa")
+    at = gqa_page()
     pooled = figures(at)[-1]["data"][0]
     assert pooled["x"][0] == "8"
     assert pooled["y"][0] == pytest.approx(own_loss(stored("gpt2").model, corpus.val, 128), abs=1e-4)
@@ -100,9 +127,12 @@ def test_a_page_that_asks_twice_for_models_shows_one_training_banner(tmp_path, m
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))  # cold: everything must train
     at = AppTest.from_file(APP, default_timeout=240)
     at.query_params["variants"] = "rope"
+    at.query_params["seed"] = "7"  # models no other test of this process has in its store
     at.run()
     at.switch_page("pages/gqa.py")
     at.run()
+    for ask in [b for b in at.button if b.key == "train_pooling_pair"]:  # the pooling pair, asked for
+        ask.click().run()
     assert not at.exception, [e.value for e in at.exception]
     banners = [m.value for m in at.markdown if "Training in the background" in m.value]
     assert len(banners) == 1 and "rope" in banners[0]

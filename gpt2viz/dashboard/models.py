@@ -29,6 +29,7 @@ from gpt2viz.text.corpus import Corpus, Vocabulary
 from gpt2viz.training.jobs import TrainingJob, TrainingQueue
 from gpt2viz.training.train import History, Progress
 from gpt2viz.weights import pretrained
+from gpt2viz.weights.checkpoint_cache import checkpoint_folder
 from gpt2viz.weights.checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -178,6 +179,20 @@ def _loading_banner(loads: list[PretrainedLoad]) -> None:
 
 
 LOAD_SECONDS = 8  # measured: the cached float32 weights of SmolLM2-135M load in 6-8 s on 2 cores
+
+
+def trained_already(selection: Selection, configs: dict) -> bool:
+    """Whether every config is trained with the selection's settings, seed and text already,
+    in this server's store or the disk cache: a page offers to train a reference model it
+    needs instead of starting it unasked."""
+    data = corpora.selected(selection)
+    trained = replace(selection, weights="trained")
+    for name, config in configs.items():
+        config = config.replace(dropout=selection.dropout)
+        if (_key(name, config, trained) not in store()
+                and not checkpoint_folder(config, data, selection.settings, selection.seed).is_dir()):
+            return False
+    return True
 
 
 def _key(name, config, selection):
