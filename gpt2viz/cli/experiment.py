@@ -1,4 +1,4 @@
-"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate`.
+"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate|extend`.
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
 variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a

@@ -23,7 +23,8 @@ class KVCache:
     def __init__(self, config: ModelConfig, batch: int, max_tokens: int, device, dtype):
         self.window, self.sinks = config.window, config.sinks
         self.max_tokens = max_tokens
-        self.rope_length: int | None = None  # set by the prompt's begin()
+        self.rope_length: int | None = None  # under dynamic RoPE scaling: set by the prompt's begin()
+        self._dynamic = config.position == "rope" and config.rope_scaling == "dynamic"
         self.slots = (max_tokens if config.window is None
                       else min(config.sinks + config.window, max_tokens))
         shape = (config.n_layer, batch, config.n_kv_head, self.slots, config.head_dim)
@@ -51,7 +52,7 @@ class KVCache:
         real = (torch.ones_like(positions, dtype=torch.bool) if padding_mask is None
                 else padding_mask)
         self.n_real += real.sum(dim=1)
-        if self.length == 0:
+        if self.length == 0 and self._dynamic:
             self.rope_length = int(self.n_real.max()) + max(self.max_tokens - new_tokens, 0)
         self.length += new_tokens
         kept = real & (self._is_sink(positions) | (positions >= self.n_real[:, None] - self._rolling()))
