@@ -1,4 +1,4 @@
-"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate`.
+"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate|extend`.
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
 variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a
@@ -73,6 +73,20 @@ def add_experiment_arguments(parser) -> None:
         sub.add_argument("--text", help="a UTF-8 text file to score (default: the validation "
                                         "split of the default corpus)")
         sub.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
+    extend = kinds.add_parser("extend", help="RoPE scaling past the trained length: loss by "
+                              "position bucket per method, pass-key retrieval (real model)")
+    extend.add_argument("--variant", required=True, help=variant_help + " (a RoPE model)")
+    extend.add_argument("--method", nargs="+", default=["none", "linear", "ntk", "dynamic", "yarn"],
+                        help="none | linear | ntk | dynamic | yarn | llama3 (default: all but llama3)")
+    extend.add_argument("--factor", type=float, default=4.0, help="s: new context / trained (default 4)")
+    extend.add_argument("--tokens", type=int, help="tokens per scored block (default s x the trained length)")
+    extend.add_argument("--passkey-trials", type=int, default=2, help="keys per length and depth")
+    extend.add_argument("--passkey-lengths", type=int, nargs="+",
+                        help="prompt lengths (default 2L, 4L, ... up to s L)")
+    extend.add_argument("--seed", type=int, default=0)
+    extend.add_argument("--text", help="a UTF-8 text file to score (default: the validation "
+                                       "split of the default corpus)")
+    extend.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
 
 
 @dataclass
@@ -81,6 +95,7 @@ class Loaded:
     model: GPT2
     encode: Callable[[str], torch.Tensor]
     val_ids: torch.Tensor | None = None  # presets: the default corpus's validation ids
+    decode: Callable[[list[int]], str] | None = None  # pretrained: its tokenizer's decode
 
 
 def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) -> Loaded:
@@ -89,7 +104,7 @@ def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) 
 
         progress(f"loading {spec} ...")
         model, tokenizer = load(spec)
-        return Loaded(model, lambda text: torch.tensor(tokenizer.encode(text)))
+        return Loaded(model, lambda text: torch.tensor(tokenizer.encode(text)), decode=tokenizer.decode)
     return preset_loaded(trained_model(spec, corpus, settings, seed).model, corpus)
 
 
@@ -264,6 +279,28 @@ def run_experiment(args) -> int:
     elif args.experiment == "costs":
         result = pretrained_costs(args.variant, corpus, settings, args)
         summary = [f"{k}: {v}" for k, v in result.items()]
+    elif args.experiment == "extend":
+        from gpt2viz.analysis.extension import check_methods, extension_experiment
+
+        check_methods(args.method, args.factor)  # before any training or loading
+        if args.variant not in PRETRAINED and variant_config(args.variant).position != "rope":
+            raise ValueError(f"{args.variant} has position={variant_config(args.variant).position!r}:"
+                             f" RoPE scaling needs a RoPE variant (e.g. rope).")
+        loaded = load_variant(args.variant, corpus, settings, args.seed)
+        trained = train_len(loaded.model, settings)
+        reads_words = loaded.model.pretrained is not None and loaded.decode is not None
+        result = extension_experiment(
+            loaded.model, scored_text(args, loaded, corpus)[0], trained, args.method, args.factor,
+            args.tokens or int(args.factor * trained),
+            encode=(lambda text: loaded.encode(text).tolist()) if reads_words else None,
+            decode=loaded.decode if reads_words else None, variant=args.variant,
+            passkey={"lengths": args.passkey_lengths, "trials": args.passkey_trials, "seed": args.seed})
+        summary = [line for line in (result["note"], result["passkey_note"]) if line] + [
+            f"{r['method']}: loss {r['loss']:.3f}; " + ", ".join(
+                f"{k}: {v:.3f}" for k, v in r["buckets"].items())
+            + ("" if r["passkey"] is None else "; pass key " + ", ".join(
+                f"{n}: {sum(d.values()) / len(d):.2f}" for n, d in r["passkey"].items()))
+            for r in result["rows"]]
     else:  # ablate
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         out = ex.ablation(loaded.model, scored_text(args, loaded, corpus)[0], args.layer,

@@ -6,12 +6,15 @@ model built from it can never drift from what its config says it is.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 DEFAULT_ROPE_BASE = 10000.0
+# RoPE scaling (context extension) at inference time; positions.rope_parameters computes each.
+ROPE_SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,18 @@ class ModelConfig:
     max_seq_len: int = 128  # = TrainSettings.block_size: every learned position row is trained
     position: str = "learned"  # "learned" | "sinusoidal" | "rope" | "alibi" | "none"
     rope_base: float = DEFAULT_ROPE_BASE
+    # RoPE scaling, an inference-time setting like rope_base (gpt2viz.core.positions):
+    # "none" | "linear" (Position Interpolation) | "ntk" (static NTK-aware base) | "dynamic"
+    # (NTK by the current length) | "yarn" | "llama3", by rope_factor s >= 1 over the trained
+    # context rope_original_length (None = max_seq_len).
+    rope_scaling: str = "none"
+    rope_factor: float = 1.0
+    rope_original_length: int | None = None
+    rope_beta_fast: float = 32.0  # yarn: pairs turning more than beta_fast times keep theta
+    rope_beta_slow: float = 1.0  # yarn: pairs turning fewer than beta_slow times get theta / s
+    rope_attention_factor: float | None = None  # yarn: None = 0.1 ln(s) + 1 on cos and sin
+    rope_low_freq_factor: float = 1.0  # llama3: wavelengths above L / low are divided by s
+    rope_high_freq_factor: float = 4.0  # llama3: wavelengths below L / high are kept
     window: int | None = None  # None = full causal attention; w = keys i-w < j <= i
     sinks: int = 0  # with a window, every query also sees the first `sinks` tokens
     dropout: float = 0.0
@@ -70,6 +85,7 @@ class ModelConfig:
         elif self.position != "rope" and self.rope_base != DEFAULT_ROPE_BASE:
             yield (f"rope_base={self.rope_base:g} has no effect with position={self.position!r}; "
                    f"set position='rope' or leave rope_base at {DEFAULT_ROPE_BASE:g}.")
+        yield from self._rope_scaling_problems()
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             yield (f"window={self.window!r} must be None (full attention) or an integer >= 1 "
                    f"(the number of keys each query sees, itself included).")
@@ -92,6 +108,57 @@ class ModelConfig:
                 yield f"{name}={getattr(self, name)!r} must be True or False."
         if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
             yield f"layer_norm_eps={self.layer_norm_eps!r} must be a small positive number (1e-5)."
+
+    def _rope_scaling_problems(self):
+        method, s = self.rope_scaling, self.rope_factor
+        if method not in ROPE_SCALINGS:
+            yield (f"rope_scaling={method!r} is unknown; choose one of "
+                   f"{', '.join(ROPE_SCALINGS)}.")
+            return
+        if not _is_number(s) or not math.isfinite(s) or s < 1.0:
+            yield (f"rope_factor={s!r} must be a number >= 1 (the new context over the trained "
+                   f"one; 1 = no scaling).")
+            return
+        length = self.rope_original_length
+        if length is not None and (not isinstance(length, int) or isinstance(length, bool)
+                                   or length < 2):
+            yield (f"rope_original_length={length!r} must be None (= max_seq_len, the trained "
+                   f"context) or an integer >= 2.")
+            return
+        if method != "none" and self.position != "rope":
+            yield (f"rope_scaling={method!r} rescales rotary positions, but "
+                   f"position={self.position!r}; set position='rope' or rope_scaling='none'.")
+            return
+        if method == "none" and (s != 1.0 or length is not None):
+            yield (f"rope_factor={s:g} / rope_original_length={length!r} have no effect with "
+                   f"rope_scaling='none'; choose a method ({', '.join(ROPE_SCALINGS[1:])}) or "
+                   f"leave rope_factor=1 and rope_original_length=None.")
+        changed = [name for name in _ROPE_METHOD_FIELDS
+                   if getattr(self, name) != _FIELD_DEFAULTS[name] and method not in _ROPE_METHOD_FIELDS[name]]
+        for name in changed:
+            yield (f"{name}={getattr(self, name)!r} only applies to rope_scaling="
+                   f"{' or '.join(map(repr, _ROPE_METHOD_FIELDS[name]))}, not {method!r}; leave it at "
+                   f"{_FIELD_DEFAULTS[name]!r}.")
+        if changed:
+            return
+        if method == "yarn":
+            fast, slow = self.rope_beta_fast, self.rope_beta_slow
+            if not (_is_number(fast) and _is_number(slow) and fast > slow > 0):
+                yield (f"rope_beta_fast={fast!r} must be greater than rope_beta_slow={slow!r} > 0 "
+                       f"(YaRN's defaults: 32 and 1 rotations over the trained context).")
+            a = self.rope_attention_factor
+            if a is not None and not (_is_number(a) and math.isfinite(a) and a > 0):
+                yield (f"rope_attention_factor={a!r} must be None (0.1 ln(s) + 1) or a number > 0.")
+        if method == "llama3":
+            low, high = self.rope_low_freq_factor, self.rope_high_freq_factor
+            if not (_is_number(low) and _is_number(high) and high > low > 0):
+                yield (f"rope_high_freq_factor={high!r} must be greater than rope_low_freq_factor="
+                       f"{low!r} > 0 (Llama 3.1's defaults: 4 and 1).")
+
+    @property
+    def rope_trained_length(self) -> int:
+        """The context RoPE scaling extends: rope_original_length, else max_seq_len."""
+        return self.max_seq_len if self.rope_original_length is None else self.rope_original_length
 
     @property
     def ff_width(self) -> int:
@@ -134,16 +201,28 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Every field, except the Llama-body ones left at their GPT-2 defaults: a GPT-2
-        config's dict (its checkpoint folder's key, its meta.json) is what it always was."""
+        """Every field, except the Llama-body and RoPE-scaling ones left at their defaults: a
+        GPT-2 config's dict (its checkpoint folder's key, its meta.json) is what it always was."""
         values = dataclasses.asdict(self)
-        for name in _LLAMA_FIELDS:
+        for name in _LLAMA_FIELDS + _ROPE_SCALING_FIELDS:
             if values[name] == _FIELD_DEFAULTS[name]:
                 del values[name]
         return values
 
 
 _LLAMA_FIELDS = ("norm", "mlp", "d_ff", "tie_embeddings")
+_ROPE_SCALING_FIELDS = ("rope_scaling", "rope_factor", "rope_original_length", "rope_beta_fast",
+                        "rope_beta_slow", "rope_attention_factor", "rope_low_freq_factor",
+                        "rope_high_freq_factor")
+# the method-specific settings and the methods they apply to
+_ROPE_METHOD_FIELDS = {"rope_beta_fast": ("yarn",), "rope_beta_slow": ("yarn",),
+                       "rope_attention_factor": ("yarn",), "rope_low_freq_factor": ("llama3",),
+                       "rope_high_freq_factor": ("llama3",)}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
 
 

@@ -7,6 +7,10 @@ sinks + window slots. Slots follow each row's own positions (real tokens only), 
 left-padded row keeps its own first tokens as sinks. Slot order does not matter to attention
 (softmax sums over keys); which slots hold real tokens does, and ALiBi reads each slot's
 true position.
+
+Under dynamic RoPE scaling every key is rotated for one sequence length, fixed when the prompt
+is written: `rope_length`, the longest row's real prompt tokens plus the capacity left
+(max_tokens - the prompt's length), i.e. the length the sequence has once the cache is full.
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from gpt2viz.core.config import ModelConfig
 class KVCache:
     def __init__(self, config: ModelConfig, batch: int, max_tokens: int, device, dtype):
         self.window, self.sinks = config.window, config.sinks
+        self.max_tokens = max_tokens
+        self.rope_length: int | None = None  # under dynamic RoPE scaling: set by the prompt's begin()
+        self._dynamic = config.position == "rope" and config.rope_scaling == "dynamic"
         self.slots = (max_tokens if config.window is None
                       else min(config.sinks + config.window, max_tokens))
         shape = (config.n_layer, batch, config.n_kv_head, self.slots, config.head_dim)
@@ -45,6 +52,8 @@ class KVCache:
         real = (torch.ones_like(positions, dtype=torch.bool) if padding_mask is None
                 else padding_mask)
         self.n_real += real.sum(dim=1)
+        if self.length == 0 and self._dynamic:
+            self.rope_length = int(self.n_real.max()) + max(self.max_tokens - new_tokens, 0)
         self.length += new_tokens
         kept = real & (self._is_sink(positions) | (positions >= self.n_real[:, None] - self._rolling()))
         self.step_rows, self.step_tokens = kept.nonzero(as_tuple=True)

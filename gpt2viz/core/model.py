@@ -23,6 +23,7 @@ from gpt2viz.core.positions import (
     apply_rope,
     positions_from_mask,
     rope_cos_sin,
+    rope_parameters,
     sinusoidal_table,
 )
 from gpt2viz.core.resources import ensure_fits
@@ -244,7 +245,7 @@ class GPT2(nn.Module):
         return Trace(logits=None, capture=tuple(capture), ablate=dict(ablate or {}))
 
     def _run(self, idx, padding_mask=None, cache: KVCache | None = None, trace=None,
-             last_only=False, head=True):
+             last_only=False, head=True, rope_length: int | None = None):
         cfg = self.config
         b, t = idx.shape
         if padding_mask is not None:
@@ -265,7 +266,13 @@ class GPT2(nn.Module):
             x = x + self.wpe(positions)
         elif cfg.position == "sinusoidal":
             x = x + SINUSOIDAL_SCALE * sinusoidal_table(positions, cfg.d_model, x.dtype)
-        rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, x.dtype) if cfg.position == "rope" else None
+        rope = None
+        if cfg.position == "rope":
+            if cfg.rope_scaling == "dynamic":  # the length of the whole sequence (positions.py)
+                rope_length = rope_length or (cache.rope_length if cache is not None
+                                              else int(positions.max()) + 1)
+            rope = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, x.dtype,
+                                rope_parameters(cfg, rope_length))
         step = Step(positions, padding_mask, rope, self.alibi if cfg.position == "alibi" else None,
                     cache, trace)
         x = self.drop(x)
@@ -307,11 +314,15 @@ class GPT2(nn.Module):
         cache = KVCache(self.config, b, total, idx.device, self.wte.weight.dtype) if use_cache else None
         out, mask = idx, padding_mask
         step_input = idx
+        # dynamic RoPE scaling scales by the final length, so every step equals one full pass
+        # over the generated sequence (gpt2viz.core.positions); the cache knows it by itself
+        final_length = (total if padding_mask is None
+                        else int(padding_mask.sum(dim=1).max()) + max_new_tokens)
         for _ in range(max_new_tokens):
             if cache is not None:
                 logits = self.decode_step(step_input, cache, mask if cache.length == 0 else None)
             else:
-                logits = self._run(out, mask, last_only=True)
+                logits = self._run(out, mask, last_only=True, rope_length=final_length)
             next_token = sample(logits[:, -1], temperature, top_k, generator)  # (B, 1)
             out = torch.cat([out, next_token], dim=1)
             if mask is not None:

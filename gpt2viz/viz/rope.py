@@ -8,9 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2viz.core.positions import alibi_slopes, rope_frequencies
+from gpt2viz.core.positions import alibi_slopes, rope_frequencies, rope_parameters
 
-from . import LOG_AXIS, integer_ticks
+from . import LOG_AXIS, integer_ticks, title_margin, wrap
 
 
 def rotation_panels(trajectory, positions, base, keys=None, max_panels=8) -> go.Figure:
@@ -190,4 +190,77 @@ def measured_decay_figure(measured: dict, head_dim: int, base: float, title: str
     fig.update_yaxes(title_text="analytic score (1 at Δ = 0)", secondary_y=True, showgrid=False)
     fig.update_layout(title=title, height=400, margin=dict(t=60, l=10, r=10, b=10),
                       legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+# ------------------------------------------------------------------ RoPE scaling
+SCALING_KINDS = ("kept", "in between", "interpolated")  # theta' = theta, between, theta / s
+SCALING_COLORS = {"kept": "#1f77b4", "in between": "#ff7f0e", "interpolated": "#2ca02c"}
+
+
+def scaling_pairs(config, seq_len: int | None = None) -> dict:
+    """Per rotation pair k of a RoPE config under its rope_scaling (at seq_len tokens, which
+    only dynamic reads; None = s x the trained length): "theta" (plain, rad/token) and "scaled"
+    theta', "ratio" theta'/theta (1 = kept, i.e. extrapolated past the trained length; 1/s =
+    interpolated), "kind" of each pair by that ratio (SCALING_KINDS, within 1e-9), "wavelength"
+    2 pi / theta and "scaled_wavelength" (tokens per turn), "turns" over the trained context
+    (theta L / 2 pi, YaRN's measure), plus "trained" L, "context" (s L), "factor",
+    "attention_factor". numpy float64 arrays; kind a list of str."""
+    s, trained = float(config.rope_factor), config.rope_trained_length
+    context = int(round(s * trained))
+    theta = rope_frequencies(config.head_dim, config.rope_base).numpy()
+    scaled, attention = rope_parameters(config, context if seq_len is None else seq_len)
+    scaled = scaled.numpy()
+    ratio = scaled / theta
+    kind = ["kept" if abs(r - 1) <= 1e-9 else "interpolated" if s > 1 and abs(r * s - 1) <= 1e-9
+            else "in between" for r in ratio]
+    return {"pair": np.arange(len(theta)), "theta": theta, "scaled": scaled, "ratio": ratio,
+            "kind": kind, "wavelength": 2 * math.pi / theta, "scaled_wavelength": 2 * math.pi / scaled,
+            "turns": theta * trained / (2 * math.pi), "trained": trained, "context": context,
+            "factor": s, "attention_factor": attention}
+
+
+def scaling_figure(config, seq_len: int | None = None) -> go.Figure:
+    """Top: each pair's rotation per token, plain (line) and under the method (dots coloured by
+    kept / in between / interpolated). Bottom: wavelengths against the trained context L and
+    the new one s L: a pair whose plain wavelength exceeds L never turned fully in training;
+    interpolation brings its angles back into the range it saw."""
+    data = scaling_pairs(config, seq_len)
+    method = config.rope_scaling
+    pairs = data["pair"]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=["rotation per token (radians)", "tokens per full turn"])
+    for row, plain, scaled, unit in ((1, data["theta"], data["scaled"], "rad/token"),
+                                     (2, data["wavelength"], data["scaled_wavelength"], "tokens/turn")):
+        fig.add_trace(go.Scatter(x=pairs, y=plain, mode="lines", name="plain RoPE",
+                                 legendgroup="plain", showlegend=row == 1,
+                                 line=dict(color="black", width=1.5),
+                                 hovertemplate="pair %{x}: %{y:.4g} " + unit + " (plain)<extra></extra>"),
+                      row=row, col=1)
+        for kind in SCALING_KINDS:
+            pick = np.array([k == kind for k in data["kind"]])
+            if not pick.any():
+                continue
+            fig.add_trace(go.Scatter(
+                x=pairs[pick], y=scaled[pick], mode="markers", name=f"{method}: {kind}",
+                legendgroup=kind, showlegend=row == 1,
+                marker=dict(size=8, color=SCALING_COLORS[kind]), customdata=data["ratio"][pick],
+                hovertemplate="pair %{x}: %{y:.4g} " + unit + ", x%{customdata:.3f} of plain<extra>"
+                              + kind + "</extra>"), row=row, col=1)
+    for length, name, dash in ((data["trained"], "trained context L", "dash"),
+                               (data["context"], "new context s·L", "dot")):
+        fig.add_trace(go.Scatter(x=[pairs[0] - 0.5, pairs[-1] + 0.5], y=[length, length], mode="lines",
+                                 name=f"{name} = {length:,}", line=dict(color="grey", dash=dash),
+                                 hovertemplate=f"{name}: {length:,} tokens<extra></extra>"), row=2, col=1)
+    fig.update_yaxes(**LOG_AXIS, row=1, col=1)
+    fig.update_yaxes(**LOG_AXIS, row=2, col=1)
+    fig.update_xaxes(title_text="pair k (fastest first)", **integer_ticks(len(pairs) - 1), row=2, col=1)
+    counts = {k: data["kind"].count(k) for k in SCALING_KINDS}
+    title = wrap(f"{method} × {data['factor']:g} over {data['trained']:,} tokens: "
+                 f"{counts['kept']} pairs kept, {counts['in between']} in between, "
+                 f"{counts['interpolated']} interpolated"
+                 + (f"; cos and sin × {data['attention_factor']:.4f}" if data["attention_factor"] != 1 else ""),
+                 80)
+    fig.update_layout(title=title, height=620, margin=dict(t=title_margin(title) + 20, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.12))
     return fig
