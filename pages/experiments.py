@@ -19,8 +19,9 @@ from gpt2viz.analysis.experiments import (
     theory_reach,
     window_losses,
 )
+from gpt2viz.analysis.extension import extension_losses
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels
-from gpt2viz.core.config import POSITIONS, preset
+from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, preset
 from gpt2viz.core.resources import memory_shortfall, plural
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
 from gpt2viz.viz.experiments import (
@@ -30,6 +31,7 @@ from gpt2viz.viz.experiments import (
     receptive_figure,
     streaming_figure,
     streaming_label,
+    extension_figure,
     window_figure,
 )
 
@@ -48,13 +50,16 @@ MEASURES = {
     "window": lambda model, windows, sinks: window_losses(model, data.val, train_len, list(windows), list(sinks)),
     "receptive": lambda model, position: receptive_field(model, data.val, position),
     "pooled": lambda model: gqa_frontier(model, data, settings, 0, 0.0),
+    "extend": lambda model, methods, factor: extension_losses(
+        model, data.val, train_len, list(methods), factor, int(factor * train_len)),
 }
 
 
 @st.cache_resource(max_entries=64, show_spinner="Measuring...")
-def measure(what: str, _model, model_id: int, *args):
-    """One measurement per (experiment, model, arguments): moving another control never
-    recomputes it."""
+def measure(what: str, _model, model_id: int, text: str, length: int, *args):
+    """One measurement per (experiment, model, text, training length, arguments): moving
+    another control never recomputes it, and another text or length always does (the
+    measures read `data` and `train_len`)."""
     return MEASURES[what](_model, *args)
 
 
@@ -67,7 +72,7 @@ def uptrained() -> dict:
 def run_or_explain(what, variant, *args):
     """The measurement, or its problem shown as one line (None)."""
     try:
-        return measure(what, variant.model, id(variant.model), *args)
+        return measure(what, variant.model, id(variant.model), data.sha256, train_len, *args)
     except (ValueError, MemoryError) as err:
         st.error(f"{variant.name}: {err}")
         return None
@@ -313,18 +318,59 @@ def show_streaming(built):
                "brings most of the loss back.")
 
 
+def show_context_extension(built):
+    """RoPE scaling at inference (linear / ntk / dynamic / yarn / llama3) on a small RoPE model,
+    loss along blocks s times its training length (analysis.extension)."""
+    st.caption(f"A RoPE model trained on {train_len}-token blocks reads blocks s times longer, "
+               "with its rotation stretched at inference by each method (the RoPE geometry page "
+               "draws what each does to the rotation pairs). Same weights, same tokens: only θ "
+               "(and YaRN's attention factor) change. Position Interpolation (linear) is meant to "
+               "be followed by fine-tuning; here it is measured without, as the others.")
+    rope = {n: v for n, v in built.items() if v.config.position == "rope"}
+    if not rope:
+        st.info("Context extension stretches RoPE: add 'rope' or 'rope+gqa+swa' in the sidebar. "
+                "The real model (trained to 8,192 tokens) runs from the command line: "
+                "`./run.sh experiment extend --variant smollm2-135m --factor 2 --tokens 16384`.")
+        return
+    c1, c2, c3 = st.columns([1, 1, 2])
+    name = c1.selectbox("RoPE model", list(rope), key="extend_model")
+    factor = c2.select_slider("Factor s", [2, 4, 8], value=8, format_func=lambda f: f"{f}×",
+                              key="extend_factor")
+    methods = c3.multiselect("Methods", ROPE_SCALINGS, default=list(ROPE_SCALINGS), key="extend_methods")
+    if not methods:
+        st.info("Pick at least one method.")
+        return
+    variant = rope[name]
+    result = run_or_explain("extend", variant, tuple(methods), float(factor))
+    if result is None:
+        return
+    if variant.config.window is not None:
+        st.caption(f"{name} attends through a window of {variant.config.window}: no query ever sees a "
+                   "key farther back than that, so past its training length it meets no distance it "
+                   "has not seen, and the methods mostly change the rotation it was trained with.")
+    if result["note"]:
+        st.caption(result["note"])
+    st.plotly_chart(extension_figure(result, train_len), width="stretch")
+    st.dataframe(pd.DataFrame([{"method": r["method"], "loss": round(r["loss"], 3),
+                                "attention factor": round(r["attention_factor"], 4),
+                                **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()}}
+                               for r in result["rows"]]), hide_index=True, width="stretch")
+
+
 EXPERIMENTS = {"Length generalization": show_length_generalization,
                "Window & sinks": show_window_and_sinks,
                "Receptive field": show_receptive_field,
                "GQA frontier": show_gqa_frontier,
                "Logit lens": show_logit_lens,
-               "StreamingLLM": show_streaming}
+               "StreamingLLM": show_streaming,
+               "Context extension": show_context_extension}
 
 st.title("Experiments: what each alteration buys, and what it costs")
 experiment = sidebar.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
 st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", label_visibility="collapsed")
 built = models.variants(selection)
-if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier"):
+if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
+                  "Context extension"):
     if any(v.pretrained for v in built.values()):  # they read the small models' corpus ids
         st.caption("These experiments run on the small models (their corpus and training length); "
                    "a pretrained model is measured in 'StreamingLLM' and 'Logit lens'.")

@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from gpt2viz.analysis.rope_usage import pair_norms, qk_by_distance
+from gpt2viz.core.config import ROPE_SCALINGS, ModelConfig
 from gpt2viz.core.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.dashboard import models, prompts, real_model, routing, sidebar
 from gpt2viz.viz.rope import (
@@ -13,6 +14,9 @@ from gpt2viz.viz.rope import (
     pair_usage_figure,
     rope_score_by_distance,
     rotation_panels,
+    scaled_decay_figure,
+    scaled_score_by_distance,
+    scaling_figure,
     score_decay,
     wavelength_bars,
 )
@@ -37,8 +41,10 @@ c1.select_slider("RoPE base", bases, key="geometry_base", format_func=lambda b: 
 head_dims = sorted({8, 16, 32, 64, 128} | ({own.head_dim} if own else set()))
 head_dim = sidebar.linked("geometry_head_dim", own.head_dim if own else 16, options=head_dims)
 c2.select_slider("Head size", head_dims, key="geometry_head_dim")
-contexts = [64, 128, 256, 512, 1024, 4096, 32768]
-context = sidebar.linked("geometry_context", 256, options=contexts)
+# the model's own context is offered and is where the slider starts (128 for the small models,
+# 8,192 for SmolLM2-135M)
+contexts = sorted({64, 128, 256, 512, 1024, 4096, 32768} | ({own.max_seq_len} if own else set()))
+context = sidebar.linked("geometry_context", own.max_seq_len if own else 256, options=contexts)
 c3.select_slider("Context length", contexts, key="geometry_context")
 
 st.subheader("The rotation")
@@ -97,6 +103,41 @@ elif prompt:
 
 st.subheader("Wavelengths against the context")
 st.plotly_chart(wavelength_bars(head_dim, base, context), width="stretch")
+
+st.subheader("Past the trained context: interpolation, NTK and YaRN")
+SCALING_NAMES = {"linear": "linear (Position Interpolation)", "ntk": "NTK-aware (static)",
+                 "dynamic": "dynamic NTK", "yarn": "YaRN", "llama3": "Llama 3"}
+c1, c2 = st.columns(2)
+method = sidebar.linked("geometry_scaling", "yarn", options=list(SCALING_NAMES))
+c1.selectbox("Scaling method", list(SCALING_NAMES), key="geometry_scaling", format_func=SCALING_NAMES.get)
+factors = [2.0, 4.0, 8.0, 16.0, 32.0]
+factor = sidebar.linked("geometry_factor", 4.0, options=factors)
+c2.select_slider("Factor s: the new context is s × the trained one", factors, key="geometry_factor",
+                 format_func=lambda s: f"{s:g}×")
+
+
+def stretched(scaling):
+    """A one-head RoPE config of the sliders' head size and base, trained to `context` tokens."""
+    return ModelConfig(vocab_size=2, n_layer=1, n_head=1, d_model=head_dim, max_seq_len=context,
+                       position="rope", rope_base=base, rope_scaling=scaling,
+                       rope_factor=1.0 if scaling == "none" else factor)
+
+
+st.plotly_chart(scaling_figure(stretched(method)), width="stretch")
+st.caption(f"Trained context L = the context slider ({context:,}); s·L = {factor * context:,.0f}. "
+           "Plain RoPE past L turns its slow pairs to angles no training position reached "
+           "(extrapolation). Linear scaling (Chen et al. 2023) divides every θ by s: every angle "
+           "stays inside the trained range, but neighbouring tokens now differ by 1/s of a step on "
+           "the fast pairs too, which the model has to be fine-tuned for. NTK-aware scaling raises "
+           "the base by s^(d/(d−2)): the fast pairs are kept, the slowest is interpolated by exactly "
+           "s. YaRN (Peng et al. 2023) keeps pairs that turn more than β=32 times in L, interpolates "
+           "those turning less than α=1 time, ramps between, and multiplies cos and sin by "
+           "0.1·ln(s) + 1 (sharper attention at long range). Dynamic NTK chooses the base from the "
+           "current length, so nothing changes up to L. Measured on models: Experiments → "
+           "'Context extension'.")
+curves = scaled_score_by_distance({SCALING_NAMES.get(m, "plain RoPE"): stretched(m)
+                                   for m in ROPE_SCALINGS}, int(round(factor * context)))
+st.plotly_chart(scaled_decay_figure(curves, context, factor), width="stretch")
 
 st.subheader("Long-term decay of q·k")
 curves = rope_score_by_distance(head_dim, base, context)

@@ -107,3 +107,25 @@ def test_every_experiment_runs_on_weights_from_a_checkpoint_folder():
             assert any("runs on a pretrained model" in i.value for i in at.info)
         else:
             assert figures(at), experiment
+
+
+def test_context_extension_losses_are_the_stretched_models_own(corpus):
+    """Each method's loss is the model rebuilt with that rope_scaling, scored on blocks of
+    s x 128 tokens of the validation text, recomputed here in float64."""
+    from apptest import own_loss, stored
+
+    from gpt2viz import GPT2
+
+    at = choose(app("experiments"), "Context extension")
+    at.multiselect(key="extend_methods").set_value(["none", "linear", "yarn"]).run()
+    at.select_slider(key="extend_factor").set_value(2).run()
+    (fig,) = figures(at)
+    assert [t["name"] for t in fig["data"] if t.get("showlegend") is not False] == ["none", "linear", "yarn"]
+    table = at.dataframe[0].value.set_index("method")
+    v = stored("rope+gqa+swa")
+    for method in ("none", "linear", "yarn"):
+        cfg = v.config if method == "none" else v.config.replace(
+            rope_scaling=method, rope_factor=2.0, rope_original_length=128)
+        model = GPT2.from_weights(cfg, dict(v.model.state_dict()))
+        assert table.loc[method, "loss"] == pytest.approx(own_loss(model, corpus.val, 256), abs=1e-3)
+    assert list(table.columns[-2:]) == ["positions 0-127", "positions 128-255"]

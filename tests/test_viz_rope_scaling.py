@@ -70,3 +70,34 @@ def test_figure_draws_the_numbers_and_the_two_contexts():
     counts = [data["kind"].count(k) for k in ("kept", "in between", "interpolated")]
     assert f"{counts[0]} pairs kept" in fig.layout.title.text.replace("<br>", " ")
     assert "× 1.2079" in fig.layout.title.text.replace("<br>", " ")
+
+
+def test_scaled_score_is_the_cosine_sum_of_each_methods_angles():
+    """q = k = ones: q·k / d = a² (2/d) Σ_k cos(Δ θ'_k), θ' and a from the definitions: linear
+    θ/s; yarn's attention factor 0.1 ln s + 1; plain RoPE's own θ."""
+    import math
+
+    import numpy as np
+
+    from gpt2viz import ModelConfig
+    from gpt2viz.viz.rope import scaled_score_by_distance
+
+    def config(scaling, factor=4.0):
+        return ModelConfig(vocab_size=2, n_layer=1, n_head=1, d_model=16, max_seq_len=64,
+                           position="rope", rope_base=100.0, rope_scaling=scaling,
+                           rope_factor=1.0 if scaling == "none" else factor)
+
+    curves = scaled_score_by_distance({m: config(m) for m in ("none", "linear", "yarn")}, 256)
+    theta = 100.0 ** (-np.arange(0, 16, 2) / 16)
+    distance, plain = curves["none"]
+    assert distance[0] == 1 and distance[-1] == 255 and np.all(np.diff(distance) > 0)
+    assert np.allclose(plain, 2 * np.cos(distance[:, None] * theta).sum(1) / 16)
+    assert np.allclose(curves["linear"][1], 2 * np.cos(distance[:, None] * theta / 4).sum(1) / 16)
+    # yarn: θ' as the model rotates (rope_parameters, equal to transformers' in
+    # test_rope_scaling.py), and cos, sin each times 0.1 ln 4 + 1, so q·k by its square
+    from gpt2viz.core.positions import rope_parameters
+
+    yarn_theta, factor = rope_parameters(config("yarn"), 256)
+    assert factor == pytest.approx(0.1 * math.log(4) + 1)
+    assert np.allclose(curves["yarn"][1],
+                       factor ** 2 * 2 * np.cos(distance[:, None] * yarn_theta.numpy()).sum(1) / 16)

@@ -74,7 +74,8 @@ VARIANT_IDS = list(PRESETS) + list(PRETRAINED) + list(SLOTS)
 # URL name), read where the page draws them (linked()); the prompt is text, so the link holds
 # at most PROMPT_LINK_CHARS of it.
 PAGE_LINK_NAMES = ["prompt", "attention_view", "attention_layer", "attention_head", "attention_scale",
-                   "geometry_base", "geometry_head_dim", "geometry_context", "gqa_kv_heads", "gqa_context",
+                   "geometry_base", "geometry_head_dim", "geometry_context", "geometry_scaling",
+                   "geometry_factor", "gqa_kv_heads", "gqa_context",
                    "compare_k", "compare_temperature", "compare_top_k", "compare_new_tokens",
                    "compare_seed", "experiment"]
 PROMPT_LINK_CHARS = 1000

@@ -226,3 +226,38 @@ def streaming_figure(result: dict, smooth: int = 64, context: int | None = None)
                             f"sinks ({result['variant']}; dotted: bucket means)",
                       height=440, margin=dict(t=60, l=10, r=10, b=10))
     return fig
+
+
+def extension_figure(result: dict, trained: int, smooth: int = 32) -> go.Figure:
+    """Context extension (analysis.extension.extension_losses): top, each method's loss along
+    the block (running mean over `smooth` positions); bottom, each method minus plain RoPE on
+    the same tokens, so what a method buys past the trained length (and costs inside it) is
+    read off one line. The trained length is marked."""
+    rows = result["rows"]
+    plain = next((r for r in rows if r["method"] == "none"), None)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
+                        subplot_titles=[f"loss by position (running mean of {smooth})",
+                                        "minus plain RoPE on the same tokens" if plain else
+                                        "add 'none' to compare with plain RoPE"])
+    for i, row in enumerate(rows):
+        colour = COLOURS[i % len(COLOURS)]
+        per_position = np.asarray(row["per_position"])
+        x = np.arange(len(per_position))
+        fig.add_trace(go.Scatter(x=x, y=_running_mean(per_position, smooth), mode="lines",
+                                 name=row["method"], legendgroup=row["method"], line=dict(color=colour),
+                                 hovertemplate=f"{row['method']}<br>position %{{x}}: %{{y:.3f}} nats"
+                                               "<extra></extra>"), row=1, col=1)
+        if plain is not None and row is not plain:
+            gap = _running_mean(per_position - np.asarray(plain["per_position"]), smooth)
+            fig.add_trace(go.Scatter(x=x, y=gap, mode="lines", legendgroup=row["method"],
+                                     showlegend=False, line=dict(color=colour),
+                                     hovertemplate=f"{row['method']} − plain<br>position %{{x}}: "
+                                                   "%{y:+.3f} nats<extra></extra>"), row=2, col=1)
+    _both_rows_vline(fig, trained, f"trained length {trained}", "top right", dash="dash", color="grey")
+    fig.update_xaxes(title_text="position in the block", row=2, col=1)
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    fig.update_yaxes(title_text="Δ nats", zeroline=True, row=2, col=1)
+    fig.update_layout(title=f"RoPE past its context: {result['tokens']:,} tokens, "
+                            f"{plural(result['blocks'], 'block')}", height=560,
+                      margin=dict(t=70, l=10, r=10, b=10), legend=dict(orientation="h", y=-0.12))
+    return fig

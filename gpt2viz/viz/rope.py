@@ -264,3 +264,36 @@ def scaling_figure(config, seq_len: int | None = None) -> go.Figure:
     fig.update_layout(title=title, height=620, margin=dict(t=title_margin(title) + 20, l=10, r=10, b=10),
                       legend=dict(orientation="h", y=-0.12))
     return fig
+
+
+def scaled_score_by_distance(configs: dict, length: int) -> dict:
+    """For q = k = ones under each config's rope_scaling (name -> config): the score
+    q_m·k_n / d = attention_factor² · (2/d) Σ_k cos((m − n) θ'_k) at every distance up to
+    `length` (dynamic read at that length), on 1,500 log-spaced distances (the axis is log):
+    name -> (distance, score)."""
+    distance = np.unique(np.geomspace(1, max(length - 1, 1), 1500).astype(np.int64))
+    curves = {}
+    for name, config in configs.items():
+        theta, factor = rope_parameters(config, length)
+        angles = distance[:, None] * theta.numpy()[None, :]  # (length, d/2)
+        curves[name] = (distance, factor ** 2 * 2 * np.cos(angles).sum(1) / config.head_dim)
+    return curves
+
+
+def scaled_decay_figure(curves: dict, trained: int, factor: float) -> go.Figure:
+    """q·k against distance for each method (scaled_score_by_distance), the trained context and
+    the stretched one marked."""
+    fig = go.Figure()
+    for name, (x, y) in curves.items():
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name,
+                                 hovertemplate="distance %{x}: %{y:.4f}<extra>" + name + "</extra>"))
+    for at, label, dash in ((trained, f"trained context {trained:,}", "dash"),
+                            (int(round(factor * trained)), f"× {factor:g} = {factor * trained:,.0f}", "dot")):
+        fig.add_vline(x=at, line=dict(color="grey", dash=dash), annotation_text=label,
+                      annotation_position="top left")
+    fig.update_xaxes(**LOG_AXIS, title_text="relative distance m − n (tokens)")
+    fig.update_yaxes(title_text="q·k / d for q = k = ones")
+    title = "q·k against distance under each method (plain RoPE past its context: angles it never saw)"
+    fig.update_layout(title=wrap(title, 80), height=400, legend=dict(orientation="h", y=-0.25),
+                      margin=dict(t=title_margin(wrap(title, 80)) + 10, l=10, r=10, b=10))
+    return fig
