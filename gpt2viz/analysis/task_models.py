@@ -87,6 +87,17 @@ class TaskSettings:
             raise ValueError(f"lr={self.lr} must be > 0.")
 
 
+# Per task, what reached its plateau fastest here (2026-12-03): recall learns with a larger
+# batch and learning rate; copy needs 1e-3 (NOTES 2026-12-02).
+TASK_SETTINGS = {"recall": {"batch_size": 64, "lr": 3e-3}}
+
+
+def default_settings(task, **changes) -> TaskSettings:
+    """The task's default TaskSettings with changes (None = keep)."""
+    values = {**TASK_SETTINGS.get(task.name, {}), **{k: v for k, v in changes.items() if v is not None}}
+    return TaskSettings(**values)
+
+
 @dataclass
 class TaskHistory:
     steps: list = field(default_factory=list)

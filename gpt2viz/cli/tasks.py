@@ -21,6 +21,7 @@ from gpt2viz.analysis.task_models import (
     accuracy_by_offset,
     accuracy_by_pairs,
     default_distances,
+    default_settings,
     task_config,
     train_task,
 )
@@ -116,8 +117,7 @@ def build(args):
     for m in args.lengths:
         if m < 1:
             raise ValueError(f"--lengths {m}: give multiples >= 1 of the trained length.")
-    settings = TaskSettings(**{k: v for k, v in (("steps", args.steps), ("max_seconds", args.seconds))
-                               if v is not None})
+    settings = default_settings(task, steps=args.steps, max_seconds=args.seconds)
     overrides = {"n_layer": args.n_layer, "n_head": args.n_head, "d_model": args.d_model,
                  "n_kv_head": args.n_kv_head, "position": args.position,
                  "mlp": "none" if args.no_mlp else None, **_window(args.window)}
