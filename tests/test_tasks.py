@@ -166,7 +166,7 @@ def test_a_window_answers_beyond_its_reach_as_if_the_key_were_removed(position):
     (("copy", {"vocab": 10}), "vocab=10 is too small"),
     (("recall", {"pairs": 40, "vocab": 65, "length": 200}), "40 pairs need 40 distinct keys, but vocab=65 has 32"),
     (("recall", {"pairs": 4, "queries": 5}), "queries=5 is more than pairs=4"),
-    (("recall", {"pairs": 8, "length": 20}), "more than length=20"),
+    (("recall", {"pairs": 8, "length": 18}), "more than length=18"),
     (("nope", {}), "unknown task 'nope'"),
     (("copy", {"pairs": 3}), "task copy has no knob pairs"),
 ])
@@ -268,3 +268,9 @@ def test_one_layer_cannot_copy_at_a_random_offset_two_layers_can():
     assert max(last["induction"][1]) > 0.3 > max(last["induction"][0])  # in layer 2
     assert max(last["prev_token"][0]) > 0.3  # fed by a previous-token head in layer 1
     assert max(heads[0]["induction"][1]) < 0.1  # and it was born during training
+
+
+def test_the_command_line_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["experiment", "tasks", "--help"])
+    assert done.value.code == 0 and "--no-mlp" in capsys.readouterr().out

@@ -51,8 +51,8 @@ def add_tasks_arguments(kinds) -> None:
                        help="passkey: distances to score (default 1, 2, 4, ... up to length - 2)")
     tasks.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
                        help="multiples of the trained length to score (default 1 2 4 8)")
-    tasks.add_argument("--steps", type=int, help="the step budget (default %d; training stops "
-                       "earlier at 99 %% accuracy or on a plateau)" % TaskSettings.steps)
+    tasks.add_argument("--steps", type=int, help=f"the step budget (default {TaskSettings.steps}; "
+                       f"training stops earlier at 99 %% accuracy or on a plateau)")
     tasks.add_argument("--seconds", type=float, help="stop each variant's training after this long")
     tasks.add_argument("--seed", type=int, default=0)
     tasks.add_argument("--no-cache", action="store_true", help="train even if cached")
@@ -182,7 +182,10 @@ def result_row(spec: str, trained, args) -> dict:
             "stopped": h.stopped, "from_cache": trained.from_cache, "threads": h.threads,
             "top_induction_head": None if top is None else
             {"layer": top[0], "head": top[1], "score": top[2]},
-            "eval_steps": h.eval_steps, "eval_accuracy": [round(a, 4) for a in h.accuracy]}
+            "eval_steps": h.eval_steps, "eval_accuracy": [round(a, 4) for a in h.accuracy],
+            # the strongest head of each layer at each evaluation: the induction head's birth
+            "induction_max_by_layer": [[max(layer) for layer in e["induction"]] for e in h.heads],
+            "prev_token_max_by_layer": [[max(layer) for layer in e["prev_token"]] for e in h.heads]}
 
 
 def progress(message: str) -> None:
