@@ -13,7 +13,6 @@ from gpt2viz.analysis.task_models import (
     accuracy_by_length,
     held_out,
     task_config,
-    task_threads,
     train_task,
 )
 from gpt2viz.analysis.tasks import (

@@ -48,7 +48,11 @@ from gpt2viz.weights.checkpoint_cache import (
     evict,
     remove_unless_in_use,
 )
-from gpt2viz.weights.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from gpt2viz.weights.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 TASK_BODY = {"n_layer": 2, "n_head": 4, "d_model": 64}  # replaces a preset's 4 x 128 body
 LEARNED_ACCURACY = 0.5  # learned_at_step: the first evaluation at or above this

@@ -297,7 +297,6 @@ def source_attention(attn: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     right after the earlier occurrence of the current token) on the task batch (with mask =
     the second copy of [r, r] and source i - L + 1 it is heads.induction_score exactly); for
     passkey, attention from the question to the value."""
-    b, h, t, _ = attn.shape
     rows, queries = batch.mask.nonzero(as_tuple=True)
     keys = batch.source[rows, queries]
     picked = attn.double()[rows, :, queries, keys]  # (N, H)

@@ -68,7 +68,8 @@ def add_experiment_arguments(parser) -> None:
                              "memory, streaming, heads, one ablation")
     costs.add_argument("--variant", default="smollm2-135m", choices=list(PRETRAINED))
     costs.add_argument("--tokens", type=int, default=2048)
-    from gpt2viz.cli.tasks import add_tasks_arguments  # synthetic tasks: their own module
+    from gpt2viz.cli.tasks import add_tasks_arguments  # synthetic tasks: own module
+
     add_tasks_arguments(kinds)
     for sub in (length, window, receptive, gqa, streaming, heads, ablate, costs):
         sub.add_argument("--seed", type=int, default=0)
