@@ -1,4 +1,4 @@
-"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate|extend`.
+"""`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate|extend|tasks`.
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
 variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a
@@ -68,6 +68,9 @@ def add_experiment_arguments(parser) -> None:
                              "memory, streaming, heads, one ablation")
     costs.add_argument("--variant", default="smollm2-135m", choices=list(PRETRAINED))
     costs.add_argument("--tokens", type=int, default=2048)
+    from gpt2viz.cli.tasks import add_tasks_arguments  # synthetic tasks: own module
+
+    add_tasks_arguments(kinds)
     for sub in (length, window, receptive, gqa, streaming, heads, ablate, costs):
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--text", help="a UTF-8 text file to score (default: the validation "
@@ -170,6 +173,9 @@ def trained_model(spec: str, corpus: Corpus, settings: TrainSettings, seed: int)
 def run_experiment(args) -> int:
     from gpt2viz.analysis import experiments as ex
 
+    if args.experiment == "tasks":
+        from gpt2viz.cli.tasks import run_tasks
+        return run_tasks(args)
     corpus, settings = Corpus.default(), TrainSettings()
     if args.experiment == "length":
         curves = {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
-MLPS = ("gelu", "swiglu")
+MLPS = ("gelu", "swiglu", "none")
 DEFAULT_ROPE_BASE = 10000.0
 # RoPE scaling (context extension) at inference time; positions.rope_parameters computes each.
 ROPE_SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
@@ -47,6 +47,7 @@ class ModelConfig:
     # The Llama body: RMSNorm, SwiGLU MLP of width d_ff, bias=False, often untied embeddings.
     norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (Llama)
     mlp: str = "gelu"  # "gelu": tanh GELU (GPT-2) | "swiglu": down(silu(gate(x)) * up(x)) (Llama)
+    #                    | "none": attention-only blocks (no MLP, no ln_2), as in the task models
     d_ff: int | None = None  # MLP hidden width; None = 4 * d_model
     tie_embeddings: bool = True  # the LM head reads the token embedding matrix
 
@@ -103,6 +104,9 @@ class ModelConfig:
         if self.d_ff is not None and (not isinstance(self.d_ff, int) or isinstance(self.d_ff, bool)
                                       or self.d_ff < 1):
             yield f"d_ff={self.d_ff!r} must be None (4 * d_model) or a positive integer."
+        elif self.d_ff is not None and self.mlp == "none":
+            yield (f"d_ff={self.d_ff} has no effect with mlp='none' (attention-only blocks); "
+                   f"leave d_ff at None or choose mlp='gelu' or 'swiglu'.")
         for name in ("bias", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 yield f"{name}={getattr(self, name)!r} must be True or False."
@@ -162,6 +166,9 @@ class ModelConfig:
 
     @property
     def ff_width(self) -> int:
+        """The MLP's hidden width; 0 for attention-only blocks (mlp='none')."""
+        if self.mlp == "none":
+            return 0
         return 4 * self.d_model if self.d_ff is None else self.d_ff
 
     @property

@@ -151,12 +151,13 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = norm_layer(config)
         self.attn = SelfAttention(config, layer)
-        self.ln_2 = norm_layer(config)
-        self.mlp = MLP(config)
+        attention_only = config.mlp == "none"  # no MLP and no norm before it: no parameters
+        self.ln_2 = None if attention_only else norm_layer(config)
+        self.mlp = None if attention_only else MLP(config)
 
     def forward(self, x, step: Step):
         x = x + self.attn(self.ln_1(x), step)
-        return x + self.mlp(self.ln_2(x))
+        return x if self.mlp is None else x + self.mlp(self.ln_2(x))
 
 
 class GPT2(nn.Module):
