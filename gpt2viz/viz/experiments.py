@@ -253,7 +253,7 @@ def extension_figure(result: dict, trained: int, smooth: int = 32) -> go.Figure:
                                      showlegend=False, line=dict(color=colour),
                                      hovertemplate=f"{row['method']} − plain<br>position %{{x}}: "
                                                    "%{y:+.3f} nats<extra></extra>"), row=2, col=1)
-    _both_rows_vline(fig, trained, f"trained length {trained}", "top right", dash="dash", color="grey")
+    _both_rows_vline(fig, trained, f"trained length {trained}", "top right", line_dash="dash", line_color="grey")
     fig.update_xaxes(title_text="position in the block", row=2, col=1)
     fig.update_yaxes(title_text="nats", row=1, col=1)
     fig.update_yaxes(title_text="Δ nats", zeroline=True, row=2, col=1)
