@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from browser import PAGES, browser_page, open_page, serve_app, wait_idle  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
-HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 1900, "gqa": 2750,
+HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 3050, "gqa": 2750,
+          "experiments-extension": 1350,
           "performance": 1500, "heads": 1300, "attention-smollm2": 1250, "heads-smollm2": 1900,
           "rope-smollm2": 2900, "gqa-smollm2": 3000, "generation-smollm2": 1500, "experiments-smollm2": 1200}
 REAL = {"attention-smollm2": ("attention", "variants=smollm2-135m"),  # shot: (page, link)
@@ -19,9 +20,11 @@ REAL = {"attention-smollm2": ("attention", "variants=smollm2-135m"),  # shot: (p
         "gqa-smollm2": ("gqa", "variants=smollm2-135m"),
         "generation-smollm2": ("performance", "variants=smollm2-135m"),
         "experiments-smollm2": ("experiments", "variants=smollm2-135m")}
+# shots of the small models with a view chosen through the link: shot -> (page, link)
+VIEWS = {"experiments-extension": ("experiments", "experiment=Context+extension")}
 CHOOSE = {"generation-smollm2": "Generation vs context length",  # shot: the view to pick, then Run
           "experiments-smollm2": "StreamingLLM"}
-wanted = sys.argv[1:] or list(PAGES) + list(REAL)
+wanted = sys.argv[1:] or list(PAGES) + list(VIEWS) + list(REAL)
 
 with serve_app() as url:
     for name in [n for n in REAL if n in wanted]:
@@ -48,10 +51,10 @@ with serve_app() as url:
             page.wait_for_timeout(1500)
             page.screenshot(path=str(OUT / f"{name}.png"))
             print(f"docs/{name}.png")
-    for name in [n for n in PAGES if n in wanted]:
+    for name in [n for n in list(PAGES) + list(VIEWS) if n in wanted]:
         with browser_page(width=1280, height=HEIGHT.get(name, 1500)) as page:
             started = time.perf_counter()
-            open_page(page, url, name, timeout_ms=600_000)
+            open_page(page, url, *VIEWS.get(name, (name, "")), timeout_ms=600_000)
             print(f"{name}: ready {time.perf_counter() - started:.1f} s after the request")
             if name == "performance":  # measures by itself on a first visit
                 page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)

@@ -25,13 +25,13 @@ from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, preset
 from gpt2viz.core.resources import memory_shortfall, plural
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
 from gpt2viz.viz.experiments import (
+    extension_figure,
     frontier_figure,
     length_figure,
     logit_lens_figure,
     receptive_figure,
     streaming_figure,
     streaming_label,
-    extension_figure,
     window_figure,
 )
 

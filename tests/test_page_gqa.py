@@ -5,7 +5,6 @@ import pytest
 import torch
 from apptest import (
     app,
-    wait_for_training,
     array,
     figures,
     kv_bytes_per_token,
@@ -13,6 +12,7 @@ from apptest import (
     param_formula,
     shown_bytes,
     stored,
+    wait_for_training,
 )
 
 from gpt2viz import PRESETS

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from gpt2viz.analysis.heads import head_stats, induction_ids, text_tokens
-from gpt2viz.core.config import PRESETS, ModelConfig, TrainSettings, preset
+from gpt2viz.core.config import PRESETS, TrainSettings, variant_config
 from gpt2viz.core.model import GPT2
 from gpt2viz.text.corpus import Corpus, default_text, read_text, validation_text
 from gpt2viz.text.tokenizer import get_tokenizer
@@ -126,31 +126,6 @@ def scored_text(args, loaded: Loaded, corpus: Corpus) -> tuple[torch.Tensor, str
         if loaded.val_ids is not None:
             return loaded.val_ids, hashlib.sha256(text.encode("utf-8")).hexdigest()
     return loaded.encode(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def variant_config(spec: str) -> ModelConfig:
-    """'rope' or 'gpt2:position=alibi,window=16' -> ModelConfig (ValueError with the fix)."""
-    name, _, overrides = spec.partition(":")
-    changes = {}
-    for item in filter(None, overrides.split(",")):
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise ValueError(f"variant {spec!r}: write overrides as key=value, e.g. gpt2:window=16.")
-        key, text = key.strip(), text.strip()
-        changes[key] = None if key == "window" and text.lower() in ("none", "full") else _value(text)
-    unknown = set(changes) - set(ModelConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"variant {spec!r}: {', '.join(sorted(unknown))} is not a ModelConfig field.")
-    return preset(name, **changes)
-
-
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def progress(message: str) -> None:

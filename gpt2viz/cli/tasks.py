@@ -26,7 +26,7 @@ from gpt2viz.analysis.task_models import (
     train_task,
 )
 from gpt2viz.analysis.tasks import TASKS, make_task
-from gpt2viz.core.config import POSITIONS, PRESETS, ModelConfig, preset
+from gpt2viz.core.config import POSITIONS, PRESETS, variant_config
 
 
 def add_tasks_arguments(kinds) -> None:
@@ -57,32 +57,6 @@ def add_tasks_arguments(kinds) -> None:
     tasks.add_argument("--seed", type=int, default=0)
     tasks.add_argument("--no-cache", action="store_true", help="train even if cached")
     tasks.add_argument("--json", action="store_true", help="print the result as JSON on the last line")
-
-
-def variant_config(spec: str) -> ModelConfig:
-    """'rope' or 'gpt2:position=alibi,window=16' -> ModelConfig: the syntax of
-    cli/experiment.variant_config, repeated here because experiment.py imports this module
-    (test_layout forbids the circle)."""
-    name, _, overrides = spec.partition(":")
-    changes = {}
-    for item in filter(None, overrides.split(",")):
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise ValueError(f"variant {spec!r}: write overrides as key=value, e.g. gpt2:window=16.")
-        key, text = key.strip(), text.strip()
-        if key not in ModelConfig.__dataclass_fields__:
-            raise ValueError(f"variant {spec!r}: {key} is not a ModelConfig field.")
-        changes[key] = None if key == "window" and text.lower() in ("none", "full") else _value(text)
-    return preset(name, **changes)
-
-
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _window(text: str | None):

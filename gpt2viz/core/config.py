@@ -291,3 +291,29 @@ class TrainSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is unknown; choose one of "
                              f"{', '.join(PRECISIONS)}.")
+
+
+def variant_config(spec: str) -> ModelConfig:
+    """'rope' or 'gpt2:position=alibi,window=16' -> ModelConfig (ValueError with the fix): the
+    command line's --variant syntax."""
+    name, _, overrides = spec.partition(":")
+    changes = {}
+    for item in filter(None, overrides.split(",")):
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise ValueError(f"variant {spec!r}: write overrides as key=value, e.g. gpt2:window=16.")
+        key, text = key.strip(), text.strip()
+        changes[key] = None if key == "window" and text.lower() in ("none", "full") else _value(text)
+    unknown = set(changes) - set(ModelConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"variant {spec!r}: {', '.join(sorted(unknown))} is not a ModelConfig field.")
+    return preset(name, **changes)
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
