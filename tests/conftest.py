@@ -51,6 +51,15 @@ def random_attention(t, heads=1, seed=0, window=None):
     return e / e.sum(-1, keepdims=True)
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (pyproject's -n, --dist loadgroup) a browser module stays on one
+    worker, so its dashboard and Chromium start once; every other test goes wherever a worker
+    is free."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
 def variant(request):
     return request.param, VARIANTS[request.param]
