@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from browser import PAGES, browser_page, open_page, serve_app, wait_idle  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
-HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 3050, "gqa": 2750,
+HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 4250, "gqa": 2750,
           "experiments-extension": 1350,
           "performance": 1500, "heads": 1300, "attention-smollm2": 1250, "heads-smollm2": 1900,
           "rope-smollm2": 2900, "gqa-smollm2": 3000, "generation-smollm2": 1500, "experiments-smollm2": 1200}

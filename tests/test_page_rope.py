@@ -69,5 +69,5 @@ def test_context_extension_follows_its_method_and_factor():
     title = figures(at)[4]["layout"]["title"]["text"].replace("<br>", " ")
     assert f"1 pairs kept, {pairs - 2} in between, 1 interpolated" in title
     decay = figures(at)[5]
-    assert len(decay["data"]) == 6  # plain RoPE and the five methods
+    assert len(decay["data"]) == 6 + 2  # plain RoPE, the five methods, L and s·L marked
     assert max(array(decay["data"][0]["x"])) == 8 * own.max_seq_len - 1

@@ -287,10 +287,14 @@ def scaled_decay_figure(curves: dict, trained: int, factor: float) -> go.Figure:
     for name, (x, y) in curves.items():
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name,
                                  hovertemplate="distance %{x}: %{y:.4f}<extra>" + name + "</extra>"))
-    for at, label, dash in ((trained, f"trained context {trained:,}", "dash"),
-                            (int(round(factor * trained)), f"× {factor:g} = {factor * trained:,.0f}", "dot")):
-        fig.add_vline(x=at, line=dict(color="grey", dash=dash), annotation_text=label,
-                      annotation_position="top left")
+    low = min(float(np.min(y)) for _, y in curves.values())
+    high = max(float(np.max(y)) for _, y in curves.values())
+    # vertical lines as traces: a shape on a log axis would take log10 coordinates
+    for at, label, dash in ((trained, f"trained context L = {trained:,}", "dash"),
+                            (int(round(factor * trained)), f"s·L = {factor * trained:,.0f}", "dot")):
+        fig.add_trace(go.Scatter(x=[at, at], y=[low, high], mode="lines", name=label,
+                                 line=dict(color="grey", dash=dash),
+                                 hovertemplate=label + "<extra></extra>"))
     fig.update_xaxes(**LOG_AXIS, title_text="relative distance m − n (tokens)")
     fig.update_yaxes(title_text="q·k / d for q = k = ones")
     title = "q·k against distance under each method (plain RoPE past its context: angles it never saw)"
