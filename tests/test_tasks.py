@@ -273,3 +273,22 @@ def test_the_command_line_help(capsys):
     with pytest.raises(SystemExit) as done:
         main(["experiment", "tasks", "--help"])
     assert done.value.code == 0 and "--no-mlp" in capsys.readouterr().out
+
+
+def test_expected_limits_name_the_reach_the_layers_and_the_table():
+    """The page's one-line reasons come from the architecture: L·(w−1) for a window, one layer
+    for copying, the learned table's length."""
+    from gpt2viz.analysis.task_models import expected_limits
+    from gpt2viz.core.config import ModelConfig
+
+    passkey, copy = make_task("passkey"), make_task("copy")
+    windowed = ModelConfig(vocab_size=passkey.vocab_size, n_layer=2, n_head=2, d_model=16,
+                           max_seq_len=64, position="rope", window=8)
+    assert expected_limits(windowed, passkey) == [
+        "window 8 × 2 layers reaches 14 tokens back: a value farther back than 14 tokens cannot "
+        "reach the question: chance there."]
+    one = ModelConfig(vocab_size=copy.vocab_size, n_layer=1, n_head=2, d_model=16, max_seq_len=48)
+    lines = expected_limits(one, copy)
+    assert lines[0].startswith("one layer cannot form an induction head")
+    assert lines[1] == ("learned positions have no rows past 48: longer lengths are refused, "
+                        "not guessed.")

@@ -303,7 +303,7 @@ def head_scores(model: GPT2, batch: TaskBatch) -> dict:
     """{"induction": [[score of each head] for each layer], "prev_token": [[...]]} on a task
     batch: induction = attention from each scored query to its source (the token after the
     earlier occurrence; tasks.source_attention), prev_token as analysis/heads.py defines it."""
-    attn = model.trace(batch.ids).attn
+    attn = model.trace(batch.ids, capture=("attn",)).attn
     return {"induction": [[round(float(x), 4) for x in source_attention(a, batch)] for a in attn],
             "prev_token": [[round(float(x), 4) for x in text_measures(a)["prev_token"]] for a in attn]}
 
@@ -387,3 +387,23 @@ def accuracy_by_pairs(model: GPT2, task: RecallTask, seed: int = 0, rows: int = 
     the trained number of pairs, at the trained length."""
     counts = sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= task.pairs} | {task.pairs})
     return {str(k): _accuracy_of(model, held_out(task.with_pairs(k), seed, rows)) for k in counts}
+
+
+def expected_limits(config: ModelConfig, task) -> list[str]:
+    """Why a task model is expected to fail, one line each, from its architecture alone (the
+    page prints them under the chart; the measurement says whether it did)."""
+    lines = []
+    if config.window is not None:
+        reach = config.n_layer * (config.window - 1)
+        what = {"passkey": f"a value farther back than {reach} tokens cannot reach the question: chance there",
+                "copy": f"a copy whose source lies more than {reach} tokens back cannot be read",
+                "recall": f"a key more than {reach} tokens before its query cannot be recalled"}[task.name]
+        lines.append(f"window {config.window} × {config.n_layer} layer{'s' * (config.n_layer > 1)} "
+                     f"reaches {reach} tokens back: {what}.")
+    if task.name in ("copy", "recall") and config.n_layer == 1:
+        lines.append("one layer cannot form an induction head: copying from context needs a "
+                     "previous-token head in an earlier layer (Olsson et al. 2022).")
+    if config.position == "learned":
+        lines.append(f"learned positions have no rows past {config.max_seq_len}: longer lengths "
+                     f"are refused, not guessed.")
+    return lines

@@ -15,7 +15,8 @@ PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
          ("pages/rope.py", "RoPE geometry", ":material/rotate_right:"),
          ("pages/gqa.py", "GQA sharing", ":material/hub:"),
          ("pages/performance.py", "Latency & memory", ":material/speed:"),
-         ("pages/experiments.py", "Experiments", ":material/science:")]
+         ("pages/experiments.py", "Experiments", ":material/science:"),
+         ("pages/tasks.py", "Tasks", ":material/psychology:")]
 
 
 def run_app():

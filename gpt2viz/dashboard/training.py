@@ -24,7 +24,7 @@ from gpt2viz.weights.serving import Refused
 from . import routing, serving_mode
 
 
-def _session() -> str:
+def session_id() -> str:
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx else "no session"
 
@@ -44,9 +44,9 @@ def start(store, wanted: dict, data, settings, seed: int,
     stepping through settings queues the last one, not every one on the way."""
     asked = st.session_state.setdefault("training_asked", {})
     keys = frozenset(key for key, _ in wanted.values())
-    for job in store.training.jobs_of(_session()):
+    for job in store.training.jobs_of(session_id()):
         if job.key in asked.get(purpose, ()) and job.key not in keys:
-            store.training.cancel(job, waiter=_session())
+            store.training.cancel(job, waiter=session_id())
     asked[purpose] = keys
     if purpose == "selection":  # a page's first request: what it shows starts here
         st.session_state["training_on_screen"] = set()
@@ -73,7 +73,7 @@ def start(store, wanted: dict, data, settings, seed: int,
         kind = JobKind.of(config.replace(vocab_size=data.vocab.size), settings)
         try:
             jobs[name] = store.train(key, name, partial(_train, name, config, data, settings, seed),
-                                     job_tokens(settings), waiter=_session(), kind=kind, **bounds)
+                                     job_tokens(settings), waiter=session_id(), kind=kind, **bounds)
         except Refused as err:
             st.warning(f"{name} is not trained: {err} Until then it is shown with random weights.")
     return jobs
@@ -114,7 +114,7 @@ def banner(store, detailed: bool) -> None:
     and only while there are jobs: its timer reruns every second, and a rerun closes whatever
     dropdown the user has open."""
     drawn = "cancel-training" in routing.widget_keys_this_run()
-    if not drawn and (store.training.jobs_of(_session()) or st.session_state.get("training_followed")):
+    if not drawn and (store.training.jobs_of(session_id()) or st.session_state.get("training_followed")):
         status(store, detailed)
 
 
@@ -125,7 +125,7 @@ def status(store, detailed: bool) -> None:
     refreshed every second without rerunning the page; the page reruns when one of them
     finishes, so trained models replace the stand-ins. Other sessions' jobs appear only as the
     line ahead of ours."""
-    queue, me = store.training, _session()
+    queue, me = store.training, session_id()
     followed = st.session_state.setdefault("training_followed", {})  # key -> job this banner showed
     finished = [job for job in followed.values() if job.done.is_set()]
     if finished:
