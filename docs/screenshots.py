@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser import PAGES, browser_page, open_page, serve_app, wait_idle  # noqa: E402
+from browser import PAGES, browser_page, choose, open_page, serve_app, wait_idle, wait_trained  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 HEIGHT = {"build": 1150, "attention": 1250, "compare": 1300, "rope": 4250, "gqa": 2750,
-          "experiments-extension": 1350,
+          "experiments-extension": 1350, "tasks": 1900,
           "performance": 1500, "heads": 1300, "attention-smollm2": 1250, "heads-smollm2": 1900,
           "rope-smollm2": 2900, "gqa-smollm2": 3000, "generation-smollm2": 1500, "experiments-smollm2": 1200}
 REAL = {"attention-smollm2": ("attention", "variants=smollm2-135m"),  # shot: (page, link)
@@ -55,6 +55,13 @@ with serve_app() as url:
         with browser_page(width=1280, height=HEIGHT.get(name, 1500)) as page:
             started = time.perf_counter()
             open_page(page, url, *VIEWS.get(name, (name, "")), timeout_ms=600_000)
+            if name == "tasks":  # the pass key, trained on its button as a person does
+                choose(page.locator("[data-testid='stMain']"), "Task", "Pass key: a value, filler, then the question")
+                page.get_by_role("button", name="Train 2 task models").click()
+                wait_idle(page)
+                wait_trained(page, 600_000)
+                page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=600_000)
+                wait_idle(page)
             print(f"{name}: ready {time.perf_counter() - started:.1f} s after the request")
             if name == "performance":  # measures by itself on a first visit
                 page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)

@@ -17,7 +17,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 PAGES = {"build": "", "attention": "attention", "compare": "compare", "rope": "rope", "gqa": "gqa",
-         "performance": "performance", "experiments": "experiments", "heads": "heads"}
+         "performance": "performance", "experiments": "experiments", "heads": "heads",
+         "tasks": "tasks"}
 
 
 def chromium_path() -> str | None:

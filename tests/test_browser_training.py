@@ -66,7 +66,8 @@ def test_two_sessions_see_their_own_jobs_and_the_line_ahead(tmp_path, chromium):
             type_number(second.locator("[data-testid='stMain']"), "Steps", 6)
             second.get_by_role("button", name="Apply settings").click()
             wait_idle(second)
-            assert "steps=6" in second.url
+            # the link follows the applied settings (written by the rerun: wait, do not race it)
+            second.wait_for_function("() => location.search.includes('steps=6')", timeout=30_000)
             second.get_by_text(ahead).wait_for(timeout=30_000)
             assert banner(second) == "Training in the background: gqa"
             assert second.get_by_role("button", name="Cancel gqa").count() == 0  # one job, not two
