@@ -3,7 +3,7 @@ exception, and moving a control changes what is drawn. Screenshots go to test-ar
 import re
 
 import pytest
-from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle
+from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle, wait_trained
 
 pytestmark = pytest.mark.browser
 
@@ -14,6 +14,11 @@ ARTIFACTS = ROOT / "test-artifacts"
 def test_page_renders_charts_without_exceptions(dashboard, name):
     url, page = dashboard
     open_page(page, url, name)
+    if name == "tasks":  # a visit trains nothing: a person presses the button, then it draws
+        assert page.locator("[data-testid='stPlotlyChart']").count() == 0
+        page.get_by_role("button", name="Train 2 task models").click()
+        wait_idle(page)
+        wait_trained(page)
     page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
     if name == "performance":  # a first visit measures by itself (or shows a stored run)
         wait_idle(page)

@@ -22,8 +22,8 @@ def accuracy_heatmap(table: dict, by: str, chance: float, title: str) -> go.Figu
     fig = go.Figure(go.Heatmap(
         z=z, x=[str(c) for c in columns], y=names, zmin=0, zmax=1, colorscale="Viridis", text=text,
         texttemplate="%{text}", customdata=np.full(z.shape, chance),
-        colorbar=dict(title="accuracy", tickvals=[0, chance, 0.5, 1],
-                      ticktext=["0", f"chance {chance:.3f}", "0.5", "1"]),
+        colorbar=dict(title="accuracy", tickvals=[chance, 0.5, 1],
+                      ticktext=[f"chance {chance:.3f}", "0.5", "1"]),
         hovertemplate="%{y}<br>" + by + " %{x}: %{text} (chance %{customdata:.3f})<extra></extra>"))
     fig.update_xaxes(title_text=BY_TITLES[by], type="category")
     fig.update_yaxes(autorange="reversed")
