@@ -43,7 +43,7 @@ except ValueError as err:
     st.error(f"These knobs cannot make a task: {err}")
     st.stop()
 
-small = {name: config for name, config in selection.configs.items()}
+small = selection.configs
 if selection.pretrained:
     st.caption(f"{', '.join(selection.pretrained)} is left out: a pretrained model's vocabulary is "
                "not the task's; task models are trained here from scratch.")

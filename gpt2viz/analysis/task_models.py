@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -46,11 +45,10 @@ from gpt2viz.weights.checkpoint_cache import (
     cache_max_bytes,
     checkpoint_in_use,
     evict,
+    read_cached,
     remove_unless_in_use,
 )
 from gpt2viz.weights.checkpoints import (
-    CheckpointError,
-    load_checkpoint,
     save_checkpoint,
 )
 
@@ -173,17 +171,15 @@ def task_checkpoint_folder(config: ModelConfig, task, settings: TaskSettings, se
 
 
 def load_cached_task(config, task, settings, seed) -> TaskModel | None:
-    folder = task_checkpoint_folder(config, task, settings, seed)
-    if not folder.is_dir():
+    loaded = read_cached(task_checkpoint_folder(config, task, settings, seed))
+    if loaded is None:
         return None
-    with checkpoint_in_use(folder):
-        try:
-            model, meta = load_checkpoint(folder)
-            os.utime(folder)  # most recently used
-            return TaskModel(model, task_from_dict(meta["task"]), settings,
-                             TaskHistory(**meta["history"]), seed, from_cache=True)
-        except (CheckpointError, KeyError, TypeError, ValueError, OSError):
-            return None
+    model, meta = loaded
+    try:
+        return TaskModel(model, task_from_dict(meta["task"]), settings,
+                         TaskHistory(**meta["history"]), seed, from_cache=True)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- training

@@ -8,7 +8,6 @@ trains twice.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -27,9 +26,10 @@ from gpt2viz.weights.checkpoint_cache import (
     checkpoint_folder,
     checkpoint_in_use,
     evict,
+    read_cached,
     remove_unless_in_use,
 )
-from gpt2viz.weights.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from gpt2viz.weights.checkpoints import save_checkpoint
 
 
 @dataclass
@@ -114,17 +114,15 @@ def check_trainable(config: ModelConfig, corpus: Corpus, settings: TrainSettings
 def load_cached(config: ModelConfig, corpus: Corpus, settings: TrainSettings, seed: int) -> TrainedModel | None:
     """The model train() would return from the checkpoint cache; None when it is not there
     or cannot be read."""
-    folder = checkpoint_folder(config, corpus, settings, seed)
-    if not folder.is_dir():
+    loaded = read_cached(checkpoint_folder(config, corpus, settings, seed))
+    if loaded is None:
         return None
-    with checkpoint_in_use(folder):
-        try:
-            model, meta = load_checkpoint(folder)
-            os.utime(folder)  # most recently used
-            return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
-                                corpus.name, from_cache=True)
-        except (CheckpointError, KeyError, TypeError, OSError):
-            return None
+    model, meta = loaded
+    try:
+        return TrainedModel(model, Vocabulary(meta["vocab"]), History(**meta["history"]),
+                            corpus.name, from_cache=True)
+    except (KeyError, TypeError):
+        return None
 
 
 def learning_problem(history: History) -> str | None:

@@ -22,6 +22,7 @@ from gpt2viz.core.config import ModelConfig, TrainSettings
 from gpt2viz.core.resources import parse_size
 from gpt2viz.core.staging import clean_stale, hidden_prefix
 from gpt2viz.text.corpus import Corpus
+from gpt2viz.weights.checkpoints import CheckpointError, load_checkpoint
 
 
 def cache_dir() -> Path:
@@ -132,3 +133,16 @@ def checkpoint_folder(config: ModelConfig, corpus: Corpus, settings: TrainSettin
     config = config.replace(vocab_size=corpus.vocab.size)
     return cache_dir() / cache_key(config, corpus, settings, seed)
 
+
+def read_cached(folder: Path):
+    """(model, meta) of a cache folder, marked most recently used; None when it is not there
+    or cannot be read (the caller retrains and replaces it)."""
+    if not folder.is_dir():
+        return None
+    with checkpoint_in_use(folder):
+        try:
+            loaded = load_checkpoint(folder)
+            os.utime(folder)  # most recently used
+            return loaded
+        except (CheckpointError, OSError):
+            return None
