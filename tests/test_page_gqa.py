@@ -39,9 +39,10 @@ def test_a_visit_trains_nothing_nobody_chose(tmp_path, monkeypatch):
     from gpt2viz.dashboard.models import store
 
     monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))  # cold: nothing cached
-    at = app("gqa", variants="rope")
-    assert not any(job.name in ("gpt2", "gqa") for job in store().training.pending())
-    assert not any(key[0] == "gqa" and key[2] == "trained" for key in store().variants)
+    at = app("gqa", variants="rope", seed="11")  # a seed no other test of this worker trains
+    assert not any(job.key[0] in ("gpt2", "gqa") and job.key[3] == 11
+                   for job in store().training.pending())
+    assert not any(key[0] == "gqa" and key[2] == "trained" and key[3] == 11 for key in store().variants)
     assert any("They are not trained yet" in i.value for i in at.info)
     at.button(key="train_pooling_pair").click().run()
     wait_for_training(at)
