@@ -17,17 +17,21 @@ shapes = {name: f"{c.n_layer} layers, d={c.d_model}, {c.n_head} heads"
           for name, c in selection.configs.items()}
 shape = (next(iter(shapes.values())) if len(set(shapes.values())) == 1
          else "; ".join(f"{name}: {s}" for name, s in shapes.items()))
-if selection.weights == "trained":
+if selection.pretrained:
+    st.caption(f"{' and '.join(selection.pretrained)}: pretrained elsewhere and loaded as shipped "
+               f"(its own tokenizer and vocabulary); nothing of it is trained here, so it has no "
+               f"training settings, training history or loss curves on this page.")
+if selection.configs and selection.weights == "trained":
     data = corpora.selected(selection)
     text = ("the Python 3.11 docs (`pydoc_data.topics`, shipped with gpt2viz)"
             if selection.corpus == corpora.EMBEDDED else f"your text **{data.name}**")
     st.caption(f"Each variant is a small GPT-2 ({shape}) trained on {text}, with the same data, "
                f"order, seed and token budget, so differences come from the architecture. "
                f"{data.describe()}.")
-elif selection.weights == "random":
+elif selection.configs and selection.weights == "random":
     st.caption(f"Each variant is a small GPT-2 ({shape}) with random weights (seed "
                f"{selection.seed}): the architecture only, nothing learned.")
-if selection.weights == "trained":
+if selection.weights == "trained" and selection.configs:
     st.caption(f"Training, the same for every variant: {selection.settings.describe()} · dropout "
                f"{selection.dropout:g} · seed {selection.seed}")
     with st.expander("Training settings and your own text", key="training-panel"):
@@ -73,11 +77,12 @@ if built:
     figure = build_table.loss_figure(built)
     if figure is not None:
         st.plotly_chart(figure, width="stretch")
-    elif selection.weights == "trained":
+    elif ours and selection.weights == "trained":
         st.info("The loss curves appear here when training finishes.")
-    else:
+    elif ours:  # a pretrained model alone was said at the top
         st.info("Random or imported weights have no training history; pick "
                 "'Trained on the corpus' in the sidebar to see loss curves.")
+if built and ours:
     vocab, gpt2_vocab = corpora.selected(selection).vocab, get_tokenizer().vocab_size
     st.caption("Validation loss is measured on every tenth 1,024-token block of the corpus, never "
                "trained on. The unigram baseline is what a model that ignores context scores. "

@@ -56,12 +56,15 @@ if built and prompt:
         st.caption("The models cut the prompt into different numbers of tokens (their own "
                    "tokenizers), so their losses are per token of different tokens: compare them "
                    "with that in mind.")
-    compact = sorted({v.vocab.size for v in built.values() if v.vocab is not None})
+    compact = {name: v.vocab.size for name, v in built.items() if v.vocab is not None}
     if compact:
-        st.caption(f"Loss and perplexity are over the training corpus's vocabulary "
-                   f"({', '.join(f'{n:,}' for n in compact)} classes: the GPT-2 ids seen in training "
-                   f"plus one 'unknown' class for every other id), not GPT-2's "
-                   f"{get_tokenizer().vocab_size:,}: not comparable with GPT-2 numbers from elsewhere.")
+        own = "".join(f" {name}'s are over its own vocabulary of {v.config.vocab_size:,} tokens."
+                      for name, v in built.items() if v.vocab is None)
+        st.caption(f"The loss and perplexity of {', '.join(compact)} are over the training corpus's "
+                   f"vocabulary ({', '.join(f'{n:,}' for n in sorted(set(compact.values())))} classes: "
+                   f"the GPT-2 ids seen in training plus one 'unknown' class for every other id), not "
+                   f"GPT-2's {get_tokenizer().vocab_size:,}: not comparable with GPT-2 numbers from "
+                   f"elsewhere.{own}")
 
     st.subheader("Continuations")
     c1, c2, c3, c4 = st.columns(4)
@@ -77,6 +80,10 @@ if built and prompt:
         text = continuation(v, asked[name], new_tokens, temperature, int(top_k) or None, int(seed))
         col.markdown(f"**{name}**")
         col.code(text or "(no room left: the prompt fills the context)", language=None, wrap_lines=True)
+        if text and not text.strip():
+            col.caption(f"Only whitespace: {len(text)} characters ({text.count(chr(10))} line breaks, "
+                        f"{text.count(' ')} spaces), so the box looks empty. Small models trained "
+                        f"briefly often predict the corpus's most common tokens.")
         room = new_token_room(v.config, lengths[name], new_tokens)
         if room < new_tokens:
             col.caption(f"{name} has learned positions for {v.config.max_seq_len} tokens (its training "

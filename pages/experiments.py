@@ -20,9 +20,9 @@ from gpt2viz.analysis.experiments import (
     window_losses,
 )
 from gpt2viz.analysis.extension import extension_losses
-from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels
+from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, validation_joins
 from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, preset
-from gpt2viz.core.resources import memory_shortfall, plural
+from gpt2viz.core.resources import format_number, memory_shortfall, plural
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
 from gpt2viz.viz.experiments import (
     extension_figure,
@@ -102,7 +102,7 @@ def show_length_generalization(built):
         base = rope_base if v.config.position == "rope" else 0.0
         curve = run_or_explain("length", v, max_len, base)
         if curve is not None:
-            curves[name + (f" (base {base:g})" if base else "")] = curve
+            curves[name + (f" (base {format_number(base)})" if base else "")] = curve
     if curves:
         st.plotly_chart(length_figure(curves, train_len, train_len // 4), width="stretch")
         rows = []
@@ -306,16 +306,24 @@ def show_streaming(built):
     if rows is None:
         return
     result = {"variant": name, "tokens": tokens, "rows": rows}
-    st.plotly_chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None),
-                    width="stretch")
+    joins = validation_joins(variant)
+    st.plotly_chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None,
+                                     joins), width="stretch")
     st.dataframe(pd.DataFrame([{"setting": streaming_label(r), "loss": round(r["loss"], 3),
                                 "perplexity": round(r["ppl"], 1),
+                                f"minus full, positions ≥ {window}": (
+                                    None if r.get("cost_past_window") is None else round(r["cost_past_window"], 3)),
                                 **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()
                                    if v is not None}} for r in rows]),  # buckets past the text: left out
                  hide_index=True, width="stretch")
-    st.caption("Loss in nats per token. Without sinks the window loses the first token, which many heads "
-               "use as a place to park attention (see the head atlas's first-token mass); one sink "
-               "brings most of the loss back.")
+    st.caption(f"Loss in nats per token. Positions 0–{window - 1} see every earlier token under a window "
+               f"of {window} too, so they score the same in every setting and the whole-text loss dilutes "
+               f"what a window costs: 'minus full, positions ≥ {window}' is the cost where the window "
+               f"acts. Without sinks the window loses the first token, which many heads use as a place "
+               f"to park attention (see the head atlas's first-token mass); a sink brings most of the "
+               f"loss back, and the lower panel shows what is left and how it grows along the text. "
+               f"The text is the validation split: unrelated pieces of the corpus joined (dotted lines, "
+               f"{len([j for j in joins if j < tokens])} joins in these {tokens:,} tokens).")
 
 
 def show_context_extension(built):
@@ -371,9 +379,11 @@ st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", lab
 built = models.variants(selection)
 if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
                   "Context extension"):
-    if any(v.pretrained for v in built.values()):  # they read the small models' corpus ids
-        st.caption("These experiments run on the small models (their corpus and training length); "
-                   "a pretrained model is measured in 'StreamingLLM' and 'Logit lens'.")
+    left_out = [n for n, v in built.items() if v.pretrained]  # they read the small models' corpus ids
+    if left_out:
+        st.caption(f"{', '.join(left_out)} is left out here: these experiments run on the small models "
+                   f"(their corpus and training length); a pretrained model is measured in "
+                   f"'StreamingLLM' and 'Logit lens' (and its context extension on the command line).")
     built = {n: v for n, v in built.items() if not v.pretrained}
 if (built and selection.weights == "random" and experiment not in ("Receptive field", "StreamingLLM")
         and not all(v.pretrained for v in built.values())):

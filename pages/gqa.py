@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
+from gpt2viz.analysis.heads import text_tokens
 from gpt2viz.analysis.workbench import divisors, kv_cost_rows, prompt_labels
 from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
+from gpt2viz.dashboard import heads as head_measures
 from gpt2viz.viz.attention import attention_grid
 from gpt2viz.viz.gqa import (
     conversion_curve,
@@ -38,6 +40,10 @@ c1.select_slider("Key/value heads (MHA → MQA)", kv_options, key="gqa_kv_heads"
 contexts = [256, 1024, 4096, 32768, 131072]
 context = sidebar.linked("gqa_context", 4096, options=contexts)
 c2.select_slider("Context length for the cache", contexts, key="gqa_context")
+if real and selection.configs:
+    st.caption(f"The diagram, costs and table below are {base_name}'s; the small models "
+               f"({', '.join(selection.configs)}) are left out of them, and have the maps and "
+               f"pooling further down.")
 st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch")
 
 rows = kv_cost_rows(base_cfg, context)
@@ -91,12 +97,17 @@ if prompt and grouped:
         b.metric("within-group similarity", f"{within:.3f}", f"{within - across:+.3f} vs across groups")
         b.caption(f"across groups: {across:.3f}. Heads that share K and V differ only by their queries.")
     if cfg.n_kv_head > 1 and cfg.n_layer > 1:
-        by_layer = [within_vs_across(head_similarity(a[0].numpy()), cfg.group_size) for a in attn]
+        by_layer = head_measures.likeness_by_layer(variant)
+        tokens = text_tokens(cfg)
         st.plotly_chart(likeness_by_layer([w for w, _ in by_layer], [x for _, x in by_layer],
-                                          f"{name}: how alike heads attend, layer by layer, on the prompt"),
+                                          f"{name}: how alike heads attend, layer by layer, on "
+                                          f"{tokens} tokens of text"),
                         width="stretch")
+        st.caption(f"Measured on the first {tokens} tokens of the default corpus's validation text "
+                   f"(the head atlas's text, in the model's own tokens), not on the prompt: a short "
+                   f"prompt can say the opposite. Query 0 is left out (it reads only itself in every head).")
 
-st.subheader("Mean-pooling a trained MHA model into GQA")
+st.subheader("Mean-pooling K/V heads: a trained MHA model into GQA, the real model's GQA into MQA")
 for name, variant in real.items():
     cfg = variant.config
     result = real_model.pooled(variant)

@@ -18,7 +18,7 @@ st.caption("One cell per layer and head, coloured by what the head does, measure
            "**Previous-token**: attention to the token just before. **Induction**: on the repeat, "
            "attention to the token after the current token's earlier occurrence (a copying head). "
            "**Entropy**: how spread the attention is (nats). **Mean distance**: how far back a head "
-           "reads (tokens). Hover a cell for all five; click it to open that head below.")
+           "reads (tokens), the first token left out so a sink does not read as far-reaching. Hover a cell for all five; click it to open that head below.")
 built = models.variants(selection)
 if built:
     c1, c2 = st.columns([1, 3])
@@ -71,9 +71,20 @@ if built:
             what = st.radio("Switch off", list(options), format_func=options.get, horizontal=True,
                             key="atlas_ablate", label_visibility="collapsed")
             ids = prompt_ids(variant, prompt)[0].cpu()
+            # scoring reads 1,024 tokens of text twice (seconds on the real model), so a click on a
+            # cell draws the map at once and scores only what is asked for (then kept)
+            scored = st.session_state.setdefault("atlas_scored", set())
+            request = (name, id(variant.model), layer, head, what, tuple(ids.tolist()))
             if len(ids) < 2:
                 st.info("The prompt is one token: type at least two to score it.")
+            elif request not in scored and not st.button("Score it switched off", key="atlas_score",
+                                                         help="The loss on the prompt, the validation "
+                                                              "text and repeated random tokens, with and "
+                                                              "without it."):
+                st.caption("Scoring takes a few seconds on a small model and longer on a real one; "
+                           "each result is kept for the rest of the session.")
             else:
+                scored.add(request)
                 with st.spinner("Scoring the model with and without it..."):
                     result = heads.ablation(variant, ids, layer, head if what == "head" else None,
                                             group if what == "group" else None)

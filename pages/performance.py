@@ -22,7 +22,7 @@ from gpt2viz.analysis.bench import (
 )
 from gpt2viz.core import resources
 from gpt2viz.core.attention import flex_is_compiled
-from gpt2viz.core.resources import format_bytes, plural
+from gpt2viz.core.resources import format_bytes, format_number, plural
 from gpt2viz.dashboard import bench_runs, models, routing
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
@@ -147,7 +147,7 @@ else:
     if weights:
         cfg = next(iter(weights.values())).config
         st.caption(f"{', '.join(real)}: its own weights ({cfg.n_layer} layers, {cfg.n_head} query heads on "
-                   f"{cfg.n_kv_head} KV heads of {cfg.head_dim}, RoPE base {cfg.rope_base:g}), shared by the "
+                   f"{cfg.n_kv_head} KV heads of {cfg.head_dim}, RoPE base {format_number(cfg.rope_base)}), shared by the "
                    f"three settings; the cache holds {cfg.n_kv_head} KV heads, "
                    f"{format_bytes(cfg.kv_cache_bytes_per_token())} a token in fp32. Past its own context "
                    f"({cfg.max_seq_len:,}) RoPE keeps going; the quality there is the StreamingLLM experiment's.")

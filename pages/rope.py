@@ -6,6 +6,7 @@ import torch
 from gpt2viz.analysis.rope_usage import pair_norms, qk_by_distance
 from gpt2viz.core.config import ROPE_SCALINGS, ModelConfig
 from gpt2viz.core.positions import apply_rope, rope_cos_sin, sinusoidal_table
+from gpt2viz.core.resources import format_number
 from gpt2viz.dashboard import models, prompts, real_model, routing, sidebar
 from gpt2viz.viz.rope import (
     absolute_position_similarity,
@@ -65,7 +66,7 @@ if prompt and rope_variants:
                                     keys=tr.k[layer][0, kv_head].numpy()), width="stretch")
     st.caption(f"{name}, layer {layer}: the last token's query (head {head}) with its rotation undone, "
                f"then rotated to each of the prompt's {positions.shape[1]} positions; grey: the real "
-               f"rotated keys of kv head {kv_head}. This model's base is {cfg.rope_base:g} and head "
+               f"rotated keys of kv head {kv_head}. This model's base is {format_number(cfg.rope_base)} and head "
                f"size {cfg.head_dim}; the sliders above change the figures below.")
 
     st.subheader("What the model does with the rotation")
@@ -84,7 +85,7 @@ if prompt and rope_variants:
                "the layer's mean pair. A rotation keeps a pair's length, so this is how much of q or k "
                "the model puts on each frequency. Pairs that hardly turn inside the context carry content, "
                f"not position: right of the dotted line a pair turns less than once in the model's "
-               f"{cfg.max_seq_len:,}-token context (base {cfg.rope_base:g}).")
+               f"{cfg.max_seq_len:,}-token context (base {format_number(cfg.rope_base)}).")
     measured = qk_by_distance(vectors, layer, head, base=cfg.rope_base)
     st.plotly_chart(measured_decay_figure(measured, cfg.head_dim, cfg.rope_base,
                                           f"{name}, layer {layer}, head {head} (kv head {kv_head}): q·k "

@@ -102,10 +102,11 @@ def test_decode_cache_bytes_are_exact_flat_past_the_window_and_scale_with_kv_hea
     by = {(r["variant"], r["context"]): r for r in rows}
     for r in rows:
         cfg = family[r["variant"]]
-        slots = r["context"] + 2 if cfg.window is None else min(r["context"] + 2, cfg.window + cfg.sinks)
+        written = r["context"] + 1 + 2  # the context, the warm-up step, the 2 timed steps
+        slots = written if cfg.window is None else min(written, cfg.window + cfg.sinks)
         assert r["cache_slots"] == slots
         assert r["cache_bytes"] == r["cache_bytes_analytic"] == slots * 2 * 2 * cfg.n_kv_head * 8 * 4
-        assert r["ms_per_token"] > 0 and r["min_ms"] <= r["ms_per_token"] <= r["max_ms"]
+        assert r["ms_per_token"] > 0 and r["min_ms"] <= r["ms_per_token"] <= r["max_ms"] and r["first_ms"] > 0
     assert by[("MHA · window 16 + 2 sinks", 32)]["cache_bytes"] == by[("MHA · window 16 + 2 sinks", 64)]["cache_bytes"]
     assert by[("MHA · full", 64)]["cache_bytes"] > by[("MHA · full", 32)]["cache_bytes"]
     assert by[("GQA 2 · full", 64)]["cache_bytes"] * 2 == by[("MHA · full", 64)]["cache_bytes"]
@@ -146,7 +147,7 @@ def test_bench_generate_command_reports_cache_bytes_at_each_context(capsys):
     for r in decode:
         assert r["cache_bytes"] == r["cache_bytes_analytic"] > 0
     window = {r["context"]: r["cache_slots"] for r in decode if r["variant"] == "GQA 3 · window 256"}
-    assert window == {16: 18, 300: 256}  # 16 + 2 steps; then the rolling buffer's 256
+    assert window == {16: 19, 300: 256}  # 16 + the warm-up + 2 steps; then the rolling buffer's 256
     assert all(r["same_tokens_as_cached"] for r in rows if r["bench"] == "generate")
 
 

@@ -29,9 +29,9 @@ def test_pretrained_family_decodes_with_its_own_weights_and_a_flat_rolling_cache
     per_slot = 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 4  # K and V, float32
     by = {(r["variant"], r["context"]): r for r in rows}
     for n in contexts:
-        assert by[("smollm2-135m · full", n)]["cache_bytes"] == (n + steps) * per_slot
-        assert by[("smollm2-135m · window 16", n)]["cache_bytes"] == min(n + steps, 16) * per_slot
-        assert by[("smollm2-135m · window 16 + 2 sinks", n)]["cache_bytes"] == min(n + steps, 18) * per_slot
+        assert by[("smollm2-135m · full", n)]["cache_bytes"] == (n + steps + 1) * per_slot
+        assert by[("smollm2-135m · window 16", n)]["cache_bytes"] == min(n + steps + 1, 16) * per_slot
+        assert by[("smollm2-135m · window 16 + 2 sinks", n)]["cache_bytes"] == min(n + steps + 1, 18) * per_slot  # + the warm-up step
     for r in rows:
         assert r["cache_bytes"] == r["cache_bytes_analytic"]
     # past w + s the rolling cache stops growing; full attention keeps growing

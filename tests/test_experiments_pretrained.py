@@ -79,6 +79,13 @@ def test_streaming_equals_a_model_built_with_that_window_and_sinks():
     full = rows[0]["loss"]
     assert rows[3]["loss"] == pytest.approx(full, abs=1e-12) == rows[4]["loss"]  # window >= tokens
     assert rows[1]["loss"] != full
+    # the cost where a window acts: positions w .. tokens-1, minus full attention's loss there
+    full_losses = torch.tensor(rows[0]["per_token"])
+    for row in rows[1:3]:
+        gap = torch.tensor(row["per_token"]) - full_losses
+        assert row["cost_past_window"] == pytest.approx(float(gap[16:].mean()), abs=1e-6)
+        assert gap[:16].abs().max() < 1e-6  # before w keys the window changes nothing
+    assert rows[3]["cost_past_window"] is None and "cost_past_window" not in rows[0]
 
 
 def test_reconfigured_shares_the_weights():

@@ -22,13 +22,14 @@ FIELDS = ["layer", "head", "kv_head", *MEASURES]
 
 def loop_measures(attn_text, attn_repeated, layer, head):
     """The module docstring's definitions, one query at a time, in float64."""
-    first, prev, entropy, distance, n = 0.0, 0.0, 0.0, 0.0, 0
+    first, prev, entropy, distance, off_first, n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
     for p in attn_text[layer][:, head].tolist():  # each sequence: (T, T)
         for i in range(1, len(p)):
             first += p[i][0]
             prev += p[i][i - 1]
             entropy -= sum(x * math.log(x) for x in p[i] if x > 0)
-            distance += sum(p[i][j] * (i - j) for j in range(len(p)))
+            distance += sum(p[i][j] * (i - j) for j in range(1, len(p)))  # key 0 left out
+            off_first += sum(p[i][1:])
             n += 1
     induction, m = 0.0, 0
     for p in attn_repeated[layer][:, head].tolist():
@@ -37,7 +38,7 @@ def loop_measures(attn_text, attn_repeated, layer, head):
             induction += p[i][i - length + 1]
             m += 1
     return {"first_token_mass": first / n, "prev_token": prev / n, "entropy": entropy / n,
-            "mean_distance": distance / n, "induction": induction / m}
+            "mean_distance": distance / off_first, "induction": induction / m}
 
 
 @pytest.mark.parametrize("overrides", [dict(position="rope", n_kv_head=2),
@@ -72,7 +73,8 @@ def test_window_of_one_sees_only_itself():
 def test_window_of_one_with_a_sink_splits_between_itself_and_the_first_token():
     model = tiny_model(position="rope", window=1, sinks=1)
     for row in head_stats(model, torch.arange(20), repeated_random_tokens(model.config, 8)):
-        assert row["first_token_mass"] > 0.0 and row["mean_distance"] > 0.0
+        assert row["first_token_mass"] > 0.0
+        assert row["mean_distance"] == 0.0  # off the first token it reads only itself
         # query 1 reads keys 0 and 1 (its previous token is the sink); later ones never do
         assert row["prev_token"] <= 1 / 19 + 1e-12
         assert row["entropy"] <= math.log(2) + 1e-12
@@ -94,7 +96,9 @@ def test_hand_built_heads():
     assert m["entropy"].tolist() == pytest.approx(
         [0.0, sum(math.log(i + 1) for i in queries) / (t - 1), 0.0])
     assert m["mean_distance"].tolist() == pytest.approx(
-        [1.0, sum(i / 2 for i in queries) / (t - 1), sum(queries) / (t - 1)])
+        [1.0,  # query 1's previous token is token 0, left out
+         sum(i * (i - 1) / 2 / (i + 1) for i in queries) / sum(i / (i + 1) for i in queries),
+         0.0])  # nothing off the first token
 
 
 def test_hand_built_induction_head():

@@ -76,3 +76,16 @@ def test_long_prompt_note_and_one_probability_scale():
     at.text_area[0].set_value("word " * 400).run()
     notes = [i.value for i in at.info if "only its last" in i.value]
     assert notes and not any("heatmap" in n for n in notes)
+
+
+def test_a_continuation_of_only_whitespace_says_so(monkeypatch):
+    """Issue 31.5: 96 whitespace tokens looked like an empty box; the page says what is in it."""
+    from gpt2viz.analysis import workbench
+
+    monkeypatch.setattr(workbench, "continuation", lambda *args: "\n\n  \n" * 4)
+    at = app("compare", weights="random", variants=["gpt2"])
+    captions = [c.value for c in at.caption]
+    assert any("Only whitespace: 20 characters (12 line breaks, 8 spaces)" in c for c in captions), captions
+    monkeypatch.setattr(workbench, "continuation", lambda *args: "the cat")
+    at = app("compare", weights="random", variants=["gpt2"])
+    assert not any("Only whitespace" in c.value for c in at.caption)

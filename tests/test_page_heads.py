@@ -20,7 +20,8 @@ def own_measures(attn):
     return {"first_token_mass": q[..., 0].mean(-1),
             "prev_token": torch.stack([p[:, i, i - 1] for i in range(1, t)], -1).mean(-1),
             "entropy": -(q * torch.where(q > 0, q.log(), 0.0)).sum(-1).mean(-1),
-            "mean_distance": (q * distance.clamp(min=0)).sum(-1).mean(-1)}
+            "mean_distance": (q[..., 1:] * distance[:, 1:].clamp(min=0)).sum((-1, -2))
+                             / q[..., 1:].sum((-1, -2))}  # the first token left out
 
 
 def test_atlas_measures_are_the_traced_probabilities():
@@ -39,8 +40,15 @@ def test_atlas_measures_are_the_traced_probabilities():
     at.session_state["atlas_chosen"] = {"gpt2": (2, 5)}
     at.run()
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
-    assert titles[1] == "gpt2 · layer 2 · head 5"
+    assert titles[1] == "gpt2 · layer 2 · head 5" and len(titles) == 2  # the map at once, no scoring
+    at.button(key="atlas_score").click().run()
     assert "layer 2, head 5 off" in figures(at)[2]["data"][1]["name"]
+    at.session_state["atlas_chosen"] = {"gpt2": (1, 0)}
+    at.run()
+    assert len(figures(at)) == 2  # another head: asked for again
+    at.session_state["atlas_chosen"] = {"gpt2": (2, 5)}
+    at.run()
+    assert "layer 2, head 5 off" in figures(at)[2]["data"][1]["name"]  # kept: shown at once
     assert not at.exception
 
 

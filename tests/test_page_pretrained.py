@@ -83,6 +83,7 @@ def test_head_atlas_numbers_are_the_traced_probabilities(real):
     with_prompt(at)
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
     assert f"{NAME} · layer 17 · head 4" in titles[1]
+    at.button(key="atlas_score").click().run()
     bars = figures(at)[2]
     prompt = torch.tensor([tokenizer.encode(PROMPT)])
     with torch.no_grad():
@@ -92,6 +93,7 @@ def test_head_atlas_numbers_are_the_traced_probabilities(real):
     assert intact["prompt"] == pytest.approx(own_loss, abs=1e-4)
     assert "layer 17, head 4 off" in bars["data"][1]["name"]
     at.radio(key="atlas_ablate").set_value("group").run()
+    at.button(key="atlas_score").click().run()
     assert "layer 17, KV group 1 off" in figures(at)[2]["data"][1]["name"]
 
 
@@ -120,6 +122,35 @@ def test_compare_generates_with_its_own_tokenizer_and_chat_template(real):
     assert at.code[0].value == chat.rstrip("\n")  # st.code drops the last newline
     table = at.dataframe[0].value.set_index("variant")
     assert table.loc[NAME, "prompt tokens"] == len(tokenizer.encode(chat))
+
+
+def test_compare_says_whose_loss_is_over_the_corpus_vocabulary(real):
+    """Issue 31.5: the note on the small models' compact vocabulary names them, and says the
+    real model's loss is over its own vocabulary."""
+    model, _ = real
+    at = app("compare", variants=["gpt2", NAME], weights="random")
+    (note,) = [c.value for c in at.caption if "classes" in c.value]
+    assert note.startswith("The loss and perplexity of gpt2 are over the training corpus's vocabulary")
+    assert note.endswith(f"{NAME}'s are over its own vocabulary of {model.config.vocab_size:,} tokens.")
+
+
+def test_build_with_only_the_real_model_says_it_is_not_trained_here(real):
+    """Issue 31.6: no "small GPT-2 ()" and no promise of loss curves for a model that never trains."""
+    at = app("build", variants=[NAME], weights="trained")
+    text = " ".join([c.value for c in at.caption] + [i.value for i in at.info])
+    assert "small GPT-2" not in text and "loss curves appear" not in text
+    assert f"{NAME}: pretrained elsewhere and loaded as shipped" in text
+    assert at.dataframe[0].value["variant"].tolist() == [NAME]
+
+
+def test_pages_say_when_they_leave_the_real_model_out(real):
+    """Issue 31.2: beside a small model, the real model is left out of the small-model
+    experiments and the small models out of GQA's cost section, each said in one line."""
+    at = app("experiments", variants=["gpt2", NAME], weights="random")
+    assert any(c.value.startswith(f"{NAME} is left out here") for c in at.caption)
+    at = app("gqa", variants=["gpt2", NAME], weights="random")
+    assert any(c.value.startswith(f"The diagram, costs and table below are {NAME}'s; the small "
+                                  f"models (gpt2) are left out") for c in at.caption)
 
 
 def test_build_lists_it_as_pretrained_without_a_download(real):

@@ -10,6 +10,7 @@ import torch
 from apptest import app, array, figures
 
 from gpt2viz.core.model import GPT2
+from gpt2viz.text.corpus import default_text, validation_text
 from gpt2viz.weights import pretrained
 
 pytestmark = pytest.mark.slow
@@ -70,10 +71,11 @@ def test_gqa_page_shows_the_real_models_groups_pooling_and_cache(real):
     likeness = figs[next(i for i, t in enumerate(titles) if "layer by layer" in t)]
     within = array(likeness["data"][0]["y"])
     assert len(within) == 30
-    # recomputed for layer 3 from the traced probabilities of the prompt, in the model's tokens
-    ids = torch.tensor([variant.tokenizer.encode(at.text_area[0].value)])
+    # recomputed for layer 3 from the traced probabilities of the atlas's text (512 tokens of
+    # the validation text in the model's tokens), query 0 left out
+    ids = torch.tensor([variant.tokenizer.encode(validation_text(default_text()))[:512]])
     with torch.no_grad():
-        p = variant.model.trace(ids).attn[3][0].double()  # (9, T, T)
+        p = variant.model.trace(ids).attn[3][0].double()[:, 1:]  # (9, T-1, T)
     tv = 0.5 * (p[:, None] - p[None]).abs().sum(-1).mean(-1)  # (9, 9)
     pairs = [(a, b) for a in range(9) for b in range(9) if a != b and a // 3 == b // 3]
     assert within[3] == pytest.approx(float(np.mean([1 - tv[a, b] for a, b in pairs])), abs=1e-5)
@@ -127,20 +129,28 @@ def test_streaming_experiment_scores_the_real_model_along_the_text(real):
     at.button[0].click().run()
     assert not at.exception
     (fig,) = figures(at)
-    lines = [t for t in fig["data"] if t["mode"] == "lines"]
+    lines = [t for t in fig["data"] if t["mode"] == "lines" and t.get("yaxis") == "y"]  # the top panel
     assert [t["legendgroup"] for t in lines] == ["full attention", "window 64", "window 64 + 1 sink"]
     from gpt2viz.dashboard.real_model import text_ids
 
     ids = text_ids(variant)[:257]
+    per_token = {}
     for line, (window, sinks) in zip(lines, [(None, 0), (64, 0), (64, 1)]):
         model = GPT2.from_weights(variant.model.config.replace(window=window, sinks=sinks),
                                   variant.model.state_dict())  # built with that mask
         with torch.no_grad():
             losses = torch.nn.functional.cross_entropy(model(ids[None, :-1])[0], ids[1:], reduction="none")
+        per_token[window, sinks] = losses
         running = np.convolve(losses.double().numpy(), np.ones(64))[:256] / np.minimum(np.arange(1, 257), 64)
         assert array(line["y"]) == pytest.approx(running, abs=1e-4)
     table = at.dataframe[0].value
     assert list(table["setting"]) == ["full attention", "window 64", "window 64 + 1 sink"]
+    # the cost where the window acts: positions 64.., each minus full attention
+    for (window, sinks), setting in [((64, 0), "window 64"), ((64, 1), "window 64 + 1 sink")]:
+        cost = float((per_token[window, sinks] - per_token[None, 0])[64:].mean())
+        assert table.set_index("setting").loc[setting, "minus full, positions ≥ 64"] == pytest.approx(cost, abs=2e-3)
+    lower = [t for t in fig["data"] if t.get("yaxis") == "y2"]
+    assert [t["legendgroup"] for t in lower] == ["window 64", "window 64 + 1 sink"]
     at.select_slider[2].set_value(16).run()  # smoothing: view only, no new passes
     assert len(figures(at)) == 1 and not at.button
 

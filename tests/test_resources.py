@@ -72,3 +72,13 @@ def test_forward_rows_that_do_not_fit_are_skipped_with_a_note(monkeypatch):
     rows = bench_forward({"tiny": cfg}, [64, 4096], repeats=1)
     assert "median_s" in rows[0] and "note" not in rows[0]
     assert rows[1]["n"] == 4096 and rows[1]["note"].startswith("skipped: a forward pass of tiny")
+
+
+def test_numbers_read_in_full():
+    """Issue 31.10: a RoPE base of 1e6 read "1e+06"."""
+    from gpt2viz.core.resources import format_number
+    from gpt2viz.viz.rope import score_decay
+
+    assert [format_number(x) for x in (1e6, 10000.0, 2**31 - 1, 0.5, 3e-4)] == \
+        ["1,000,000", "10,000", "2,147,483,647", "0.5", "0.0003"]
+    assert "base 1,000,000" in score_decay({}, 64, 1e6).layout.title.text

@@ -70,6 +70,18 @@ def test_an_unbuildable_custom_variant_is_named_in_the_main_area():
     main = [e.value for e in at.main.error]
     assert any(m.startswith("custom 1 cannot be built") and "n_head=3" in m for m in main)
     assert not any("Pick at least one" in i.value for i in at.info)
+    side = [e.value for e in at.sidebar.error]  # once in the sidebar, beside the fields
+    assert len([m for m in side if m.startswith("custom 1 cannot be built")]) == 1
+
+
+@pytest.mark.slow
+def test_a_custom_slot_not_in_compare_says_why_it_cannot_be_built():
+    """Issue 31.7: the slot's title said "cannot be built" and nothing said why until the slot
+    was added to Compare."""
+    at = app(weights="random", variants=["gpt2"], n_head="3")
+    side = [e.value for e in at.sidebar.error]
+    assert any(m.startswith("custom 1 cannot be built") and "n_head=3" in m for m in side), side
+    assert not any("custom 1" in e.value for e in at.main.error)  # not selected: not in the main area
 
 
 @pytest.mark.slow

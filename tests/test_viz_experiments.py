@@ -1,5 +1,6 @@
 """gpt2viz.viz.experiments: the receptive-field, frontier and window figures plot the data
 they are given."""
+import pytest
 import torch
 from conftest import tiny_model
 
@@ -33,3 +34,20 @@ def test_frontier_and_window_figures_plot_the_rows_they_are_given():
     fig = window_figure({"swa": result})
     assert [t.name for t in fig.data] == ["swa, 0 sinks", "swa, 4 sinks", "swa: trained with 16"]
     assert list(fig.data[1].x) == [4, 16, 64] and fig.data[1].y[0] == 3 + 0.4 + 0.25
+
+
+def test_length_gap_below_the_tolerance_is_drawn_as_zero_and_said():
+    """Issue 31.3: a windowed model sees the same keys with the whole block or the cut context;
+    the float32 difference (~1e-6) is drawn as 0, a real gap as it is."""
+    from gpt2viz.analysis.experiments import LengthCurve
+    from gpt2viz.viz.experiments import GAP_TOLERANCE, length_figure
+
+    noise = LengthCurve(positions=[0, 8, 16], loss=[3.0, 3.0 + 2e-6, 3.0 - 3e-7],
+                        sliding_loss=[3.0, 3.0, 3.0], limit=None)
+    real = LengthCurve(positions=[0, 8, 16], loss=[3.0, 3.2, 3.5], sliding_loss=[3.0, 3.0, 3.1], limit=None)
+    fig = length_figure({"swa": noise, "rope": real}, 8, 8)
+    gaps = [t for t in fig.data if t.hovertemplate.endswith("<extra>difference</extra>")]
+    assert list(gaps[0].y) == [0.0, 0.0, 0.0]
+    assert list(gaps[1].y) == pytest.approx([0.0, 0.2, 0.4])
+    assert f"|Δ| < {GAP_TOLERANCE:g}" in fig.layout.annotations[1].text
+    assert fig.layout.yaxis2.tickformat == ".2f"  # no "1μ" or "−200n" ticks

@@ -47,8 +47,8 @@ def test_head_similarity_is_one_minus_mean_total_variation():
     sim = head_similarity(probs)
     for a in range(4):
         for b in range(4):
-            tv = [0.5 * sum(abs(probs[a, i, j] - probs[b, i, j]) for j in range(5)) for i in range(5)]
-            assert sim[a, b] == pytest.approx(1 - sum(tv) / 5)
+            tv = [0.5 * sum(abs(probs[a, i, j] - probs[b, i, j]) for j in range(5)) for i in range(1, 5)]
+            assert sim[a, b] == pytest.approx(1 - sum(tv) / 4)  # query 0 left out
     within, across = within_vs_across(sim, 2)
     assert within == pytest.approx((sim[0, 1] + sim[1, 0] + sim[2, 3] + sim[3, 2]) / 4)
     assert across == pytest.approx(np.mean([sim[a, b] for a in range(4) for b in range(4)

@@ -22,7 +22,7 @@ def result(tokens=1500):
 def test_lines_are_running_means_of_the_last_positions():
     r = result()
     fig = streaming_figure(r, smooth=64)
-    lines = [t for t in fig.data if t.line.dash is None]
+    lines = [t for t in fig.data if t.line.dash is None and t.yaxis == "y"]  # the top panel
     assert [t.name.split(" (")[0] for t in lines] == ["full attention", "window 256", "window 256 + 4 sinks"]
     for trace, row in zip(lines, r["rows"]):
         losses = row["per_token"]
@@ -42,10 +42,24 @@ def test_bucket_steps_sit_at_the_bucket_means_over_their_positions():
 
 
 def test_windows_and_context_are_marked():
-    fig = streaming_figure(result(), context=1024)
-    assert sorted(s.x0 for s in fig.layout.shapes) == [256, 1024]
+    fig = streaming_figure(result(), context=1024, joins=[939, 1754])
+    upright = [s for s in fig.layout.shapes if s.x0 == s.x1]  # vertical lines, in both panels
+    assert sorted(s.x0 for s in upright) == [256, 256, 939, 939, 1024, 1024]  # 1754 is past the text
     texts = {a.text for a in fig.layout.annotations}
-    assert {"window 256", "model context 1024"} <= texts
+    assert {"window 256", "model context 1024", "pieces join"} <= texts
+
+
+def test_the_lower_panel_is_each_setting_minus_full_attention():
+    """Issue 31.13: the sink line hid the full-attention line; the difference shows the gap."""
+    r = result()
+    fig = streaming_figure(r, smooth=16)
+    lower = [t for t in fig.data if t.yaxis == "y2"]
+    assert [t.legendgroup for t in lower] == ["window 256", "window 256 + 4 sinks"]
+    full = np.asarray(r["rows"][0]["per_token"])
+    for trace, row in zip(lower, r["rows"][1:]):
+        gap = np.asarray(row["per_token"]) - full
+        expected = [gap[max(0, i - 15): i + 1].mean() for i in range(len(gap))]
+        assert np.allclose(trace.y, expected)
 
 
 def test_buckets_alone_without_per_position_losses():

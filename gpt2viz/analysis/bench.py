@@ -353,10 +353,10 @@ def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8,
     """The configs a decode run builds (positions long enough for the longest context and up
     to 16 steps, so one config, and its cached parameter count, serves every step setting),
     checked up front: a run whose weights and cache would not fit is refused."""
-    longest = max(contexts) + steps
+    longest = max(contexts) + steps + 1  # + the warm-up step
     planned = {}
     for name, cfg in configs.items():
-        positions = max(contexts) + max(steps, 16)
+        positions = max(contexts) + max(steps, 16) + 1
         cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, positions), dropout=0.0)
         ensure_fits(4 * param_count(cfg) + cfg.kv_cache_bytes(longest),
                     f"decoding {name} after {max(contexts)} tokens", device)
@@ -381,7 +381,8 @@ def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: in
 def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, steps: int = 8,
                  device="cpu", progress=None, models: dict[str, GPT2] | None = None) -> list[dict]:
     """Cached greedy decoding at each context length: the median latency of `steps`
-    one-token steps once the cache holds that many tokens, and the cache's bytes: what its
+    one-token steps once the cache holds that many tokens (after one warm-up step, timed apart
+    as first_ms), and the cache's bytes: what its
     tensors were allocated beside the analytic slots x 2 * n_layer * n_kv_head * head_dim * 4.
     models: the weights to decode with for some names (a pretrained model: pretrained_family,
     on the device already); every other config gets random weights.
@@ -408,14 +409,14 @@ def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, step
         generator = torch.Generator(device=device).manual_seed(n)
         times = []
         with torch.inference_mode():
-            cache = KVCache(cfg, 1, n + steps, device, model.wte.weight.dtype)
+            cache = KVCache(cfg, 1, n + steps + 1, device, model.wte.weight.dtype)
             cache.begin(torch.arange(n, device=device)[None], None)
             for layer in range(cfg.n_layer):
                 k, v = (torch.randn(1, cfg.n_kv_head, n, cfg.head_dim, device=device,
                                     generator=generator) for _ in range(2))
                 cache.store(layer, k, v)
             token = torch.zeros(1, 1, dtype=torch.long, device=device)
-            for _ in range(steps):
+            for _ in range(steps + 1):  # the first is the warm-up
                 sync()
                 start = time.perf_counter()
                 token = model.decode_step(token, cache)[:, -1].argmax(dim=-1, keepdim=True)
@@ -423,10 +424,10 @@ def bench_decode(configs: dict[str, ModelConfig], contexts=DECODE_CONTEXTS, step
                 times.append(time.perf_counter() - start)
         rows.append({"bench": "decode", "variant": name, "context": n, "n_kv_head": cfg.n_kv_head,
                      "window": cfg.window, "sinks": cfg.sinks,
-                     "ms_per_token": statistics.median(times) * 1e3,
-                     "min_ms": min(times) * 1e3, "max_ms": max(times) * 1e3,
+                     "ms_per_token": statistics.median(times[1:]) * 1e3, "first_ms": times[0] * 1e3,
+                     "min_ms": min(times[1:]) * 1e3, "max_ms": max(times[1:]) * 1e3,
                      "cache_slots": cache.slots, "cache_bytes": cache.nbytes,
-                     "cache_bytes_analytic": cfg.kv_cache_bytes(n + steps),
+                     "cache_bytes_analytic": cfg.kv_cache_bytes(n + steps + 1),
                      "cache_bytes_per_token": cfg.kv_cache_bytes_per_token()})
     if progress:
         progress(len(plan), len(plan), "done")

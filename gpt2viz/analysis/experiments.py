@@ -289,7 +289,9 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
 
     Rows: {"window" (None = full), "sinks", "loss", "ppl", "buckets": {"0-255": mean loss of
     the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}, "per_token":
-    the loss at every position, for viz.experiments.streaming_figure}."""
+    the loss at every position, for viz.experiments.streaming_figure}; a windowed row also has
+    "cost_past_window": its mean loss minus full attention's over positions w .. tokens-1, the
+    only ones a window of w keys changes (None when the text is no longer than w)."""
     if tokens < 2 or len(ids) < tokens + 1:
         raise ValueError(f"the text has {len(ids)} tokens; streaming over {tokens} needs "
                          f"{tokens + 1} (give a longer --text or fewer --tokens).")
@@ -298,15 +300,19 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     device = model.wte.weight.device
     x, y = ids[:tokens][None].to(device), ids[1:tokens + 1][None].to(device)  # (1, tokens)
     settings = [(None, 0)] + [(w, s) for w in windows for s in sinks]
-    rows = []
+    rows, full = [], None
     for window, n_sinks in settings:
         losses = token_losses(reconfigured(model, window=window, sinks=n_sinks if window else 0),
                               x, y)[0].cpu()  # (tokens,)
+        full = losses if window is None else full
         loss = float(losses.mean())
-        rows.append({"window": window, "sinks": n_sinks, "loss": loss, "ppl": math.exp(loss),
-                     "buckets": {f"{lo}-{hi - 1}": float(losses[lo:hi].mean()) if lo < tokens else None
-                                 for lo, hi in STREAM_BUCKETS},
-                     "per_token": losses.tolist()})
+        row = {"window": window, "sinks": n_sinks, "loss": loss, "ppl": math.exp(loss),
+               "buckets": {f"{lo}-{hi - 1}": float(losses[lo:hi].mean()) if lo < tokens else None
+                           for lo, hi in STREAM_BUCKETS},
+               "per_token": losses.tolist()}
+        if window is not None:
+            row["cost_past_window"] = float((losses - full)[window:].mean()) if window < tokens else None
+        rows.append(row)
     return rows
 
 

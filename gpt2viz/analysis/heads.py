@@ -9,8 +9,11 @@ attend to itself, so it is left out of the text measures):
 - prev_token: mean over queries i >= 1 of p(i -> i - 1). Previous-token heads.
 - entropy: mean over queries i >= 1 of -sum_j p(i -> j) log p(i -> j), in nats: 0 when a head
   looks at one key, log(i + 1) when it spreads evenly over all it may see.
-- mean_distance: mean over queries i >= 1 of sum_j p(i -> j) (i - j), in tokens: how far back a
-  head reads on average (0 for a head that only looks at itself).
+- mean_distance: sum over queries i >= 1 and keys j >= 1 of p(i -> j) (i - j), divided by the
+  same sum of p(i -> j): how far back a head reads, in tokens, with the first token left out
+  (0 for a head that only looks at itself, 0 for one that only looks at token 0). With token 0
+  counted, a sink head read as the farthest-reaching head of all (L18H8 of SmolLM2: 255.99 =
+  the mean query position; correlation with first_token_mass 0.81 over its 270 heads).
 - induction: on [r, r], a sequence r of L random tokens followed by itself, mean over the
   second copy's queries i = L .. 2L - 1 of p(i -> i - L + 1): attention to the token right
   after the earlier occurrence of the current token (Olsson et al. 2022). Random tokens carry
@@ -74,11 +77,14 @@ def text_measures(attn: torch.Tensor) -> dict[str, torch.Tensor]:
         raise ValueError("head statistics need a text of at least 2 tokens.")
     p = attn.double()[:, :, 1:]  # (B, H, T-1, T): queries i = 1 .. T-1
     distance = (torch.arange(1, t)[:, None] - torch.arange(t)[None, :]).to(p)  # (T-1, T): i - j
+    off_first = p[..., 1:]  # (B, H, T-1, T-1): keys j >= 1
+    mass_off_first = off_first.sum((0, 2, 3))  # (H,)
+    reach = (off_first * distance[:, 1:]).sum((0, 2, 3))  # (H,); the future has p = 0
     return {
         "first_token_mass": p[..., 0].mean((0, 2)),
         "prev_token": attn.double().diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, 2)),  # p(i, i-1)
         "entropy": -torch.special.xlogy(p, p).sum(-1).mean((0, 2)),
-        "mean_distance": (p * distance).sum(-1).mean((0, 2)),  # the future has p = 0
+        "mean_distance": torch.where(mass_off_first > 0, reach / mass_off_first.clamp_min(1e-300), 0.0),
     }
 
 

@@ -2,6 +2,7 @@
 to its ids) and the computations the pages show, each a plain function of tensors."""
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -10,7 +11,15 @@ import torch.nn.functional as F
 
 from gpt2viz.core.config import ModelConfig, TrainSettings
 from gpt2viz.core.model import CAPTURES, GPT2, Trace
-from gpt2viz.text.corpus import DEFAULT_SHA256, Corpus, Vocabulary, default_text, validation_text
+from gpt2viz.text.corpus import (
+    DEFAULT_SHA256,
+    SPLIT_BLOCK,
+    Corpus,
+    Vocabulary,
+    default_text,
+    validation_blocks,
+    validation_text,
+)
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.training.train import History
 
@@ -94,6 +103,16 @@ def validation_ids(variant: Variant, default: Corpus) -> torch.Tensor:
         return torch.tensor(variant.tokenizer.encode(validation_text(default_text())), dtype=torch.long)
     gpt2 = default.vocab.to_gpt2(default.val)
     return gpt2 if variant.vocab is None else variant.vocab.to_compact(gpt2)
+
+
+def validation_joins(variant: Variant) -> list[int]:
+    """Where each piece of the default validation text after the first starts, in the
+    variant's own tokens (validation_ids's positions; with another tokenizer a token can merge
+    across a join, so a position may be one off)."""
+    blocks = validation_blocks(default_text())
+    if variant.tokenizer is None:
+        return [SPLIT_BLOCK * k for k in range(1, len(blocks))]
+    return list(itertools.accumulate(len(variant.tokenizer.encode(b)) for b in blocks))[:-1]
 
 
 def unknown_positions(variant: Variant, prompt: Prompt) -> list[int]:

@@ -244,7 +244,9 @@ def run_experiment(args) -> int:
         result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha, "rows": rows}
         summary = [f"{'full' if r['window'] is None else 'window ' + str(r['window'])}"
                    f"{' + ' + str(r['sinks']) + ' sinks' if r['window'] and r['sinks'] else ''}: "
-                   f"loss {r['loss']:.3f} (ppl {r['ppl']:.1f}); by position "
+                   f"loss {r['loss']:.3f} (ppl {r['ppl']:.1f})"
+                   + (f", minus full at positions >= {r['window']}: {_nats(r['cost_past_window'])}"
+                      if r["window"] else "") + "; by position "
                    + ", ".join(f"{k}: {_nats(v)}" for k, v in r["buckets"].items() if v is not None)
                    for r in rows]
     elif args.experiment == "heads":

@@ -11,6 +11,7 @@ from gpt2viz.analysis import experiments
 from gpt2viz.analysis.heads import head_stats as measure_heads
 from gpt2viz.analysis.heads import induction_ids, text_tokens
 from gpt2viz.analysis.workbench import Variant, validation_ids
+from gpt2viz.viz.gqa import head_similarity, within_vs_across
 
 from . import corpora
 
@@ -34,6 +35,22 @@ def _head_stats(_variant: Variant, model_id: int) -> list[dict]:
 def head_stats(variant: Variant) -> list[dict]:
     """Every head's five measures (gpt2viz.analysis.heads.head_stats, as `experiment heads`)."""
     return _head_stats(variant, id(variant.model))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _likeness_by_layer(_variant: Variant, model_id: int) -> list[tuple[float, float]]:
+    ids = text_ids(_variant)[None, :text_tokens(_variant.config)]  # (1, T)
+    with torch.no_grad():
+        attn = _variant.model.trace(ids, capture=("attn",)).attn
+    group = _variant.config.group_size
+    return [within_vs_across(head_similarity(a[0].numpy()), group) for a in attn]
+
+
+def likeness_by_layer(variant: Variant) -> list[tuple[float, float]]:
+    """[(within, across)] per layer: how alike heads of one KV group attend against heads of
+    different groups, on the atlas's text (a prompt of 30 tokens said the opposite of 512
+    tokens of text in five of SmolLM2's layers)."""
+    return _likeness_by_layer(variant, id(variant.model))
 
 
 def ablation_text(variant: Variant) -> torch.Tensor:

@@ -17,7 +17,7 @@ import streamlit as st
 import torch
 
 from gpt2viz.core.config import POSITIONS, PRESET_DESCRIPTIONS, PRESETS, ModelConfig, TrainSettings
-from gpt2viz.core.resources import device
+from gpt2viz.core.resources import device, format_number
 from gpt2viz.weights.pretrained import PRETRAINED
 
 from . import corpora, serving_mode
@@ -152,19 +152,14 @@ def _number_from_link(key, text, lowest, highest, default):
     try:
         value = kind(text)
     except ValueError:
-        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {plain(default)}."
+        return default, f"{key}={text!r} is not a {'number' if kind is float else 'whole number'}; using {format_number(default)}."
     if not math.isfinite(value):
-        return default, f"{key}={text!r} is not a finite number; using the default, {plain(default)}."
+        return default, f"{key}={text!r} is not a finite number; using the default, {format_number(default)}."
     if not lowest <= value <= highest:
         clamped = min(max(value, lowest), highest)
-        return clamped, (f"{key}={text} is outside {plain(lowest)}–{plain(highest)}; using the "
-                         f"nearest valid value, {plain(clamped)}.")
+        return clamped, (f"{key}={text} is outside {format_number(lowest)}–{format_number(highest)}; using the "
+                         f"nearest valid value, {format_number(clamped)}.")
     return value, None
-
-
-def plain(number) -> str:
-    """Whole numbers as written (2,147,483,647, not 2.14748e+09); others short (%g)."""
-    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
 
 
 def write_link(values: dict) -> None:
@@ -204,7 +199,7 @@ def custom_name(slot: str, config: ModelConfig) -> str:
     if config.position != base.position:
         parts.append(config.position)
     if config.position == "rope" and config.rope_base != base.rope_base:
-        parts.append(f"base {config.rope_base:g}")
+        parts.append(f"base {format_number(config.rope_base)}")
     if config.n_kv_head != config.n_head:
         parts.append("MQA" if config.n_kv_head == 1 else f"GQA-{config.n_kv_head}")
     if config.window is not None:
@@ -267,22 +262,22 @@ def draw() -> Selection:
     customs, unbuildable = {}, {}
     for slot, (title, prefix) in SLOTS.items():
         try:
-            heading = custom_name(slot, custom_config(current, slot))
-        except ValueError:
+            config, problem = custom_config(current, slot), None
+            heading = custom_name(slot, config)
+        except ValueError as err:
+            config, problem = None, str(err).replace("Invalid ModelConfig: ", "")
             heading = f"{title}: cannot be built"
         with sb.expander(heading[0].upper() + heading[1:], expanded=slot in names):
             st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
             for f in CUSTOM_NUMBERS:
                 if f not in APPLIES or APPLIES[f]({g: current[prefix + g] for g in CUSTOM_DEFAULTS[slot]}):
                     _number(st, prefix + f, f)
-        if slot in names:
-            try:
-                config = custom_config(current, slot)
-                customs[slot] = (custom_name(slot, config), config)
-            except ValueError as err:
-                message = str(err).replace("Invalid ModelConfig: ", "")
-                unbuildable[title] = message
-                sb.error(f"{title} cannot be built. {message}")
+            if problem:  # beside the fields, whether or not the slot is in Compare
+                st.error(f"{title} cannot be built. {problem}")
+        if slot in names and problem:
+            unbuildable[title] = problem
+        elif slot in names:
+            customs[slot] = (heading, config)
     configs = {}
     for name in names:
         if name in PRESETS:
@@ -411,6 +406,6 @@ def _page_value_from_link(key, text, default, options, lowest, highest):
     if numbers and math.isfinite(wanted):  # a number the options lack: the nearest, said
         nearest = min(numbers, key=lambda o: abs(o - wanted))
         return nearest, (None if nearest == wanted else
-                         f"{key}={text} is not offered here; using the nearest, {plain(nearest)}.")
+                         f"{key}={text} is not offered here; using the nearest, {format_number(nearest)}.")
     shown = ", ".join(map(str, options)) if len(options) <= 8 else f"{options[0]} … {options[-1]}"
     return default, f"{key}={text!r} is not one of {shown}; using {default!r}."

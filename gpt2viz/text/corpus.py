@@ -115,6 +115,14 @@ def split_ids(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
             torch.cat([b for i, b in enumerate(blocks) if i % 10 == 9]))
 
 
+def validation_blocks(text: str) -> list[str]:
+    """The validation split of `text` as the blocks it is made of, each as text. Consecutive
+    blocks are ten blocks apart in the text, so a long validation text is unrelated pieces
+    joined; a chart along it marks where they join."""
+    blocks = torch.tensor(get_tokenizer().encode(text)).split(SPLIT_BLOCK)
+    return [get_tokenizer().decode(b.tolist()) for i, b in enumerate(blocks) if i % 10 == 9]
+
+
 def validation_text(text: str) -> str:
     """The validation split of `text` as text (its blocks joined), for models with another
     tokenizer (gpt2viz.weights.pretrained) to score the same words."""

@@ -11,16 +11,19 @@ from gpt2viz.core.resources import plural
 from . import LOG_AXIS, integer_ticks
 
 COLOURS = qualitative.Plotly
+GAP_TOLERANCE = 1e-4  # nats: float32 rounding between two passes over the same tokens is ~1e-6
 
 
 def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
     """curves: name -> LengthCurve. Top: loss by position, with the whole block as context
     (solid) and with the context cut to the training length (dotted). Bottom: their
-    difference, what positions past the training length cost on the same tokens. Each point
-    sits at the middle of its bucket."""
+    difference, what positions past the training length cost on the same tokens; a difference
+    under GAP_TOLERANCE is rounding (a window shorter than the training length sees the same
+    keys either way) and is drawn as 0. Each point sits at the middle of its bucket."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08,
                         subplot_titles=["loss by position (bucket mean)",
-                                        "whole block as context − context cut to the training length"])
+                                        "whole block as context − context cut to the training length "
+                                        f"(|Δ| < {GAP_TOLERANCE:g} nats, rounding, drawn as 0)"])
     for i, (name, c) in enumerate(curves.items()):
         colour = COLOURS[i % len(COLOURS)]
         middle = [p + (bucket - 1) / 2 for p in c.positions]
@@ -35,7 +38,7 @@ def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
                                  customdata=spans,
                                  hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:.3f}} nats"
                                                f"<extra>context ≤ {train_len}</extra>"), row=1, col=1)
-        gap = [a - b for a, b in zip(c.loss, c.sliding_loss)]
+        gap = [0.0 if abs(a - b) < GAP_TOLERANCE else a - b for a, b in zip(c.loss, c.sliding_loss)]
         fig.add_trace(go.Scatter(x=middle[:whole], y=gap, mode="lines+markers", legendgroup=name,
                                  showlegend=False, line=dict(color=colour), customdata=spans[:whole],
                                  hovertemplate=f"{name}<br>positions %{{customdata}}: %{{y:+.3f}} nats"
@@ -47,7 +50,7 @@ def length_figure(curves: dict, train_len: int, bucket: int) -> go.Figure:
     fig.add_hline(y=0, line_color="grey", line_width=1, row=2, col=1)
     fig.update_xaxes(title_text="position in the block", row=2, col=1)
     fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
-    fig.update_yaxes(title_text="Δ loss (nats)", row=2, col=1)
+    fig.update_yaxes(title_text="Δ loss (nats)", tickformat=".2f", row=2, col=1)
     fig.update_layout(title="Length generalization: past the training length", height=620,
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
@@ -189,21 +192,30 @@ def _running_mean(values, span: int) -> np.ndarray:
     return (total[end] - total[start]) / (end - start)
 
 
-def streaming_figure(result: dict, smooth: int = 64, context: int | None = None) -> go.Figure:
+def streaming_figure(result: dict, smooth: int = 64, context: int | None = None,
+                     joins: list[int] = ()) -> go.Figure:
     """result: `experiment streaming` JSON, each row also holding "per_token": the loss at
     every position i (nats; predicting token i + 1 from the tokens that setting lets it see).
-    One line per setting, the running mean over the last `smooth` positions, and each bucket's
-    mean as a flat dotted step over its positions; dashed lines where the windows end and
-    (given) at the model's own context."""
-    fig = go.Figure()
-    for n, row in enumerate(result["rows"]):
+    Top: one line per setting, the running mean over the last `smooth` positions, and each
+    bucket's mean as a flat dotted step over its positions. Bottom (with per-position losses):
+    each windowed setting minus full attention on the same tokens, so a sink line lying on the
+    full line no longer hides it. Dashed lines where the windows end, (given) the model's own
+    context, and dotted lines where the text's unrelated pieces join."""
+    rows = result["rows"]
+    full = next((r for r in rows if r["window"] is None and r.get("per_token") is not None), None)
+    two = full is not None and any(r is not full and r.get("per_token") is not None for r in rows)
+    fig = make_subplots(rows=2 if two else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.62, 0.38] if two else None,
+                        subplot_titles=[f"loss (running mean of {smooth}; dotted: bucket means)",
+                                        "minus full attention, same tokens"] if two else None)
+    for n, row in enumerate(rows):
         colour, label = COLOURS[n % len(COLOURS)], streaming_label(row)
         if row.get("per_token") is not None:
             fig.add_trace(go.Scatter(
                 x=np.arange(len(row["per_token"])), y=_running_mean(row["per_token"], smooth), mode="lines",
                 name=f"{label} ({row['loss']:.3f})", legendgroup=label, line=dict(color=colour, width=1.5),
                 hovertemplate=f"{label}<br>position %{{x}}: %{{y:.3f}} nats (mean of the last "
-                              f"{smooth})<extra></extra>"))
+                              f"{smooth})<extra></extra>"), row=1, col=1)
         for span, value in (row.get("buckets") or {}).items():
             if value is None:
                 continue
@@ -213,18 +225,34 @@ def streaming_figure(result: dict, smooth: int = 64, context: int | None = None)
                                      name=label, showlegend=row.get("per_token") is None and span.startswith("0-"),
                                      line=dict(color=colour, dash="dot", width=2.5), marker=dict(size=5),
                                      hovertemplate=f"{label}<br>positions {lo}–{hi}: mean {value:.3f} nats"
-                                                   "<extra>bucket</extra>"))
-    for w in sorted({row["window"] for row in result["rows"] if row["window"] is not None}):
-        fig.add_vline(x=w, line_dash="dash", line_color="grey", line_width=1,
-                      annotation_text=f"window {w}", annotation_position="top left")
+                                                   "<extra>bucket</extra>"), row=1, col=1)
+        if two and row is not full and row.get("per_token") is not None:
+            gap = np.asarray(row["per_token"]) - np.asarray(full["per_token"])
+            cost = row.get("cost_past_window")
+            fig.add_trace(go.Scatter(
+                x=np.arange(len(gap)), y=_running_mean(gap, smooth), mode="lines", legendgroup=label,
+                showlegend=False, line=dict(color=colour, width=1.5),
+                hovertemplate=f"{label} − full<br>position %{{x}}: %{{y:+.3f}} nats (mean of the last "
+                              f"{smooth})" + (f"<br>positions ≥ {row['window']}: {cost:+.3f}" if cost is not None else "")
+                              + "<extra></extra>"), row=2, col=1)
+    lines = [(w, dict(line_dash="dash", line_color="grey", line_width=1), f"window {w}", "top left")
+             for w in sorted({row["window"] for row in rows if row["window"] is not None})]
     if context is not None:
-        fig.add_vline(x=context, line_color="black", line_width=1,
-                      annotation_text=f"model context {context}", annotation_position="top right")
-    fig.update_xaxes(title_text="position in the text")
-    fig.update_yaxes(title_text=f"loss (nats; running mean of {smooth})")
+        lines.append((context, dict(line_color="black", line_width=1), f"model context {context}", "top right"))
+    lines += [(j, dict(line_dash="dot", line_color="#b0b0b0", line_width=1), "pieces join" if k == 0 else None,
+               "bottom right") for k, j in enumerate(joins) if j < result["tokens"]]
+    for x, style, text, where in lines:
+        fig.add_vline(x=x, row=1, col=1, annotation_text=text, annotation_position=where, **style)
+        if two:
+            fig.add_vline(x=x, row=2, col=1, **style)
+    if two:
+        fig.add_hline(y=0, line_color="grey", line_width=1, row=2, col=1)
+        fig.update_yaxes(title_text="Δ nats", row=2, col=1)
+    fig.update_xaxes(title_text="position in the text", row=2 if two else 1, col=1)
+    fig.update_yaxes(title_text="loss (nats)" if two else f"loss (nats; running mean of {smooth})", row=1, col=1)
     fig.update_layout(title=f"Loss along {result['tokens']:,} tokens: full attention, windows, windows + "
-                            f"sinks ({result['variant']}; dotted: bucket means)",
-                      height=440, margin=dict(t=60, l=10, r=10, b=10))
+                            f"sinks ({result['variant']}" + ("" if two else "; dotted: bucket means") + ")",
+                      height=620 if two else 440, margin=dict(t=60, l=10, r=10, b=10))
     return fig
 
 

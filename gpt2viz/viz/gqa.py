@@ -60,8 +60,9 @@ def cost_bars(rows: list[dict], context: int, slots: int | None = None) -> go.Fi
 
 def head_similarity(probs) -> np.ndarray:
     """1 - mean total variation distance between two heads' attention rows, (n_head, T, T)
-    -> (n_head, n_head): 1 where two heads attend identically, 0 where they never overlap."""
-    probs = np.asarray(probs, float)
+    -> (n_head, n_head): 1 where two heads attend identically, 0 where they never overlap.
+    Query 0 is left out: it can only read itself, identically in every head."""
+    probs = np.asarray(probs, float)[:, 1:]  # (n_head, T-1, T): queries 1 .. T-1
     tv = 0.5 * np.abs(probs[:, None] - probs[None, :]).sum(-1).mean(-1)  # (n_head, n_head)
     return 1.0 - tv
 

@@ -12,7 +12,7 @@ MEASURE_LABELS = {
     "prev_token": "previous-token score",
     "induction": "induction score",
     "entropy": "entropy (nats)",
-    "mean_distance": "mean attention distance (tokens)",
+    "mean_distance": "mean attention distance, first token left out (tokens)",
 }
 PROBABILITY_MEASURES = ("first_token_mass", "prev_token", "induction")  # 0 .. 1
 LOSSES = {"prompt_loss": "prompt", "text_loss": "text", "induction_loss": "repeated random tokens"}

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2viz.core.positions import alibi_slopes, rope_frequencies, rope_parameters
+from gpt2viz.core.resources import format_number
 
 from . import LOG_AXIS, integer_ticks, title_margin, wrap
 
@@ -108,7 +109,7 @@ def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label))
     fig.update_xaxes(**LOG_AXIS, title_text="relative distance m - n (tokens)")
     fig.update_yaxes(title_text="normalised score")
-    fig.update_layout(title=f"How the score depends on distance (head_dim {head_dim}, base {base:g})",
+    fig.update_layout(title=f"How the score depends on distance (head_dim {head_dim}, base {format_number(base)})",
                       height=380, margin=dict(t=60, l=10, r=10, b=10))
     return fig
 
@@ -162,7 +163,7 @@ def pair_usage_figure(q_norms, k_norms, base: float, context: int, title: str | 
         fig.add_vline(col=2, **line)
     fig.update_xaxes(title_text="pair k (fastest first)")
     fig.update_yaxes(title_text="layer", autorange="reversed", row=1, col=1)
-    fig.update_layout(title=title or f"Which rotation pairs the model uses (base {base:g}; right of the "
+    fig.update_layout(title=title or f"Which rotation pairs the model uses (base {format_number(base)}; right of the "
                                      f"dotted line: slower than one turn in {context} tokens)",
                       height=160 + max(18 * n_layer, 200), margin=dict(t=80, l=10, r=10, b=10))
     return fig
