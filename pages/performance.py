@@ -23,7 +23,7 @@ from gpt2viz.analysis.bench import (
 from gpt2viz.core import resources
 from gpt2viz.core.attention import flex_is_compiled
 from gpt2viz.core.resources import format_bytes, format_number, plural
-from gpt2viz.dashboard import bench_runs, models, routing
+from gpt2viz.dashboard import bench_runs, models, routing, sidebar
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
@@ -44,7 +44,9 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
            "the server did meanwhile (another session, background training). The table under "
            "the chart gives both for every row, with when and where it was measured; README (Memory) "
            "compares the kernels in fresh processes.")
-mode = st.radio("Measure", [ATTENTION_N, ATTENTION_W, MODELS, GENERATION], horizontal=True)
+MEASURES = [ATTENTION_N, ATTENTION_W, MODELS, GENERATION]
+mode = sidebar.linked("latency_measure", ATTENTION_N, options=MEASURES)  # kept across pages, in the link
+st.radio("Measure", MEASURES, horizontal=True, key="latency_measure")
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
 device = str(resources.device())
@@ -151,6 +153,13 @@ else:
                    f"three settings; the cache holds {cfg.n_kv_head} KV heads, "
                    f"{format_bytes(cfg.kv_cache_bytes_per_token())} a token in fp32. Past its own context "
                    f"({cfg.max_seq_len:,}) RoPE keeps going; the quality there is the StreamingLLM experiment's.")
+    short = [name for name, cfg in selection.configs.items()
+             if with_selected and cfg.position == "learned" and cfg.max_seq_len < longest]
+    if short:
+        st.caption(f"{', '.join(short)}: learned positions end at "
+                   f"{', '.join(str(selection.configs[n].max_seq_len) for n in short)} tokens; to time a "
+                   f"token at {longest:,} the table is extended with random rows. The time is the "
+                   f"architecture's; what such a model would predict there is meaningless.")
     st.caption(f"The family: one body ({DECODE_BODY.n_layer} layers, {DECODE_BODY.n_head} query heads "
                f"of {DECODE_BODY.head_dim}, d_model {DECODE_BODY.d_model}, RoPE) with MHA, GQA and MQA, "
                f"each with full attention, a window of {window}, and the window plus {plural(int(sinks), 'sink')}. "
@@ -187,6 +196,14 @@ if record:
         if column in table:
             table[column] = [format_bytes(b) if b is not None and b == b else "-" for b in table[column]]
     st.dataframe(table, hide_index=True, width="stretch")
+    under = [r for r in record["rows"] if r.get("process_peak_bytes") is not None
+             and r.get("peak_bytes") and r["process_peak_bytes"] < r["peak_bytes"] / 2]
+    if under:
+        st.caption("Process memory below the tensors' for " + ", ".join(
+            f"{r.get('impl') or r.get('variant')} at n = {r['n']:,}" for r in under[:6])
+            + (" and more" if len(under) > 6 else "") +
+            ": the allocator reused memory freed earlier in the run, which the resident set's "
+            "growth does not see. Read the tensor figure there.")
     if "ran" in table and (table["ran"] != table["impl"]).any():
         st.caption("Column 'ran': the kernel a row actually measured. A window as long as the "
                    "sequence covers every key, so it is full causal attention and runs dense SDPA "

@@ -43,14 +43,18 @@ def test_generation_view_measures_cache_bytes_and_latency_per_token():
     for name, kv in (("MHA", DECODE_BODY.n_head), ("MQA", 1)):
         for kind, slots in (("full", None), ("window 256", 256), ("window 256 + 4 sinks", 260)):
             contexts, mib = by_name[f"{name} · {kind}"]
-            expect = [2 * layers * kv * head_dim * 4 * (c + steps if slots is None else min(c + steps, slots))
-                      for c in contexts]
+            written = [c + 1 + steps for c in contexts]  # the context, the warm-up step, the timed steps
+            expect = [2 * layers * kv * head_dim * 4 * (w if slots is None else min(w, slots))
+                      for w in written]
             assert list(mib * 2**20) == pytest.approx(expect)
     # the rolling buffer is flat past window + sinks; the selected variants are there too
     assert len(set(by_name["GQA 3 · window 256 + 4 sinks"][1][2:])) == 1
     assert {"gpt2", "rope+gqa+swa"} <= set(by_name)
     latency = [t for t in fig["data"] if t["mode"] == "lines+markers"]
     assert all((array(t["y"]) > 0).all() for t in latency)
+    # issue 31.4: gpt2's learned positions end at 128; timing it at 2,048 is said
+    assert any(c.value.startswith("gpt2: learned positions end at 128 tokens") for c in at.caption)
+    assert at.query_params["latency_measure"] == "Generation vs context length"  # kept in the link
 
 
 def test_memory_caption_says_what_is_left_out():

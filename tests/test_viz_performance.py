@@ -41,3 +41,13 @@ def test_scaling_dashed_line_is_the_flops_at_the_mean_rate():
     dashed = [t for t in scaling_figure(rows, "n", ["variant"], "t").data if t.line.dash == "dash"][0]
     rate = math.sqrt((1e9 / 0.01) * (2e9 / 0.03))  # geometric mean of the two rates
     assert np.allclose(dashed.y, [1e9 / rate * 1e3, 2e9 / rate * 1e3])
+
+
+def test_the_eleven_decode_series_each_have_their_own_colour():
+    """Issue 31.4: evenly stepped hues gave two greens and two magentas among 11 series."""
+    from gpt2viz.viz.performance import decode_figure
+
+    analytic = {f"series {i}": [(256, 1000 * (i + 1)), (512, 2000 * (i + 1))] for i in range(11)}
+    fig = decode_figure([], analytic)
+    colours = [t.line.color for t in fig.data]
+    assert len(colours) == 11 and len(set(colours)) == 11

@@ -77,7 +77,7 @@ PAGE_LINK_NAMES = ["prompt", "attention_view", "attention_layer", "attention_hea
                    "geometry_base", "geometry_head_dim", "geometry_context", "geometry_scaling",
                    "geometry_factor", "gqa_kv_heads", "gqa_context",
                    "compare_k", "compare_temperature", "compare_top_k", "compare_new_tokens",
-                   "compare_seed", "experiment"]
+                   "compare_seed", "experiment", "latency_measure"]
 PROMPT_LINK_CHARS = 1000
 
 

@@ -1,4 +1,9 @@
 """Pure figure builders: plain tensors / lists in, plotly Figures out (no Streamlit)."""
+from plotly.colors import qualitative
+
+# Many series on one chart (the latency family has 11): 24 colours that stay apart, where
+# evenly stepped hues gave two greens and two magentas.
+SERIES_COLOURS = qualitative.Dark24
 
 # Every log axis: whole numbers at every tick. Plotly's default writes the ticks between
 # decades as bare digits ("5, 2, 1000, 5, 2, 100", where the 5 under 1000 means 500) and

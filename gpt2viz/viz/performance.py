@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from gpt2viz.analysis.bench import fit_slope
 
-from . import LOG_AXIS
+from . import LOG_AXIS, SERIES_COLOURS
 
 
 def series_label(row: dict, keys: list[str]) -> str:
@@ -39,7 +39,7 @@ def scaling_figure(rows: list[dict], x: str, series: list[str], title: str) -> g
         group = sorted(group, key=lambda r: r[x])
         xs = np.array([r[x] for r in group], float)
         times = np.array([r["median_s"] for r in group])
-        colour = f"hsl({(i * 67) % 360},65%,45%)"
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
         label = name
         if len(xs) > 1:
             fit = fitted_range(xs)
@@ -96,7 +96,7 @@ def decode_figure(rows: list[dict], analytic: dict[str, list[tuple[int, int]]]) 
         "KV cache: analytic (dashed), allocated (markers)"])
     names = list(dict.fromkeys(list(analytic) + [r["variant"] for r in rows]))
     for i, name in enumerate(names):
-        colour = f"hsl({(i * 67) % 360},65%,45%)"
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
         group = sorted((r for r in rows if r["variant"] == name), key=lambda r: r["context"])
         if group:
             fig.add_trace(go.Scatter(
@@ -134,7 +134,7 @@ def analytic_figure(series: dict[str, list[tuple[int, float]]], x: str, y: str,
     for i, (name, points) in enumerate(series.items()):
         xs, ys = zip(*points)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
-                                 line=dict(color=f"hsl({(i * 67) % 360},65%,45%)", dash="dash")))
+                                 line=dict(color=SERIES_COLOURS[i % len(SERIES_COLOURS)], dash="dash")))
     fig.update_xaxes(**LOG_AXIS, title_text=x)
     fig.update_yaxes(**LOG_AXIS, title_text=y)
     fig.update_layout(title=title, height=420, margin=dict(t=60, l=10, r=10, b=10))
