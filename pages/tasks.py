@@ -3,15 +3,18 @@ retrieval, learned on demand by small task models of the selected variants, and 
 distance, length or pairs, against chance."""
 import streamlit as st
 
+from gpt2viz.analysis.heads import MEASURES, head_stats, repeated_random_tokens
 from gpt2viz.analysis.task_models import (
     accuracy_by_distance,
     accuracy_by_length,
     accuracy_by_pairs,
     expected_limits,
+    held_out,
     task_config,
 )
 from gpt2viz.analysis.tasks import make_task
 from gpt2viz.dashboard import routing, tasks
+from gpt2viz.viz.heads import MEASURE_LABELS, head_atlas
 from gpt2viz.viz.tasks import accuracy_curves, accuracy_heatmap, head_birth
 
 selection = routing.selection()
@@ -103,3 +106,18 @@ if task_name in ("copy", "recall"):
                "occurrence of the current token (where the answer is); previous-token score: "
                "attention to the token before. Olsson et al. 2022: the induction head forms in a "
                "later layer once an earlier layer has a previous-token head, in a sharp phase change.")
+
+st.subheader("Head atlas of a task model")
+c1, c2 = st.columns([1, 3])
+atlas_of = c1.selectbox("Variant", list(ready), key="tasks_atlas_of")
+measure = c2.radio("Colour by", MEASURES, index=MEASURES.index("induction"), format_func=MEASURE_LABELS.get,
+                   horizontal=True, key="tasks_atlas_measure")
+model = ready[atlas_of].model
+cfg = model.config
+length = min(cfg.max_seq_len // 2, cfg.vocab_size)  # r's tokens are distinct
+stats = head_stats(model, held_out(task, selection.seed, rows=8).ids, repeated_random_tokens(cfg, length))
+st.plotly_chart(head_atlas(stats, measure, cfg.n_kv_head, title=f"{atlas_of} (task model): "
+                           f"{MEASURE_LABELS[measure]} of every head"), width="stretch")
+st.caption(f"The head atlas's five measures (as on the Head atlas page), read on 8 held-out "
+           f"sequences of the task and on 4 sequences of {length} distinct random task tokens "
+           f"repeated once (the induction score). Every number on hover.")

@@ -44,6 +44,17 @@ def test_a_visit_asks_first_then_the_button_trains_and_the_heatmap_is_the_models
     assert any(window_line in c.value for c in at.caption)
     curves = figures(at)[1]
     assert {t["name"] for t in curves["data"] if t.get("mode") == "lines"} == {"gpt2", "rope+gqa+swa"}
+    # the head atlas of the first task model: previous-token attention from its own trace
+    at.radio(key="tasks_atlas_measure").set_value("prev_token").run()
+    atlas = figures(at)[-1]
+    assert atlas["layout"]["title"]["text"].startswith("gpt2 (task model)")
+    model = trained["gpt2"].model
+    ids = task.generate(8, seed=EVAL_SEED + 0).ids
+    with torch.no_grad():
+        attn = model.trace(ids).attn  # per layer (8, H, T, T)
+    own = np.array([[float(a[:, h].diagonal(offset=-1, dim1=-2, dim2=-1).double().mean())
+                     for h in range(model.config.n_head)] for a in attn])
+    assert np.allclose(array(atlas["data"][0]["z"]), own, atol=1e-6)
 
 
 def test_bad_knobs_are_one_line_and_start_nothing():
