@@ -97,7 +97,7 @@ def test_within_and_across_group_similarity_recomputed():
     with torch.no_grad():
         probs = variant.model.trace(ids[None]).attn[0][0].double().numpy()  # layer 0, (H, T, T)
     h, group = probs.shape[0], variant.config.group_size
-    tv = lambda a, b: 0.5 * np.abs(probs[a] - probs[b]).sum(-1).mean()  # noqa: E731
+    tv = lambda a, b: 0.5 * np.abs(probs[a, 1:] - probs[b, 1:]).sum(-1).mean()  # noqa: E731  query 0 left out
     within = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a != b and a // group == b // group])
     across = np.mean([1 - tv(a, b) for a in range(h) for b in range(h) if a // group != b // group])
     assert metric.value == f"{within:.3f}" and metric.delta.startswith(f"{within - across:+.3f}")

@@ -110,7 +110,8 @@ def test_latency_page_decodes_the_real_model_full_window_and_sinks(real):
     for kind, slots in (("full", None), ("window 256", 256), ("window 256 + 4 sinks", 260)):
         contexts, mib = measured[f"{NAME} · {kind}"]
         assert list(contexts) == [256, 512, 1024]
-        expect = [per_token * (c + 2 if slots is None else min(c + 2, slots)) for c in contexts]
+        written = [c + 1 + 2 for c in contexts]  # the context, the warm-up step, 2 timed steps
+        expect = [per_token * (w if slots is None else min(w, slots)) for w in written]
         assert list(mib * 2**20) == pytest.approx(expect)
     assert len(set(measured[f"{NAME} · window 256 + 4 sinks"][1][1:])) == 1  # flat past w + s = 260
     latency = [t for t in fig["data"] if t["mode"] == "lines+markers"]

@@ -24,10 +24,10 @@ def test_a_link_within_range_is_taken_as_written():
     ("window", "300", 256, "window=300 is outside 0–256; using the nearest valid value, 256."),
     ("c2_n_head", "0", 1, "c2_n_head=0 is outside 1–32; using the nearest valid value, 1."),
     ("seed", "-3", 0, "seed=-3 is outside 0–2,147,483,647; using the nearest valid value, 0."),
-    ("rope_base", "nan", 10000.0, "rope_base='nan' is not a finite number; using the default, 10000."),
-    ("c2_rope_base", "inf", 10000.0, "c2_rope_base='inf' is not a finite number; using the default, 10000."),
+    ("rope_base", "nan", 10000.0, "rope_base='nan' is not a finite number; using the default, 10,000."),
+    ("c2_rope_base", "inf", 10000.0, "c2_rope_base='inf' is not a finite number; using the default, 10,000."),
     ("seed", "abc", 0, "seed='abc' is not a whole number; using 0."),
-    ("rope_base", "1", 2.0, "rope_base=1 is outside 2–1e+07; using the nearest valid value, 2."),
+    ("rope_base", "1", 2.0, "rope_base=1 is outside 2–10,000,000; using the nearest valid value, 2."),
 ])
 def test_out_of_range_link_values_are_clamped_and_said(key, text, expected, said):
     state, notes = read_link({key: [text]})
