@@ -4,6 +4,7 @@ import streamlit as st
 
 from gpt2viz.analysis.workbench import prompt_labels, same_tokenizer
 from gpt2viz.dashboard import models, prompts, routing, sidebar
+from gpt2viz.dashboard.export import CHART_CONFIG, html_download
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
 
 GRID_LAYERS = 6  # layers in one "All layers × heads" figure: 30 × 9 maps at once are unreadable
@@ -67,10 +68,10 @@ if built and prompt:
     elif view == "One head":
         for col, name in zip(st.columns(len(shown)), shown):
             probs, which = head_probs(name)
-            col.plotly_chart(attention_heatmap(probs, labels[name], f"{name} · {which}",
-                                               built[name].config.window, log,
-                                               sinks=built[name].config.sinks),
-                             width="stretch")
+            heatmap = attention_heatmap(probs, labels[name], f"{name} · {which}",
+                                        built[name].config.window, log, sinks=built[name].config.sinks)
+            col.plotly_chart(heatmap, width="stretch", config=CHART_CONFIG)
+            html_download(heatmap, f"html-attention-{name}", col)
             if len(probs) > 1:  # the attention sink: what every later query puts on token 0
                 col.caption(f"Mass on the first token ({labels[name][0]}), mean over queries 1–"
                             f"{len(probs) - 1}: **{probs[1:, 0].mean():.2f}** (the first column).")
@@ -95,7 +96,7 @@ if built and prompt:
                                            built[name].config.window, log,
                                            row_titles=[f"L{layer}" for layer in rows],
                                            sinks=built[name].config.sinks),
-                            width="stretch")
+                            width="stretch", config=CHART_CONFIG)
     elif len(shown) < 2:
         st.info("The difference view needs two variants: pick another in 'Show variants'.")
     else:
@@ -112,6 +113,6 @@ if built and prompt:
             st.plotly_chart(attention_difference(pa, pb, labels[name_a], name_a, name_b,
                                                  built[name_a].config.window, built[name_b].config.window,
                                                  built[name_a].config.sinks, built[name_b].config.sinks),
-                            width="stretch")
+                            width="stretch", config=CHART_CONFIG)
             st.caption(f"{name_a}: {which_a}; {name_b}: {which_b}. Largest absolute difference: "
                        f"{np.abs(pa - pb).max():.3f}.")

@@ -13,6 +13,7 @@ from gpt2viz.analysis.workbench import (
 )
 from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import models, prompts, routing, sidebar
+from gpt2viz.dashboard.export import CHART_CONFIG
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
 
@@ -39,7 +40,7 @@ if built and prompt:
     k = sidebar.linked("compare_k", 8, lowest=3, highest=20)  # every control here is in the link
     st.slider("Top k next tokens", 3, 20, key="compare_k")
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
-                    width="stretch")
+                    width="stretch", config=CHART_CONFIG)
     rows = []
     if min(lengths.values()) < 2:
         st.info("The prompt is one token: there is nothing to predict inside it, so loss and "

@@ -5,6 +5,7 @@ import streamlit as st
 from gpt2viz.analysis.heads import MEASURES
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels
 from gpt2viz.dashboard import heads, models, prompts, routing
+from gpt2viz.dashboard.export import CHART_CONFIG, html_download
 from gpt2viz.viz.attention import attention_heatmap
 from gpt2viz.viz.heads import MEASURE_LABELS, ablation_figure, head_atlas, selected_head
 
@@ -37,11 +38,13 @@ if built:
     pick = chosen.get(name)
     if pick is not None and not (pick[0] < cfg.n_layer and pick[1] < cfg.n_head):
         pick = None
-    event = st.plotly_chart(head_atlas(stats, measure, cfg.n_kv_head, selected=pick,
-                                       title=f"{name}: {MEASURE_LABELS[measure]} of every head"
-                                             + (f" (outlined: the {cfg.group_size} heads that read one "
-                                                f"K/V head)" if cfg.group_size > 1 else "")),
-                            on_select="rerun", selection_mode="points", key=chart_key, width="stretch")
+    atlas = head_atlas(stats, measure, cfg.n_kv_head, selected=pick,
+                       title=f"{name}: {MEASURE_LABELS[measure]} of every head"
+                             + (f" (outlined: the {cfg.group_size} heads that read one "
+                                f"K/V head)" if cfg.group_size > 1 else ""))
+    event = st.plotly_chart(atlas, on_select="rerun", selection_mode="points", key=chart_key,
+                            width="stretch", config=CHART_CONFIG)
+    html_download(atlas, f"html-atlas-{name}")
     if selected_head(event) is not None and selected_head(event) != pick:
         chosen[name] = selected_head(event)
         st.rerun()
@@ -59,9 +62,10 @@ if built:
         prompt = prompts.prompt_input()
         if prompt:
             probs = prompts.trace(variant, prompt).attn[layer][0, head].numpy()  # (T, T)
-            st.plotly_chart(attention_heatmap(probs, prompt_labels(variant, prompt),
-                                              f"{name} · layer {layer} · head {head}", cfg.window,
-                                              sinks=cfg.sinks), width="stretch")
+            heatmap = attention_heatmap(probs, prompt_labels(variant, prompt),
+                                        f"{name} · layer {layer} · head {head}", cfg.window, sinks=cfg.sinks)
+            st.plotly_chart(heatmap, width="stretch", config=CHART_CONFIG)
+            html_download(heatmap, f"html-head-{name}")
 
             st.subheader("Switch it off")
             options = {"head": f"head {head} alone"}
@@ -88,7 +92,7 @@ if built:
                 with st.spinner("Scoring the model with and without it..."):
                     result = heads.ablation(variant, ids, layer, head if what == "head" else None,
                                             group if what == "group" else None)
-                st.plotly_chart(ablation_figure([result]), width="stretch")
+                st.plotly_chart(ablation_figure([result]), width="stretch", config=CHART_CONFIG)
                 st.caption("The head's output is set to zero before the layer's output projection. "
                            "Loss (nats per token) on the prompt, on the first 1,024 tokens (or the model's context) of the "
                            "validation text, and on the second copy of the repeated random "

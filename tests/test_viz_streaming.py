@@ -46,7 +46,7 @@ def test_windows_and_context_are_marked():
     upright = [s for s in fig.layout.shapes if s.x0 == s.x1]  # vertical lines, in both panels
     assert sorted(s.x0 for s in upright) == [256, 256, 939, 939, 1024, 1024]  # 1754 is past the text
     texts = {a.text for a in fig.layout.annotations}
-    assert {"window 256", "model context 1024", "pieces join"} <= texts
+    assert {"window 256", "model context 1024", "pieces join"} <= texts and "new text" not in texts
 
 
 def test_the_lower_panel_is_each_setting_minus_full_attention():

@@ -242,7 +242,8 @@ def streaming_figure(result: dict, smooth: int = 64, context: int | None = None,
     lines += [(j, dict(line_dash="dot", line_color="#b0b0b0", line_width=1), "pieces join" if k == 0 else None,
                "bottom right") for k, j in enumerate(joins) if j < result["tokens"]]
     for x, style, text, where in lines:
-        fig.add_vline(x=x, row=1, col=1, annotation_text=text, annotation_position=where, **style)
+        label = dict(annotation_text=text, annotation_position=where) if text else {}  # else plotly writes "new text"
+        fig.add_vline(x=x, row=1, col=1, **label, **style)
         if two:
             fig.add_vline(x=x, row=2, col=1, **style)
     if two:

@@ -1,0 +1,27 @@
+"""Figures you can take away: every chart's camera button saves an SVG (vector, for papers:
+BertViz #13, #33), and the heatmaps and the head atlas also download as standalone HTML."""
+from __future__ import annotations
+
+import re
+
+import plotly.graph_objects as go
+import streamlit as st
+
+# plotly's own toolbar: the camera button writes this format, named for the chart
+CHART_CONFIG = {"toImageButtonOptions": {"format": "svg", "filename": "gpt2viz-chart"},
+                "displaylogo": False}
+# inside a downloaded HTML file the camera writes a PNG at three times the screen's resolution
+HTML_CONFIG = {"toImageButtonOptions": {"format": "png", "scale": 3}, "displaylogo": False}
+
+
+def file_name(fig: go.Figure) -> str:
+    """'gpt2 · layer 0 · head 3' -> 'gpt2-layer-0-head-3': the chart's title, safe as a file name."""
+    title = re.sub(r"<[^>]+>", " ", fig.layout.title.text or "chart")
+    return (re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "chart")[:80]
+
+
+def html_download(fig: go.Figure, key: str, container=st) -> None:
+    """A button that saves the figure as one self-contained HTML file (plotly.js inlined, so it
+    opens offline), hover and zoom included."""
+    html = fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+    container.download_button("Download as HTML", html, f"{file_name(fig)}.html", "text/html", key=key)
