@@ -67,6 +67,8 @@ st.caption(f"Shape of {base_name}: {base_cfg.n_layer} layers, "
            f"as on Build.")
 
 built = models.variants(selection)
+if set(built) & set(selection.pretrained) - set(real):  # it finished loading during this run:
+    st.rerun()  # draw the shapes above with it, once (no banner is left to rerun the page)
 grouped = {n: v for n, v in built.items() if v.config.n_kv_head < v.config.n_head}
 st.subheader("Attention maps grouped by shared key/value head")
 prompt = prompts.prompt_input() if built else None

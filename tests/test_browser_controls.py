@@ -250,6 +250,24 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
     assert no_exception(page)
 
 
+def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, tmp_path):
+    """Issue 31, figures to take away: the button saves one file; opened from disk (no server,
+    no network) it draws the same heatmap, title and all."""
+    url, page = dashboard
+    open_page(page, url, "attention", "weights=random&variants=swa")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download as HTML").first.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.startswith("swa-layer-0") and saved.suffix == ".html"
+    offline = page.context.new_page()
+    offline.route("http*://**", lambda route: route.abort())  # nothing may come from a server
+    offline.goto(saved.as_uri())
+    offline.wait_for_selector(".main-svg .heatmaplayer", timeout=30_000)
+    assert offline.locator(".gtitle").first.text_content().startswith("swa · layer 0")
+    offline.close()
+
+
 def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
     from gpt2viz.text.corpus import default_text
 
