@@ -273,3 +273,12 @@ def test_the_attention_page_draws_every_layer_of_the_folder(folders, quick_train
     assert not at.exception
     (grid,) = figures(at)
     assert len(grid["data"]) == 2 * 4  # 2 layers x 4 heads, the folder's own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["compare", "heads", "gqa", "rope", "performance", "experiments"])
+def test_other_pages_take_the_folder(folders, quick_training, page):
+    from apptest import app
+
+    at = app(page, weights="checkpoint", checkpoint=str(folders["mistral"]), prompt=TEXT)
+    assert not at.exception and not at.error, [e.value for e in at.error]
