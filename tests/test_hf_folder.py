@@ -220,6 +220,26 @@ def test_broken_folders_fail_with_a_named_problem(tmp_path, folders, what, fragm
     one_line(err)
 
 
+def test_an_untied_head_that_is_missing_is_not_tied_silently(tmp_path, folders):
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_folder(folders["qwen2"], tmp_path)
+    state = load_file(str(folder / "model.safetensors"))
+    del state["lm_head.weight"]
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="'lm_head.weight' is missing"):
+        load_hf_folder(folder)
+
+
+def test_a_model_too_big_for_memory_is_refused_before_reading(tmp_path, folders, monkeypatch):
+    from gpt2viz.core import resources
+
+    folder = copy_folder(folders["llama"], tmp_path, leave_out=("model.safetensors",))
+    monkeypatch.setattr(resources, "memory_shortfall", lambda n, what, device: f"{what}: too big")
+    with pytest.raises(MemoryError, match=r"loading .* \([0-9,]+ parameters in float32\): too big"):
+        load_hf_folder(folder)
+
+
 def test_a_gpt2_folder_loads_as_before(tmp_path):
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(vocab_size=500, n_positions=64, n_embd=64, n_layer=2, n_head=4)

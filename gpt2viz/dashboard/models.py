@@ -229,7 +229,7 @@ def _checkpoint_variant(text: str) -> dict[str, Variant]:
                     raise CheckpointError(f"{folder.name} has no tokenizer.json: a Llama-family "
                                           f"model is read with its own tokenizer, so the pages "
                                           f"need it beside config.json.")
-        except (CheckpointError, KeyError) as err:
+        except (CheckpointError, KeyError, MemoryError) as err:
             serving_mode.show_error("That checkpoint does not load", err)
             return {}
         models.put(key, Variant(folder.name or text, model.eval(), vocab, text, tokenizer=tokenizer))

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from gpt2viz.core.config import ModelConfig
 from gpt2viz.core.model import GPT2
+from gpt2viz.core.resources import ensure_fits
 from gpt2viz.core.staging import write_whole
 from gpt2viz.text.hf_tokenizer import HFTokenizer
 
@@ -177,7 +178,14 @@ def load_hf_folder(folder) -> tuple[GPT2, HFTokenizer | None]:
     if hf_family(hf) == "gpt2":
         return load_hf_gpt2(folder), None
     config = hf_llama_config_to_ours(hf)
-    state = _hf_llama_state_to_ours(_read_hf_weights(folder, pickled_ok=False), config)
+    with torch.device("meta"):
+        expected = GPT2(config, init_weights=False).state_dict()  # shapes only
+    # the file's tensors (bf16 or fp32) and their float32 copies, at most 8 bytes a parameter
+    n_params = sum(t.numel() for name, t in expected.items()
+                   if not (config.tie_embeddings and name == "lm_head.weight"))
+    ensure_fits(8 * n_params, f"loading {folder.name} ({n_params:,} parameters in float32)")
+    state = _hf_llama_state_to_ours(_read_hf_weights(folder, pickled_ok=False), expected,
+                                    config.tie_embeddings)
     try:
         tokenizer = HFTokenizer.from_folder(folder, _first_id(hf.get("eos_token_id")))
     except ValueError as err:
@@ -296,12 +304,14 @@ HF_LLAMA_TENSORS = {"input_layernorm": "ln_1", "post_attention_layernorm": "ln_2
                     "mlp.down_proj": "mlp.c_proj"}
 
 
-def _hf_llama_state_to_ours(hf_state: dict, config: ModelConfig) -> dict:
-    """Rename transformers' tensors to ours, in float32, every shape checked against ours; a
-    tensor we do not have (a bias the config does not say) is refused, not dropped."""
+def _hf_llama_state_to_ours(hf_state: dict, expected: dict, tied: bool) -> dict:
+    """Rename transformers' tensors to ours, in float32, every shape checked against ours
+    (`expected`: our state dict's shapes); a tensor we do not have (a bias the config does not
+    say) is refused, not dropped."""
+    n_layer = 1 + max(int(name.split(".")[1]) for name in expected if name.startswith("blocks."))
     renamed = {"model.embed_tokens.weight": "wte.weight", "model.norm.weight": "ln_f.weight",
                "lm_head.weight": "lm_head.weight"}
-    for i in range(config.n_layer):
+    for i in range(n_layer):
         for theirs, ours in HF_LLAMA_TENSORS.items():
             for kind in ("weight", "bias"):
                 renamed[f"model.layers.{i}.{theirs}.{kind}"] = f"blocks.{i}.{ours}.{kind}"
@@ -313,11 +323,8 @@ def _hf_llama_state_to_ours(hf_state: dict, config: ModelConfig) -> dict:
             unknown.append(name)
             continue
         state[renamed[name]] = tensor.float()
-    if config.tie_embeddings:
-        if "wte.weight" in state:
-            state["lm_head.weight"] = state["wte.weight"]
-    with torch.device("meta"):
-        expected = GPT2(config, init_weights=False).state_dict()  # shapes only
+    if tied and "wte.weight" in state:  # the head is the embedding matrix, saved once
+        state["lm_head.weight"] = state["wte.weight"]
     theirs = {ours: name for name, ours in renamed.items()}
     for name, tensor in expected.items():
         got = state.get(name)
