@@ -302,3 +302,26 @@ def test_other_pages_take_the_folder(folders, quick_training, page):
 
     at = app(page, weights="checkpoint", checkpoint=str(folders["mistral"]), prompt=TEXT)
     assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.slow
+def test_shared_mode_loads_a_folder_only_inside_the_models_folder(folders, quick_training,
+                                                                  tmp_path, monkeypatch):
+    from apptest import app
+    from streamlit import config
+
+    root = tmp_path / "models"
+    (root / "mistral").mkdir(parents=True)
+    copy_folder(folders["mistral"], root / "mistral")
+    monkeypatch.setenv("GPT2VIZ_MODELS", str(root))
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = app("attention", weights="checkpoint", checkpoint="mistral", prompt=TEXT)
+        assert len(at.get("plotly_chart")) == 1 and not at.error
+        at = app("attention", weights="checkpoint", checkpoint=str(folders["mistral"]))
+        (error,) = at.error
+        assert "is outside the models folder" in error.value and not at.get("plotly_chart")
+    finally:
+        config.set_option("server.address", before)
+        config.set_option("client.showErrorDetails", "full")
