@@ -144,6 +144,10 @@ def test_rope_scaling_maps_onto_our_fields(tmp_path):
     assert (yarn.rope_scaling, yarn.rope_factor, yarn.rope_original_length) == ("yarn", 4.0, 2048)
     linear = hf_llama_config_to_ours({**base, "rope_scaling": {"type": "linear", "factor": 2.0}})
     assert (linear.rope_scaling, linear.rope_factor, linear.rope_original_length) == ("linear", 2.0, None)
+    for refused, says in [({"rope_type": "longrope", "factor": 2.0}, "rope_type='longrope'"),
+                          ({"full_attention": {"rope_type": "default"}}, "differ by layer type")]:
+        with pytest.raises(CheckpointError, match=says):
+            hf_llama_config_to_ours({**base, "rope_parameters": refused})
 
 
 def test_a_rope_scaled_folder_equals_transformers(tmp_path):

@@ -255,6 +255,9 @@ def _hf_rope(hf: dict) -> dict:
     """rope_theta and rope_scaling (transformers 4's names) or rope_parameters (5's) -> our
     rope_base and rope_scaling fields, each as transformers' ROPE_INIT_FUNCTIONS reads it."""
     params = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
+    if any(isinstance(value, dict) for value in params.values()):
+        raise CheckpointError("rope_parameters differ by layer type: one RoPE for every layer "
+                              "loads here.")
     kind = params.get("rope_type", params.get("type", "default"))
     base = params.get("rope_theta", hf.get("rope_theta", 10000.0))
     out = {"rope_base": float(base)}
