@@ -1,8 +1,9 @@
 """`python -m gpt2viz experiment length|window|receptive|gqa|streaming|heads|ablate|extend|tasks`.
 
 Scripts rely on the JSON (the last stdout line with --json; progress goes to stderr). A
-variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, or a
-real pretrained model (`smollm2-135m`, gpt2viz.weights.pretrained). Trained weights come from the
+variant is a preset name, optionally with overrides: `gpt2:position=alibi,window=16`, a
+real pretrained model (`smollm2-135m`, gpt2viz.weights.pretrained), or `path:DIR`, a local
+folder (a Hugging Face GPT-2 / Llama / Mistral / Qwen2 folder, or one of our checkpoints). Trained weights come from the
 checkpoint cache, and are trained (and cached) when missing. `--text FILE` scores another
 text (default: the validation split of the default corpus).
 """
@@ -19,19 +20,23 @@ import torch
 from gpt2viz.analysis.heads import head_stats, induction_ids, text_tokens
 from gpt2viz.core.config import PRESETS, TrainSettings, variant_config
 from gpt2viz.core.model import GPT2
-from gpt2viz.text.corpus import Corpus, default_text, read_text, validation_text
+from gpt2viz.text.corpus import Corpus, Vocabulary, default_text, read_text, validation_text
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.training.train import train
+from gpt2viz.weights.checkpoints import load_checkpoint, load_hf_folder
 from gpt2viz.weights.pretrained import PRETRAINED
+from gpt2viz.weights.serving import checkpoint_path
 
+PATH_PREFIX = "path:"  # --variant path:DIR, a local folder
 DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
 
 
 def add_experiment_arguments(parser) -> None:
     kinds = parser.add_subparsers(dest="experiment", required=True)
     variant_help = ("a preset (" + ", ".join(PRESETS) + "), optionally with overrides, "
-                    "e.g. gpt2:position=alibi,window=16, or a pretrained model ("
-                    + ", ".join(PRETRAINED) + ")")
+                    "e.g. gpt2:position=alibi,window=16, a pretrained model ("
+                    + ", ".join(PRETRAINED) + "), or path:DIR, a local Hugging Face folder "
+                    "(GPT-2, Llama, Mistral, Qwen2) or gpt2viz checkpoint")
     length = kinds.add_parser("length", help="loss by position up to max-len (past the training length)")
     length.add_argument("--variant", action="append", required=True, help=variant_help + "; repeat to compare")
     length.add_argument("--max-len", type=int, default=1024, help="block length evaluated (default 1024)")
@@ -101,7 +106,14 @@ class Loaded:
     decode: Callable[[list[int]], str] | None = None  # pretrained: its tokenizer's decode
 
 
+def fixed_weights(spec: str) -> bool:
+    """A model loaded as it is (a pretrained one, or a folder: path:DIR), not a preset to train."""
+    return spec in PRETRAINED or spec.startswith(PATH_PREFIX)
+
+
 def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) -> Loaded:
+    if spec.startswith(PATH_PREFIX):
+        return folder_loaded(spec[len(PATH_PREFIX):])
     if spec in PRETRAINED:
         from gpt2viz.weights.pretrained import load
 
@@ -109,6 +121,27 @@ def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) 
         model, tokenizer = load(spec)
         return Loaded(model, lambda text: torch.tensor(tokenizer.encode(text)), decode=tokenizer.decode)
     return preset_loaded(trained_model(spec, corpus, settings, seed).model, corpus)
+
+
+def folder_loaded(text: str) -> Loaded:
+    """A Hugging Face folder (GPT-2 or the Llama family) or one of our checkpoints, with the
+    tokenizer it is read with: the folder's tokenizer.json, GPT-2's BPE for GPT-2, or our
+    checkpoint's corpus vocabulary."""
+    folder = checkpoint_path(text, None)  # exists, is a folder, readable (Refused: ValueError)
+    progress(f"loading {folder} ...")
+    if (folder / "meta.json").is_file():
+        model, meta = load_checkpoint(folder)
+        if "vocab" not in meta:
+            return Loaded(model, lambda t: torch.tensor(get_tokenizer().encode(t)),
+                          decode=get_tokenizer().decode)
+        vocab = Vocabulary(meta["vocab"])
+        return Loaded(model, lambda t: vocab.to_compact(get_tokenizer().encode(t)))
+    model, tokenizer = load_hf_folder(folder)
+    if tokenizer is None and model.pretrained:
+        raise ValueError(f"{folder} has no tokenizer.json: a Llama-family model is read with its "
+                         f"own tokenizer.")
+    tok = tokenizer or get_tokenizer()
+    return Loaded(model, lambda t: torch.tensor(tok.encode(t)), decode=tok.decode)
 
 
 def preset_loaded(model: GPT2, corpus: Corpus) -> Loaded:
@@ -176,9 +209,9 @@ def run_experiment(args) -> int:
             f"w={row['window']} s={row['sinks']}: {row['loss']:.3f}" for row in r["rows"])
             for v, r in result["variants"].items()]
     elif args.experiment == "receptive":
-        if args.variant in PRETRAINED:
+        if fixed_weights(args.variant):
             if args.weights == "random":
-                raise ValueError(f"{args.variant} is a pretrained model: use --weights trained.")
+                raise ValueError(f"{args.variant} has fixed weights: use --weights trained.")
             loaded = load_variant(args.variant, corpus, settings, args.seed)
             model, config = loaded.model, loaded.model.config
             ids = scored_text(args, loaded, corpus)[0]
@@ -201,7 +234,7 @@ def run_experiment(args) -> int:
         if config.window is None:
             summary.append(f"{args.variant} has no window: every layer sees all {args.position} "
                            f"earlier positions.")
-    elif args.experiment == "gqa" and args.variant in PRETRAINED:
+    elif args.experiment == "gqa" and fixed_weights(args.variant):
         if args.uptrain_steps:
             raise ValueError(uptrain_refusal(args.variant))
         loaded = load_variant(args.variant, corpus, settings, args.seed)
@@ -266,7 +299,7 @@ def run_experiment(args) -> int:
         from gpt2viz.analysis.extension import check_methods, extension_experiment
 
         check_methods(args.method, args.factor)  # before any training or loading
-        if args.variant not in PRETRAINED and variant_config(args.variant).position != "rope":
+        if not fixed_weights(args.variant) and variant_config(args.variant).position != "rope":
             raise ValueError(f"{args.variant} has position={variant_config(args.variant).position!r}:"
                              f" RoPE scaling needs a RoPE variant (e.g. rope).")
         loaded = load_variant(args.variant, corpus, settings, args.seed)

@@ -50,6 +50,7 @@ class ModelConfig:
     #                    | "none": attention-only blocks (no MLP, no ln_2), as in the task models
     d_ff: int | None = None  # MLP hidden width; None = 4 * d_model
     tie_embeddings: bool = True  # the LM head reads the token embedding matrix
+    qkv_bias: bool = False  # q/k/v projections have biases even when bias=False (Qwen2)
 
     def __post_init__(self):
         if self.n_kv_head is None:
@@ -107,7 +108,7 @@ class ModelConfig:
         elif self.d_ff is not None and self.mlp == "none":
             yield (f"d_ff={self.d_ff} has no effect with mlp='none' (attention-only blocks); "
                    f"leave d_ff at None or choose mlp='gelu' or 'swiglu'.")
-        for name in ("bias", "tie_embeddings"):
+        for name in ("bias", "tie_embeddings", "qkv_bias"):
             if not isinstance(getattr(self, name), bool):
                 yield f"{name}={getattr(self, name)!r} must be True or False."
         if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
@@ -217,7 +218,7 @@ class ModelConfig:
         return values
 
 
-_LLAMA_FIELDS = ("norm", "mlp", "d_ff", "tie_embeddings")
+_LLAMA_FIELDS = ("norm", "mlp", "d_ff", "tie_embeddings", "qkv_bias")
 _ROPE_SCALING_FIELDS = ("rope_scaling", "rope_factor", "rope_original_length", "rope_beta_fast",
                         "rope_beta_slow", "rope_attention_factor", "rope_low_freq_factor",
                         "rope_high_freq_factor")

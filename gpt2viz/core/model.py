@@ -77,9 +77,10 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.config, self.layer = config, layer
         kv_width = config.n_kv_head * config.head_dim
-        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
-        self.k_proj = nn.Linear(config.d_model, kv_width, bias=config.bias)
-        self.v_proj = nn.Linear(config.d_model, kv_width, bias=config.bias)
+        qkv_bias = config.bias or config.qkv_bias
+        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=qkv_bias)
+        self.k_proj = nn.Linear(config.d_model, kv_width, bias=qkv_bias)
+        self.v_proj = nn.Linear(config.d_model, kv_width, bias=qkv_bias)
         self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 

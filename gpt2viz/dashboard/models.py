@@ -34,7 +34,7 @@ from gpt2viz.weights.checkpoints import (
     CheckpointError,
     load_checkpoint,
     load_checkpoint_zip,
-    load_hf_gpt2,
+    load_hf_folder,
 )
 from gpt2viz.weights.serving import UPLOAD_CAPS, Refused, check_upload
 
@@ -218,16 +218,21 @@ def _checkpoint_variant(text: str) -> dict[str, Variant]:
     models = store()
     key = ("checkpoint", str(folder.resolve()))
     if key not in models:
+        tokenizer = None
         try:
             if (folder / "meta.json").is_file():
                 model, meta = load_checkpoint(folder)
                 vocab = Vocabulary(meta["vocab"]) if "vocab" in meta else None
-            else:
-                model, vocab = load_hf_gpt2(folder), None
-        except (CheckpointError, KeyError) as err:
+            else:  # Hugging Face: GPT-2 reads GPT-2's BPE, the Llama family its own tokenizer
+                (model, tokenizer), vocab = load_hf_folder(folder), None
+                if tokenizer is None and model.pretrained:
+                    raise CheckpointError(f"{folder.name} has no tokenizer.json: a Llama-family "
+                                          f"model is read with its own tokenizer, so the pages "
+                                          f"need it beside config.json.")
+        except (CheckpointError, KeyError, MemoryError) as err:
             serving_mode.show_error("That checkpoint does not load", err)
             return {}
-        models.put(key, Variant(folder.name or text, model.eval(), vocab, text))
+        models.put(key, Variant(folder.name or text, model.eval(), vocab, text, tokenizer=tokenizer))
     variant = models.variants[key]
     return {variant.name: variant}
 

@@ -52,8 +52,10 @@ def upload_megabytes(kind: str) -> int:
 
 def checkpoint_prompt() -> str:
     if shared():
-        return "Folder inside the server's models folder (HF GPT-2 or a gpt2viz checkpoint)"
-    return "Folder (HF GPT-2: config.json + model.safetensors, or a gpt2viz checkpoint)"
+        return ("Folder inside the server's models folder (Hugging Face GPT-2, Llama, Mistral or "
+                "Qwen2, or a gpt2viz checkpoint)")
+    return ("Folder (Hugging Face GPT-2 / Llama / Mistral / Qwen2: config.json + *.safetensors "
+            "+ tokenizer.json, or a gpt2viz checkpoint)")
 
 
 def checkpoint_folder(text: str) -> Path | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +24,7 @@ import torch
 
 from gpt2viz.core.config import ModelConfig
 from gpt2viz.core.model import GPT2
-from gpt2viz.text.tokenizer import readable
+from gpt2viz.text.hf_tokenizer import HFTokenizer
 from gpt2viz.weights.checkpoint_cache import (
     cache_dir,
     cache_max_bytes,
@@ -242,17 +241,8 @@ def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 CONTROL = 3  # llama.cpp's token type of special tokens (<|im_start|>, <|endoftext|>, ...)
 
 
-class GGUFTokenizer:
-    """A byte-level BPE built from GGUF metadata with Hugging Face's `tokenizers`; the same
-    interface as gpt2viz.text.tokenizer.Tokenizer (encode, decode, token_labels, vocab_size),
-    plus the chat template of an instruct model."""
-
-    def __init__(self, tokenizer, chat_template: str | None, eos_id: int | None):
-        self.tokenizer = tokenizer
-        self.chat_template = chat_template
-        self.eos_id = eos_id
-        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-        self._special = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+class GGUFTokenizer(HFTokenizer):
+    """A byte-level BPE built from GGUF metadata (no BOS added, as llama.cpp's SmolLM2)."""
 
     @classmethod
     def from_gguf_fields(cls, value) -> "GGUFTokenizer":
@@ -282,61 +272,3 @@ class GGUFTokenizer:
 
         eos = optional("tokenizer.ggml.eos_token_id")
         return cls(tokenizer, optional("tokenizer.chat_template"), None if eos is None else int(eos))
-
-    def to_json(self) -> str:
-        return json.dumps({"tokenizer": self.tokenizer.to_str(), "chat_template": self.chat_template,
-                           "eos_id": self.eos_id})
-
-    @classmethod
-    def from_json(cls, text: str) -> "GGUFTokenizer":
-        from tokenizers import Tokenizer
-
-        data = json.loads(text)
-        return cls(Tokenizer.from_str(data["tokenizer"]), data["chat_template"], data["eos_id"])
-
-    def encode(self, text: str) -> list[int]:
-        """Special tokens written in the text (<|im_start|>) become their ids."""
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
-
-    def decode(self, ids) -> str:
-        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
-
-    def token_labels(self, ids) -> list[str]:
-        """As gpt2viz.text.tokenizer's: spaces '·', newlines '↵', partial characters <0xNN>;
-        special tokens by name."""
-        labels = []
-        for i in ids:
-            token = self.tokenizer.id_to_token(int(i))
-            labels.append(token if token in self._special else readable(_token_bytes(token)))
-        return labels
-
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        """The model's own Jinja chat template (from the GGUF), rendered in a sandbox, as
-        transformers renders it: [{"role": "user", "content": "..."}] -> the prompt text."""
-        if not self.chat_template:
-            raise ValueError("this model has no chat template.")
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        return env.from_string(self.chat_template).render(
-            messages=messages, add_generation_prompt=add_generation_prompt)
-
-
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet: the printable character that stands for each byte."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[chr(b)] = b
-        else:
-            chars[chr(256 + extra)] = b
-            extra += 1
-    return chars
-
-
-def _token_bytes(token: str) -> bytes:
-    decoder = _byte_decoder()
-    return bytes(decoder[c] for c in token)
