@@ -111,13 +111,15 @@ if prompt and grouped:
                    f"prompt can say the opposite. Query 0 is left out (it reads only itself in every head).")
 
 st.subheader("Mean-pooling K/V heads: a trained MHA model into GQA, the real model's GQA into MQA")
-for name, variant in real.items():
+# the real model and a local folder of its family (their own tokenizers read the same text)
+own_weights = real | {n: v for n, v in built.items() if v.tokenizer is not None}
+for name, variant in own_weights.items():
     cfg = variant.config
     result = real_model.pooled(variant)
     rows = [{"n_kv_head": cfg.n_kv_head, "val_loss": result["base_loss"]}] + [
         {"n_kv_head": r["n_kv_head"], "val_loss": r["pooled_loss"]} for r in result["rows"]]
     st.plotly_chart(conversion_curve(rows), width="stretch", config=CHART_CONFIG)
-    st.caption(f"{name} (pretrained, {cfg.n_kv_head} KV heads for {cfg.n_head} query heads): the loss "
+    st.caption(f"{name} ({'pretrained' if name in real else 'its own weights'}, {cfg.n_kv_head} KV heads for {cfg.n_head} query heads): the loss "
                f"on the first 1,024 tokens of the default corpus's validation text with its own KV "
                f"heads, then with each group's K/V heads replaced by their mean (to_gqa), no "
                f"uptraining — " + "; ".join(
@@ -125,11 +127,15 @@ for name, variant in real.items():
                    f"nats, KV cache {format_bytes(r['kv_bytes_per_token'])} a token"
                    for r in result["rows"]) +
                f" (its own: {result['base_loss']:.3f}, {format_bytes(result['kv_bytes_per_token'])} a "
-               f"token). Uptraining a 135M-parameter model is not interactive on a CPU.")
-if real and not selection.configs:
-    pass  # the real model alone: no small pair to train
-elif selection.weights != "trained":
+               f"token). Uptraining a {variant.model.num_params() / 1e6:,.0f}M-parameter model is not "
+               f"interactive on a CPU.")
+if own_weights and (not selection.configs or selection.weights == "checkpoint"):
+    pass  # pooled above; no small pair to train
+elif selection.weights == "random":
     st.info("Pick 'Trained on the corpus' in the sidebar: pooling random weights says nothing.")
+elif selection.weights != "trained":
+    st.info("This section mean-pools the gpt2 preset trained on the corpus: pick 'Trained on the "
+            "corpus' in the sidebar to see it beside the gqa preset.")
 else:
     pair = {"gpt2": PRESETS["gpt2"], "gqa": PRESETS["gqa"]}  # differ in n_kv_head only
     # a visit never trains what nobody chose: the pair is built when it is selected, already

@@ -309,6 +309,18 @@ def test_other_pages_take_the_folder(folders, quick_training, page):
 
 
 @pytest.mark.slow
+def test_the_gqa_page_pools_the_folders_own_kv_heads(folders, quick_training):
+    """A folder of the Llama family is pooled like the real model (its own tokenizer reads the
+    validation text), not told that pooling random weights says nothing."""
+    from apptest import app, figures
+
+    at = app("gqa", weights="checkpoint", checkpoint=str(folders["mistral"]), prompt=TEXT)
+    curves = [f for f in figures(at) if "before any retraining" in f["layout"]["title"]["text"]]
+    assert len(curves) == 1 and not any("random weights" in i.value for i in at.info)
+    assert [str(x) for x in curves[0]["data"][0]["x"]] == ["2", "1"]  # its own 2 KV heads, then MQA
+
+
+@pytest.mark.slow
 def test_shared_mode_loads_a_folder_only_inside_the_models_folder(folders, quick_training,
                                                                   tmp_path, monkeypatch):
     from apptest import app
