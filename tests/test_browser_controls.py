@@ -250,7 +250,7 @@ def test_a_downloaded_checkpoint_uploads_again_and_predicts_the_same(dashboard, 
     assert no_exception(page)
 
 
-def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, tmp_path):
+def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, chromium, tmp_path):
     """Issue 31, figures to take away: the button saves one file; opened from disk (no server,
     no network) it draws the same heatmap, title and all."""
     url, page = dashboard
@@ -260,7 +260,7 @@ def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, tmp_path):
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
     assert saved.name.startswith("swa-layer-0") and saved.suffix == ".html"
-    offline = page.context.new_page()
+    offline = chromium.new_page()
     offline.route("http*://**", lambda route: route.abort())  # nothing may come from a server
     offline.goto(saved.as_uri())
     offline.wait_for_selector(".main-svg .heatmaplayer", timeout=30_000)
