@@ -164,7 +164,10 @@ def test_cli_runs_the_passkey_for_a_model_that_reads_words(monkeypatch, tmp_path
     assert main(["experiment", "extend", "--variant", "smollm2-135m", "--method", "dynamic",
                  "--factor", "2", "--tokens", "64", "--passkey-lengths", "300",
                  "--passkey-trials", "1", "--text", str(text), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = capsys.readouterr()
+    out = json.loads(printed.out.strip().splitlines()[-1])
+    # the bar on stderr: the loss passes, then 1 method x 1 length x 5 depths x 1 trial prompts
+    assert printed.err.splitlines()[-1].startswith("extend smollm2-135m [########################] 6/6")
     assert set(out["rows"][0]["passkey"]) == {"300"}
     assert set(out["rows"][0]["passkey"]["300"]) == {"0", "0.25", "0.5", "0.75", "1"}
     assert out["passkey_note"] is None

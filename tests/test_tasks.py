@@ -241,7 +241,7 @@ def test_the_command_line_json(capsys, private_cache):
             assert key in row
     assert result["rows"][0]["by"]["length"]["2"] is None  # learned positions: refused
     assert result["rows"][1]["config"]["position"] == "learned"
-    assert "training gpt2 on passkey" in err
+    assert "passkey gpt2 [" in err and "1/60" in err  # the progress bar of its training
 
 
 @pytest.mark.slow

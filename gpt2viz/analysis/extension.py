@@ -10,6 +10,7 @@ trained on, measured two ways:
 """
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from typing import Callable
@@ -134,7 +135,7 @@ def answer_digits(text: str, digits: int) -> str:
 def passkey_accuracy(model: GPT2, encode: Callable[[str], list[int]],
                      decode: Callable[[list[int]], str], lengths: list[int],
                      depths=DEFAULT_DEPTHS, trials: int = 2, seed: int = 0,
-                     digits: int = 5) -> dict:
+                     digits: int = 5, on_prompt: Callable[[], None] | None = None) -> dict:
     """{"<length>": {"<depth>": share of `trials` random keys decoded right}}: greedy decoding
     of digits + 2 tokens after each prompt (one key per trial, the same keys at every length
     and depth). Refuses, before anything runs, a length that would not fit in memory."""
@@ -153,6 +154,8 @@ def passkey_accuracy(model: GPT2, encode: Callable[[str], list[int]],
                 prompt = torch.tensor([passkey_prompt(encode, length, depth, key)], device=device)
                 new = model.generate(prompt, digits + 2, temperature=0.0)[0, prompt.shape[1]:]
                 right += answer_digits(decode(new.tolist()), digits) == key
+                if on_prompt is not None:
+                    on_prompt()
             out[str(length)][f"{depth:g}"] = right / trials
     return out
 
@@ -169,11 +172,13 @@ def passkey_lengths(trained_length: int, factor: float) -> list[int]:
 
 def extension_experiment(model: GPT2, ids: torch.Tensor, trained_length: int, methods: list[str],
                          factor: float, tokens: int, encode=None, decode=None,
-                         passkey: dict | None = None, variant: str = "") -> dict:
+                         passkey: dict | None = None, variant: str = "",
+                         progress: Callable[[int, int, str], None] | None = None) -> dict:
     """The whole experiment as the command line prints it: bucket losses for every method, and
     pass-key accuracy when encode and decode are given (a model that reads English) with
     passkey = {"lengths", "depths", "trials", "seed"} (defaults: passkey_lengths, DEFAULT_DEPTHS,
-    2, 0). Otherwise every row's "passkey" is None and "passkey_note" says why."""
+    2, 0). Otherwise every row's "passkey" is None and "passkey_note" says why. progress(done,
+    total, what) after the loss passes and after each pass-key prompt."""
     check_methods(methods, factor)
     options = dict(passkey or {})
     lengths = options.pop("lengths", None) or passkey_lengths(trained_length, factor)
@@ -181,7 +186,13 @@ def extension_experiment(model: GPT2, ids: torch.Tensor, trained_length: int, me
         for length in lengths:
             ensure_fits(model.generate_bytes(1, length + 7), f"a {length:,}-token pass-key prompt",
                         model.wte.weight.device)
+    prompts = len(lengths) * len(options.get("depths", DEFAULT_DEPTHS)) * options.get("trials", 2)
+    steps = 1 + (len(methods) * prompts if encode is not None else 0)
+    report = progress or (lambda done, total, what: None)
+    report(0, steps, f"scoring {len(methods)} methods")
     result = extension_losses(model, ids, trained_length, methods, factor, tokens)
+    finished = itertools.count(2)  # steps done after the loss passes
+    report(1, steps, "loss passes done")
     out = {"variant": variant, "trained_length": trained_length, "factor": factor,
            "tokens": result["tokens"], "blocks": result["blocks"], "note": result["note"],
            "passkey_note": None, "rows": []}
@@ -189,7 +200,11 @@ def extension_experiment(model: GPT2, ids: torch.Tensor, trained_length: int, me
         row = {k: v for k, v in row.items() if k != "per_position"}  # the JSON keeps its size
         if encode is not None:
             reader = scaled(model, row["method"], factor, trained_length)
-            row["passkey"] = passkey_accuracy(reader, encode, decode, lengths, **options)
+            def prompt_done(method=row["method"]):
+                report(next(finished), steps, f"pass key, {method}")
+
+            row["passkey"] = passkey_accuracy(reader, encode, decode, lengths, **options,
+                                              on_prompt=prompt_done)
         else:
             row["passkey"] = None
         out["rows"].append(row)

@@ -17,6 +17,7 @@ from gpt2viz.analysis.bench import (
     bench_generate,
     decode_family,
 )
+from gpt2viz.cli.progress import ProgressBar
 from gpt2viz.core.config import preset
 from gpt2viz.core.resources import format_bytes
 
@@ -45,8 +46,7 @@ def add_bench_arguments(p):
 
 
 def run_bench(args) -> int:
-    def progress(i, total, what):
-        print(f"[{i}/{total}] {what}", file=sys.stderr, flush=True)
+    progress = ProgressBar(f"bench {args.what}")
 
     if args.what == "attention":
         rows = bench_attention(args.seq, args.window, args.kv_heads, args.impl, args.heads,

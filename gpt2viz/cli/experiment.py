@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from gpt2viz.analysis.heads import head_stats, induction_ids, text_tokens
+from gpt2viz.cli.progress import ProgressBar, say
 from gpt2viz.core.config import PRESETS, TrainSettings, variant_config
 from gpt2viz.core.model import GPT2
 from gpt2viz.text.corpus import Corpus, Vocabulary, default_text, read_text, validation_text
@@ -117,7 +118,7 @@ def load_variant(spec: str, corpus: Corpus, settings: TrainSettings, seed: int) 
     if spec in PRETRAINED:
         from gpt2viz.weights.pretrained import load
 
-        progress(f"loading {spec} ...")
+        say(f"loading {spec} ...")
         model, tokenizer = load(spec)
         return Loaded(model, lambda text: torch.tensor(tokenizer.encode(text)), decode=tokenizer.decode)
     return preset_loaded(trained_model(spec, corpus, settings, seed).model, corpus)
@@ -128,7 +129,7 @@ def folder_loaded(text: str) -> Loaded:
     tokenizer it is read with: the folder's tokenizer.json, GPT-2's BPE for GPT-2, or our
     checkpoint's corpus vocabulary."""
     folder = checkpoint_path(text, None)  # exists, is a folder, readable (Refused: ValueError)
-    progress(f"loading {folder} ...")
+    say(f"loading {folder} ...")
     if (folder / "meta.json").is_file():
         model, meta = load_checkpoint(folder)
         if "vocab" not in meta:
@@ -161,20 +162,16 @@ def scored_text(args, loaded: Loaded, corpus: Corpus) -> tuple[torch.Tensor, str
     return loaded.encode(text), hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def trained_model(spec: str, corpus: Corpus, settings: TrainSettings, seed: int):
     config = variant_config(spec)
 
-    def report(p):
-        if p.step % 20 == 0 or p.step == p.steps:
-            progress(f"training {spec}: step {p.step}/{p.steps} loss {p.loss:.3f}")
-
-    result = train(config, corpus, settings, seed=seed, callback=report)
-    progress(f"{spec}: {'from the checkpoint cache' if result.from_cache else 'trained'}, "
-             f"validation loss {result.val_loss:.3f}")
+    bar = ProgressBar(f"training {spec}")
+    result = train(config, corpus, settings, seed=seed,
+                   callback=lambda p: bar(p.step, p.steps, f"loss {p.loss:.3f}"))
+    say(f"{spec}: {'from the checkpoint cache' if result.from_cache else 'trained'}, "
+        f"validation loss {result.val_loss:.3f}")
     return result
 
 
@@ -247,7 +244,7 @@ def run_experiment(args) -> int:
     elif args.experiment == "gqa":
         trained = trained_model(args.variant, corpus, settings, args.seed)
         if trained.model.config.n_kv_head != trained.model.config.n_head:
-            progress(f"note: {args.variant} already shares K/V heads; pooling starts from its "
+            say(f"note: {args.variant} already shares K/V heads; pooling starts from its "
                      f"{trained.model.config.n_kv_head} kv heads.")
         if args.text:
             raise ValueError("experiment gqa uptrains on the default corpus: --text applies to "
@@ -257,7 +254,7 @@ def run_experiment(args) -> int:
 
         def report(kv, p):
             if p.step % 5 == 0 or p.step == p.steps:
-                progress(f"uptraining n_kv_head={kv}: step {p.step}/{p.steps} loss {p.loss:.3f}")
+                say(f"uptraining n_kv_head={kv}: step {p.step}/{p.steps} loss {p.loss:.3f}")
 
         result = ex.gqa_frontier(trained.model, corpus, settings, steps, seconds_per_step,
                                  args.seed, report)
@@ -310,7 +307,8 @@ def run_experiment(args) -> int:
             args.tokens or int(args.factor * trained),
             encode=(lambda text: loaded.encode(text).tolist()) if reads_words else None,
             decode=loaded.decode if reads_words else None, variant=args.variant,
-            passkey={"lengths": args.passkey_lengths, "trials": args.passkey_trials, "seed": args.seed})
+            passkey={"lengths": args.passkey_lengths, "trials": args.passkey_trials, "seed": args.seed},
+            progress=ProgressBar(f"extend {args.variant}"))
         summary = [line for line in (result["note"], result["passkey_note"]) if line] + [
             f"{r['method']}: loss {r['loss']:.3f}; " + ", ".join(
                 f"{k}: {v:.3f}" for k, v in r["buckets"].items())
@@ -367,15 +365,15 @@ def pretrained_costs(variant: str, corpus: Corpus, settings: TrainSettings, args
     result = {"variant": variant, "threads": torch.get_num_threads(),
               "load_average": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as cache:
-        progress("loading cold (a fresh cache) ...")
+        say("loading cold (a fresh cache) ...")
         result["load_cold"] = load_in_fresh_process(cache)
-        progress("loading warm ...")
+        say("loading warm ...")
         result["load_warm"] = load_in_fresh_process(cache)
     loaded = load_variant(variant, corpus, settings, args.seed)
     ids = scored_text(args, loaded, corpus)[0]
 
     def timed(what, fn):
-        progress(f"{what} ...")
+        say(f"{what} ...")
         start = time.perf_counter()
         fn()
         result[what + "_s"] = round(time.perf_counter() - start, 2)

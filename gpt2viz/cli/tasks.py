@@ -26,6 +26,7 @@ from gpt2viz.analysis.task_models import (
     train_task,
 )
 from gpt2viz.analysis.tasks import TASKS, make_task
+from gpt2viz.cli.progress import ProgressBar, say
 from gpt2viz.core.config import POSITIONS, PRESETS, variant_config
 
 
@@ -110,17 +111,16 @@ def run_tasks(args) -> int:
     task, settings, variants = build(args)
     rows = []
     for spec, config in variants:
-        def report(p, spec=spec):
-            if p.accuracy is not None and (p.step % 250 == 0 or p.step == p.steps):
-                progress(f"{task.name} {spec}: step {p.step}/{p.steps} loss {p.loss:.3f} "
-                         f"accuracy {p.accuracy:.3f} ({p.seconds:.0f} s)")
+        bar = ProgressBar(f"{task.name} {spec}")
 
-        progress(f"training {spec} on {task.name} ...")
+        def report(p, bar=bar):
+            bar(p.step, p.steps, f"loss {p.loss:.3f}" + (f", accuracy {p.accuracy:.3f}" if p.accuracy is not None else ""))
+
         trained = train_task(config, task, settings, args.seed, report, use_cache=not args.no_cache)
         rows.append(result_row(spec, trained, args))
         r = rows[-1]
-        progress(f"{spec}: {'from the checkpoint cache' if r['from_cache'] else 'trained'} "
-                 f"in {r['seconds']:.1f} s, {r['steps']} steps, accuracy {r['accuracy']:.3f}")
+        say(f"{spec}: {'from the checkpoint cache' if r['from_cache'] else 'trained'} "
+            f"in {r['seconds']:.1f} s, {r['steps']} steps, accuracy {r['accuracy']:.3f}")
     result = {"task": task.name,
               "settings": {"task": task.to_dict(), "train": asdict(settings), "seed": args.seed,
                            "lengths": args.lengths},
@@ -162,5 +162,3 @@ def result_row(spec: str, trained, args) -> dict:
             "prev_token_max_by_layer": [[max(layer) for layer in e["prev_token"]] for e in h.heads]}
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
