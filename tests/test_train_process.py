@@ -1,6 +1,7 @@
 """Training in a child process (gpt2viz.training.train_process): the same model as training in-process,
 at a lower priority, cancellable without leaving anything on disk."""
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,29 @@ def test_cancelling_stops_the_child_and_saves_nothing(corpus, tmp_path, monkeypa
 def test_errors_in_the_child_reach_the_caller(corpus):
     with pytest.raises(ValueError, match="max_seq_len"):
         train_in_child(PRESETS["gpt2"], corpus, TrainSettings(block_size=4096), use_cache=False)
+
+
+def test_a_task_model_trains_in_the_child_as_it_does_here(tmp_path, monkeypatch):
+    """The Tasks page trains through the same child process: same seed, same weights, and the
+    child wrote the cache."""
+    from gpt2viz.analysis.task_models import (
+        default_settings,
+        task_checkpoint_folder,
+        task_config,
+        train_task,
+        train_task_in_child,
+    )
+    from gpt2viz.analysis.tasks import make_task
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    task = make_task("passkey", length=32)
+    config = task_config(PRESETS["rope"], task)
+    settings = replace(default_settings(task), steps=6, eval_every=3)
+    steps = []
+    child = train_task_in_child(config, task, settings, seed=3, callback=lambda p: steps.append(p.step))
+    here = train_task(config, task, settings, seed=3, use_cache=False)
+    assert steps[-1] == 6 and not child.from_cache
+    ids = task.generate(4, seed=1).ids
+    torch.testing.assert_close(child.model(ids), here.model(ids), atol=1e-5, rtol=1e-5)
+    assert child.history.accuracy == pytest.approx(here.history.accuracy, abs=1e-6)
+    assert task_checkpoint_folder(config, task, settings, 3).is_dir()

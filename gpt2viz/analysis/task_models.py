@@ -48,9 +48,8 @@ from gpt2viz.weights.checkpoint_cache import (
     read_cached,
     remove_unless_in_use,
 )
-from gpt2viz.weights.checkpoints import (
-    save_checkpoint,
-)
+from gpt2viz.training.train_process import run_in_child
+from gpt2viz.weights.checkpoints import save_checkpoint
 
 TASK_BODY = {"n_layer": 2, "n_head": 4, "d_model": 64}  # replaces a preset's 4 x 128 body
 LEARNED_ACCURACY = 0.5  # learned_at_step: the first evaluation at or above this
@@ -207,6 +206,25 @@ def train_task(config: ModelConfig, task, settings: TaskSettings = TaskSettings(
                                             "history": asdict(history), "seed": seed})
             evict(max_bytes)
     return TaskModel(model, task, settings, history, seed)
+
+
+def train_task_in_child(config: ModelConfig, task, settings: TaskSettings = TaskSettings(),
+                        seed: int = 0, callback: Callable[[TaskProgress], None] | None = None) -> TaskModel:
+    """train_task in a child process at nice 10, as the dashboard trains its language models
+    (training.train_process): the server's pages keep their cores and the GIL."""
+    weights, history, from_cache = run_in_child(trained_task_weights, config, task, settings, seed,
+                                                callback=callback)
+    model = GPT2(config)
+    model.load_state_dict(weights)
+    return TaskModel(model.to(device()).eval(), task, settings, history, seed, from_cache)
+
+
+def trained_task_weights(config, task, settings, seed, callback):
+    """The child's job for train_task_in_child: train_task (it writes the cache), then the
+    weights on the CPU."""
+    trained = train_task(config, task, settings, seed, callback)
+    return ({k: v.detach().cpu() for k, v in trained.model.state_dict().items()}, trained.history,
+            trained.from_cache)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from functools import partial
 
 import streamlit as st
 
-from gpt2viz.analysis.task_models import TaskProgress, default_settings, load_cached_task, train_task
+from gpt2viz.analysis.task_models import TaskProgress, default_settings, load_cached_task, train_task_in_child
 from gpt2viz.training.train import Progress
 
 from . import training
@@ -65,7 +65,8 @@ def task_models(wanted: dict, task, settings, seed: int, train: bool) -> dict:
 
 
 def _train(done: dict, key, config, task, settings, seed, report):
-    """On the training thread: train (the banner's Progress from each TaskProgress) and keep."""
+    """On the training thread: train in a child process (the banner's Progress from each
+    TaskProgress) and keep."""
     started = time.monotonic()
     tokens_per_step = settings.batch_size * task.length
 
@@ -74,5 +75,5 @@ def _train(done: dict, key, config, task, settings, seed, report):
         rate = p.step * tokens_per_step / elapsed
         report(Progress(p.step, p.steps, p.loss, rate, (p.steps - p.step) * tokens_per_step / rate))
 
-    done[key] = train_task(config, task, settings, seed, progress)
+    done[key] = train_task_in_child(config, task, settings, seed, progress)
     return done[key]

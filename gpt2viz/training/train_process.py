@@ -39,14 +39,31 @@ def training_threads() -> int:
 def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
                    seed: int = 0, callback: Callable[[Progress], None] | None = None,
                    use_cache: bool = True) -> TrainedModel:
-    """train(), run in a child process. `callback` runs here, in the caller's thread, for every
-    step; if it raises (TrainingCancelled), the child stops at its next step and saves nothing."""
+    """train(), run in a child process (run_in_child); the model is rebuilt here from its weights."""
+    weights, history, from_cache = run_in_child(trained_weights, config, corpus, settings, seed,
+                                                use_cache, callback=callback)
+    model = GPT2(config.replace(vocab_size=corpus.vocab.size))
+    model.load_state_dict(weights)
+    return TrainedModel(model.to(device()).eval(), corpus.vocab, history, corpus.name, from_cache)
+
+
+def trained_weights(config, corpus, settings, seed, use_cache, callback):
+    """The child's job for train_in_child: train(), then only what the parent needs, on the CPU."""
+    result = train(config, corpus, settings, seed=seed, callback=callback, use_cache=use_cache)
+    return {k: v.detach().cpu() for k, v in result.model.state_dict().items()}, result.history, result.from_cache
+
+
+def run_in_child(job: Callable, *args, callback: Callable | None = None):
+    """job(*args, callback=report) in a child process at nice 10; its return value comes back.
+    job must be a module-level function (the child imports it by name). `callback` runs here,
+    in the caller's thread, for every report; if it raises (TrainingCancelled), the child stops
+    at its next report and saves nothing."""
     package_root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "gpt2viz.training.train_process"], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    pickle.dump((config, corpus, settings, seed, use_cache), child.stdin)
+    pickle.dump((job, args), child.stdin)
     child.stdin.close()
     try:
         while True:
@@ -61,7 +78,6 @@ def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings 
             elif kind == "error":
                 raise payload
             else:
-                weights, history, from_cache = payload
                 break
     except BaseException:
         _stop(child)
@@ -69,9 +85,7 @@ def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings 
     finally:
         child.stdout.close()
     child.wait()
-    model = GPT2(config.replace(vocab_size=corpus.vocab.size))
-    model.load_state_dict(weights)
-    return TrainedModel(model.to(device()).eval(), corpus.vocab, history, corpus.name, from_cache)
+    return payload
 
 
 def _stop(child: subprocess.Popen) -> None:
@@ -91,28 +105,26 @@ def training_niceness(parent: int) -> int:
 
 
 def _serve() -> None:
-    """The child: one training request on stdin, pickled messages on stdout."""
+    """The child: one job on stdin, pickled messages on stdout."""
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the message stream
     os.nice(training_niceness(os.nice(0)) - os.nice(0))
     torch.set_num_threads(training_threads())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    config, corpus, settings, seed, use_cache = pickle.load(sys.stdin.buffer)
+    job, args = pickle.load(sys.stdin.buffer)
 
     def send(kind, payload):
         pickle.dump((kind, payload), out)
         out.flush()
 
-    def report(progress: Progress):
+    def report(progress):
         if stop.is_set():
             raise TrainingCancelled()
         send("progress", progress)
 
     try:
-        result = train(config, corpus, settings, seed=seed, callback=report, use_cache=use_cache)
-        weights = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-        send("done", (weights, result.history, result.from_cache))
+        send("done", job(*args, callback=report))
     except Exception as err:
         if not stop.is_set():
             send("error", err)
