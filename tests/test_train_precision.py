@@ -5,10 +5,11 @@ import json
 from dataclasses import asdict
 
 import pytest
+import torch
 
 from gpt2viz import ModelConfig
 from gpt2viz.core.config import TrainSettings
-from gpt2viz.training.train import MEASURED_TRAINING_PACE, expected_tokens_per_second, train
+from gpt2viz.training.train import MEASURED_CUDA_PACE, expected_tokens_per_second, train
 from gpt2viz.weights.checkpoint_cache import cache_key
 
 SMALL = ModelConfig(n_layer=1, n_head=2, d_model=32, max_seq_len=64)
@@ -46,7 +47,21 @@ def test_bf16_autocast_trains_on_the_cpu(corpus, private_cache):
     assert "bf16" in settings.describe() and "fp32" not in TrainSettings().describe()
 
 
-def test_first_training_pace_is_per_device_kind():
-    assert expected_tokens_per_second("cpu") == MEASURED_TRAINING_PACE["cpu"]
-    assert expected_tokens_per_second("cuda") > 5 * expected_tokens_per_second("cpu")
-    assert expected_tokens_per_second("mps") == MEASURED_TRAINING_PACE["cpu"]  # unmeasured
+@pytest.mark.slow
+def test_the_first_cpu_pace_is_timed_on_this_machine(corpus):
+    """Issue 31.11: a constant from another machine guessed 2.4x too fast here. The first guess
+    is a few steps timed now, at the training child's threads; a real run of the same preset at
+    those threads trains at about that pace (a wide band: the machine is shared)."""
+    from gpt2viz import PRESETS
+    from gpt2viz.core.resources import training_threads
+
+    guess = expected_tokens_per_second("cpu")
+    assert expected_tokens_per_second("cpu") == guess  # timed once per process
+    assert expected_tokens_per_second("cuda") == MEASURED_CUDA_PACE
+    threads = torch.get_num_threads()
+    torch.set_num_threads(training_threads())
+    try:
+        run = train(PRESETS["gpt2"], corpus, TrainSettings(steps=6, eval_every=100), use_cache=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert 1 / 3 < guess / run.history.tokens_per_second < 3

@@ -46,6 +46,12 @@ def ensure_fits(estimate_bytes: int, what: str, device="cpu") -> None:
         raise MemoryError(problem)
 
 
+def training_threads() -> int:
+    """The threads a training child uses: all cores but one, the other is the web server's and
+    the page scripts'."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def plural(n: int, noun: str) -> str:
     """'1 step', '2 steps': never '1 steps'."""
     return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -108,7 +108,8 @@ def training_estimate(selection: Selection) -> str:
     memory = max(training_bytes(c, settings) for c in todo.values())
     sources = "; ".join(f"{name} at {pace.tokens_per_second:,.0f} tokens/s, {pace.source}"
                         for name, pace in paces.items())
-    guess = " — a guess" if any(pace.guess for pace in paces.values()) else ""
+    guess = (f" — a guess, up to about {2 * seconds:.0f} s on a busy machine"
+             if any(pace.guess for pace in paces.values()) else "")
     return (f"To train {', '.join(todo)}: about {seconds:.0f} s in all{guess} ({sources}; the time "
             f"budget, if set, stops each model earlier), peak memory about {format_bytes(memory)} "
             f"per model, one model at a time.")

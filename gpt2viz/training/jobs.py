@@ -115,9 +115,10 @@ class PaceBook:
         return self._paces
 
 
-# Only when nothing of a device kind was ever trained here: the default budget's pace measured
-# on another machine of this kind (train.MEASURED_TRAINING_PACE), scaled by model size.
-GUESSED_PACE = "a guess: the default budget's pace on another machine of this kind, scaled by model size"
+# Only when nothing of a device kind was ever trained here: a few steps of the default preset
+# timed on this machine (train.expected_tokens_per_second), scaled by model size.
+GUESSED_PACE = ("a guess: 3 steps of the default preset timed on this machine, scaled by model "
+                "size; a whole run on a busy machine can take up to twice as long")
 
 
 def _cached_paces():

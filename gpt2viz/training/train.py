@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.core.config import POSITIONS, ModelConfig, TrainSettings
+from gpt2viz.core.config import POSITIONS, PRESETS, ModelConfig, TrainSettings
 from gpt2viz.core.model import GPT2
-from gpt2viz.core.resources import device, ensure_fits
+from gpt2viz.core.resources import device, ensure_fits, training_threads
 from gpt2viz.text.corpus import Corpus, Vocabulary
 from gpt2viz.weights.checkpoint_cache import (
     cache_max_bytes,
@@ -238,16 +238,40 @@ def _optimize(model, corpus, settings, seed, callback) -> History:
     return history
 
 
-# Tokens per second training the default budget (240 steps of 16 x 128 tokens) took where it
-# was measured: 41 s on this project's 2-core CPU; 5.8 s for the slowest preset on one H100
-# (torch 2.11, 2026-11-27, NOTES.md). Only a first guess: a run's own pace replaces it.
-MEASURED_TRAINING_PACE = {"cpu": 491_520 / 41, "cuda": 491_520 / 5.8}
+# The default budget (240 steps of 16 x 128 tokens) took 5.8 s for the slowest preset on one
+# H100 (torch 2.11, 2026-11-27, NOTES.md): the first guess on a GPU. On the CPU the first guess
+# is timed here (a constant from another machine was 2.4x off on this project's 2-core VMs).
+MEASURED_CUDA_PACE = 491_520 / 5.8
+CALIBRATION_STEPS = 3
+CALIBRATION_VOCAB = 5008  # the embedded corpus's vocabulary: the default preset as it trains
 
 
+@lru_cache(maxsize=None)
 def expected_tokens_per_second(device_type: str | None = None) -> float:
-    """The training pace to expect on a device kind (default: the one training would use)."""
-    kind = device_type or device().type
-    return MEASURED_TRAINING_PACE.get(kind, MEASURED_TRAINING_PACE["cpu"])
+    """The training pace to expect before anything of a kind was trained here (default: the
+    device training would use). On the CPU, CALIBRATION_STEPS steps of the default preset timed
+    on this machine now, at the training child's thread count: this machine's pace under its
+    present load, not another's (about 1.5 s, once per process). On CUDA, the H100's pace."""
+    if (device_type or device().type) == "cuda":
+        return MEASURED_CUDA_PACE
+    settings = TrainSettings()
+    torch.manual_seed(0)
+    model = GPT2(PRESETS["gpt2"].replace(vocab_size=CALIBRATION_VOCAB)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
+    x, y = torch.randint(0, CALIBRATION_VOCAB, (2, settings.batch_size, settings.block_size))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(training_threads())
+    try:
+        for step in range(CALIBRATION_STEPS + 1):  # the first is a warm-up
+            if step == 1:
+                start = time.perf_counter()
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return CALIBRATION_STEPS * settings.batch_size * settings.block_size / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def learning_rate(step: int, s: TrainSettings) -> float:

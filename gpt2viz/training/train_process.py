@@ -23,17 +23,12 @@ import torch
 
 from gpt2viz.core.config import ModelConfig, TrainSettings
 from gpt2viz.core.model import GPT2
-from gpt2viz.core.resources import device
+from gpt2viz.core.resources import device, training_threads
 from gpt2viz.text.corpus import Corpus
 from gpt2viz.training.jobs import TrainingCancelled
 from gpt2viz.training.train import Progress, TrainedModel, train
 
 NICENESS = 10
-
-
-def training_threads() -> int:
-    """All cores but one: the other is the web server's and the page scripts'."""
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def train_in_child(config: ModelConfig, corpus: Corpus, settings: TrainSettings = TrainSettings(),
