@@ -114,3 +114,19 @@ def test_difference_hover_names_a_difference_not_a_probability():
     pa, pb = random_attention(4, seed=1)[0], random_attention(4, seed=2)[0]
     hover = attention_difference(pa, pb, list("abcd"), "A", "B").data[0].hovertemplate
     assert "p =" not in hover and "A − B =" in hover
+
+
+def test_cell_titles_sit_in_the_gap_above_their_maps():
+    """Issue 31.10: GQA's Q4–Q7 titles sat on the second row's maps."""
+    import numpy as np
+
+    from gpt2viz.viz.attention import attention_grid
+
+    probs = np.tril(np.ones((6, 6))) / np.arange(1, 7)[:, None]
+    fig = attention_grid([np.stack([probs] * 4)] * 2, list("abcdef"), "t",
+                         row_titles=["KV0", "KV1"], cell_titles=[f"Q{h}" for h in range(8)])
+    top_of_second_row = fig.layout.yaxis5.domain[1]  # Q4's map
+    bottom_of_first_row = fig.layout.yaxis.domain[0]
+    margin = fig.layout.margin
+    plot_px = fig.layout.height - margin.t - (80 if margin.b is None else margin.b)  # plotly's default b
+    assert (bottom_of_first_row - top_of_second_row) * plot_px >= 25  # a title's line fits between

@@ -60,7 +60,9 @@ def attention_grid(attn, labels, title, window=None, log=False, row_titles=None,
     (row-major), and the hover names the cell as its row and cell titles do."""
     n_layer, n_head = len(attn), attn[0].shape[0]
     row_titles = row_titles or [f"L{l}" for l in range(n_layer)]
-    fig = make_subplots(rows=n_layer, cols=n_head, horizontal_spacing=0.01, vertical_spacing=0.04,
+    height = (140 + (24 if cell_titles else 0)) * n_layer + 80
+    gap = 44 / height if cell_titles else 0.04  # a cell's own title needs room above its map
+    fig = make_subplots(rows=n_layer, cols=n_head, horizontal_spacing=0.01, vertical_spacing=gap,
                         row_titles=row_titles,
                         column_titles=None if cell_titles else [f"H{h}" for h in range(n_head)],
                         subplot_titles=cell_titles)
@@ -70,7 +72,7 @@ def attention_grid(attn, labels, title, window=None, log=False, row_titles=None,
             fig.add_trace(_heatmap(_masked(attn[layer][head], window, sinks), labels, log,
                                    showscale=layer == head == 0, name=f"{row_titles[layer]} {cell}"),
                           row=layer + 1, col=head + 1)
-    fig.update_layout(title=wrap(title, 80), height=140 * n_layer + 80)
+    fig.update_layout(title=wrap(title, 80), height=height)
     return _square_axes(fig, show_ticks=False).update_layout(margin_t=title_margin(wrap(title, 80)))
 
 
