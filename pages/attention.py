@@ -69,7 +69,8 @@ if built and prompt:
         for col, name in zip(st.columns(len(shown)), shown):
             probs, which = head_probs(name)
             heatmap = attention_heatmap(probs, labels[name], f"{name} · {which}",
-                                        built[name].config.window, log, sinks=built[name].config.sinks)
+                                        built[name].config.window, log, sinks=built[name].config.sinks,
+                                        title_width=max(24, 100 // len(shown)))  # plotly clips, never wraps
             col.plotly_chart(heatmap, width="stretch", config=CHART_CONFIG)
             html_download(heatmap, f"html-attention-{name}", col)
             if len(probs) > 1:  # the attention sink: what every later query puts on token 0

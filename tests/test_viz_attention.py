@@ -130,3 +130,15 @@ def test_cell_titles_sit_in_the_gap_above_their_maps():
     margin = fig.layout.margin
     plot_px = fig.layout.height - margin.t - (80 if margin.b is None else margin.b)  # plotly's default b
     assert (bottom_of_first_row - top_of_second_row) * plot_px >= 25  # a title's line fits between
+
+
+def test_a_narrow_column_wraps_the_title_instead_of_clipping_it():
+    """Issue 31.10: with three variants side by side the third title read "…· head :"."""
+    import numpy as np
+
+    from gpt2viz.viz.attention import attention_heatmap
+
+    title = "rope+gqa+swa · layer 3 · mean over heads"
+    fig = attention_heatmap(np.eye(3), list("abc"), title, title_width=100 // 3)
+    lines = fig.layout.title.text.split("<br>")
+    assert " ".join(lines) == title and all(len(line) <= 33 for line in lines) and len(lines) == 2

@@ -46,11 +46,12 @@ def _square_axes(fig, rows=1, cols=1, show_ticks=True):
     return fig
 
 
-def attention_heatmap(probs, labels, title, window=None, log=False, sinks=0) -> go.Figure:
+def attention_heatmap(probs, labels, title, window=None, log=False, sinks=0, title_width=48) -> go.Figure:
     """probs (T, T) for one layer and head; log=True colours log10(p) from 0.001 to 1."""
     fig = go.Figure(_heatmap(_masked(probs, window, sinks), labels, log, name=title))
-    fig.update_layout(title=wrap(title), height=520, xaxis_title="key (attended to)", yaxis_title="query")
-    return _square_axes(fig).update_layout(margin_t=title_margin(wrap(title)))
+    fig.update_layout(title=wrap(title, title_width), height=520, xaxis_title="key (attended to)",
+                      yaxis_title="query")
+    return _square_axes(fig).update_layout(margin_t=title_margin(wrap(title, title_width)))
 
 
 def attention_grid(attn, labels, title, window=None, log=False, row_titles=None,
