@@ -110,7 +110,8 @@ def score_decay(curves: dict, head_dim: int, base: float) -> go.Figure:
     fig.update_xaxes(**LOG_AXIS, title_text="relative distance m - n (tokens)")
     fig.update_yaxes(title_text="normalised score")
     fig.update_layout(title=f"How the score depends on distance (head_dim {head_dim}, base {format_number(base)})",
-                      height=380, margin=dict(t=60, l=10, r=10, b=10))
+                      height=440, margin=dict(t=60, l=10, r=10, b=10),
+                      legend=dict(orientation="h", y=-0.25))  # long labels: below, not beside the chart
     return fig
 
 
