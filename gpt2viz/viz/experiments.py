@@ -156,7 +156,8 @@ def logit_lens_figure(lenses: dict) -> go.Figure:
     input's token labels (T,): each model's own tokens); one heatmap per variant, positions
     across, layers up, the token on hover."""
     names = list(lenses)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.04)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names,
+                        horizontal_spacing=0.1)  # room for the next map's "embeddings" label
     for col, name in enumerate(names, start=1):
         probs, tokens, labels = lenses[name]
         probs = np.asarray(probs, float)
