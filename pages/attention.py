@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from gpt2viz.analysis.workbench import prompt_labels, same_tokenizer
-from gpt2viz.dashboard import models, prompts, routing, sidebar
+from gpt2viz.dashboard import link, models, prompts, routing
 from gpt2viz.dashboard.export import CHART_CONFIG, html_download
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
 
@@ -25,10 +25,10 @@ if built and prompt:
     if "attention_first_layer" in st.session_state:  # kept while hidden (the others: linked)
         st.session_state["attention_first_layer"] = st.session_state["attention_first_layer"]
     c1, c2, c3, c4 = st.columns(4)
-    # Every control is in the link and keeps its value while hidden (sidebar.linked); only the
+    # Every control is in the link and keeps its value while hidden (link.linked); only the
     # controls that change the current view are shown.
     views = ["One head", "All layers × heads", "Difference"]
-    view = sidebar.linked("attention_view", views[0], options=views)
+    view = link.linked("attention_view", views[0], options=views)
     c1.radio("View", views, key="attention_view")
     max_layer = max(v.config.n_layer for v in built.values()) - 1
     deepest = max(built[name].config.n_layer for name in shown) if shown else 1
@@ -36,15 +36,15 @@ if built and prompt:
         if st.session_state.get(key, 0) > top:  # a deeper model was deselected
             st.session_state[key] = max(top, 0)
     per_head = view != "All layers × heads"
-    layer = sidebar.linked("attention_layer", 0, lowest=0, highest=max_layer)
+    layer = link.linked("attention_layer", 0, lowest=0, highest=max_layer)
     if per_head and max_layer > 0:
         c2.slider("Layer", 0, max_layer, key="attention_layer")
     heads = ["mean over heads"] + list(range(max(v.config.n_head for v in built.values())))
-    head_choice = sidebar.linked("attention_head", heads[0], options=heads)
+    head_choice = link.linked("attention_head", heads[0], options=heads)
     if per_head:
         c3.selectbox("Head", heads, key="attention_head")
     scales = ["linear (0 to 1)", "log (0.001 to 1)"]
-    scale = sidebar.linked("attention_scale", scales[0], options=scales)
+    scale = link.linked("attention_scale", scales[0], options=scales)
     if view != "Difference":
         c4.radio("Colour scale", scales, key="attention_scale",
                  help="Every map's maximum is 1 (query 0 can only attend itself), so a "

@@ -23,7 +23,7 @@ from gpt2viz.analysis.extension import extension_losses
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, validation_joins
 from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, preset
 from gpt2viz.core.resources import format_number, memory_shortfall, plural
-from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
+from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard.export import CHART_CONFIG
 from gpt2viz.viz.experiments import (
     extension_figure,
@@ -375,7 +375,7 @@ EXPERIMENTS = {"Length generalization": show_length_generalization,
                "Context extension": show_context_extension}
 
 st.title("Experiments: what each alteration buys, and what it costs")
-experiment = sidebar.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
+experiment = link.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
 st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", label_visibility="collapsed")
 built = models.variants(selection)
 if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier",

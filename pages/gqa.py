@@ -9,7 +9,7 @@ from gpt2viz import PRESETS
 from gpt2viz.analysis.heads import text_tokens
 from gpt2viz.analysis.workbench import divisors, kv_cost_rows, prompt_labels
 from gpt2viz.core.resources import format_bytes
-from gpt2viz.dashboard import corpora, models, prompts, real_model, routing, sidebar
+from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard import heads as head_measures
 from gpt2viz.dashboard.export import CHART_CONFIG
 from gpt2viz.viz.attention import attention_grid
@@ -35,11 +35,11 @@ if selection.weights != "checkpoint" and base_name not in real:  # the embedding
     base_cfg = base_cfg.replace(vocab_size=corpora.selected(selection).vocab.size)
 c1, c2 = st.columns(2)
 kv_options = divisors(base_cfg.n_head)
-n_kv = sidebar.linked("gqa_kv_heads", base_cfg.n_kv_head, options=kv_options)  # in the link
+n_kv = link.linked("gqa_kv_heads", base_cfg.n_kv_head, options=kv_options)  # in the link
 c1.select_slider("Key/value heads (MHA → MQA)", kv_options, key="gqa_kv_heads",
                  help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
 contexts = [256, 1024, 4096, 32768, 131072]
-context = sidebar.linked("gqa_context", 4096, options=contexts)
+context = link.linked("gqa_context", 4096, options=contexts)
 c2.select_slider("Context length for the cache", contexts, key="gqa_context")
 if real and selection.configs:
     st.caption(f"The diagram, costs and table below are {base_name}'s; the small models "

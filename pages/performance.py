@@ -23,7 +23,7 @@ from gpt2viz.analysis.bench import (
 from gpt2viz.core import resources
 from gpt2viz.core.attention import flex_is_compiled
 from gpt2viz.core.resources import format_bytes, format_number, plural
-from gpt2viz.dashboard import bench_runs, models, routing, sidebar
+from gpt2viz.dashboard import bench_runs, link, models, routing
 from gpt2viz.dashboard.export import CHART_CONFIG
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
@@ -46,7 +46,7 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
            "the chart gives both for every row, with when and where it was measured; README (Memory) "
            "compares the kernels in fresh processes.")
 MEASURES = [ATTENTION_N, ATTENTION_W, MODELS, GENERATION]
-mode = sidebar.linked("latency_measure", ATTENTION_N, options=MEASURES)  # kept across pages, in the link
+mode = link.linked("latency_measure", ATTENTION_N, options=MEASURES)  # kept across pages, in the link
 st.radio("Measure", MEASURES, horizontal=True, key="latency_measure")
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]

@@ -7,7 +7,7 @@ from gpt2viz.analysis.rope_usage import pair_norms, qk_by_distance
 from gpt2viz.core.config import ROPE_SCALINGS, ModelConfig
 from gpt2viz.core.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.core.resources import format_number
-from gpt2viz.dashboard import models, prompts, real_model, routing, sidebar
+from gpt2viz.dashboard import link, models, prompts, real_model, routing
 from gpt2viz.dashboard.export import CHART_CONFIG
 from gpt2viz.viz.rope import (
     absolute_position_similarity,
@@ -31,22 +31,22 @@ st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ
 built = models.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
 # The explanatory figures start at the chosen RoPE model's own base and head size.
-# Another model starts them again at its own; the three sliders are in the link (sidebar.linked).
+# Another model starts them again at its own; the three sliders are in the link (link.linked).
 name = (st.selectbox("RoPE model", list(rope_variants),
-                     on_change=sidebar.forget, args=("geometry_base", "geometry_head_dim"))
+                     on_change=link.forget, args=("geometry_base", "geometry_head_dim"))
         if rope_variants else None)
 own = rope_variants[name].config if name else None
 c1, c2, c3 = st.columns(3)
 bases = sorted({100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0} | ({own.rope_base} if own else set()))
-base = sidebar.linked("geometry_base", own.rope_base if own else 10000.0, options=bases)
+base = link.linked("geometry_base", own.rope_base if own else 10000.0, options=bases)
 c1.select_slider("RoPE base", bases, key="geometry_base", format_func=lambda b: f"{b:g}")
 head_dims = sorted({8, 16, 32, 64, 128} | ({own.head_dim} if own else set()))
-head_dim = sidebar.linked("geometry_head_dim", own.head_dim if own else 16, options=head_dims)
+head_dim = link.linked("geometry_head_dim", own.head_dim if own else 16, options=head_dims)
 c2.select_slider("Head size", head_dims, key="geometry_head_dim")
 # the model's own context is offered and is where the slider starts (128 for the small models,
 # 8,192 for SmolLM2-135M)
 contexts = sorted({64, 128, 256, 512, 1024, 4096, 32768} | ({own.max_seq_len} if own else set()))
-context = sidebar.linked("geometry_context", own.max_seq_len if own else 256, options=contexts)
+context = link.linked("geometry_context", own.max_seq_len if own else 256, options=contexts)
 c3.select_slider("Context length", contexts, key="geometry_context")
 
 st.subheader("The rotation")
@@ -110,10 +110,10 @@ st.subheader("Past the trained context: interpolation, NTK and YaRN")
 SCALING_NAMES = {"linear": "linear (Position Interpolation)", "ntk": "NTK-aware (static)",
                  "dynamic": "dynamic NTK", "yarn": "YaRN", "llama3": "Llama 3"}
 c1, c2 = st.columns(2)
-method = sidebar.linked("geometry_scaling", "yarn", options=list(SCALING_NAMES))
+method = link.linked("geometry_scaling", "yarn", options=list(SCALING_NAMES))
 c1.selectbox("Scaling method", list(SCALING_NAMES), key="geometry_scaling", format_func=SCALING_NAMES.get)
 factors = [2.0, 4.0, 8.0, 16.0, 32.0]
-factor = sidebar.linked("geometry_factor", 4.0, options=factors)
+factor = link.linked("geometry_factor", 4.0, options=factors)
 c2.select_slider("Factor s: the new context is s × the trained one", factors, key="geometry_factor",
                  format_func=lambda s: f"{s:g}×")
 

@@ -12,7 +12,7 @@ def test_link_notes_share_one_box_and_the_missing_corpus_is_said_once():
     assert len(notes) == 1, boxes
     lines = notes[0].split("  \n")
     assert lines == ["seed=-3 is outside 0–2,147,483,647; using the nearest valid value, 0.",
-                     "rope_base='nan' is not a finite number; using the default, 10000.",
+                     "rope_base='nan' is not a finite number; using the default, 10,000.",
                      lines[2]]
     assert lines[2].startswith("The corpus 'gone@0123456789ab' is not on this server")
     assert sum("gone@" in b for b in boxes) == 1

@@ -4,7 +4,7 @@ box; the prompt keeps its controls when it is cleared and typed again (issue 24,
 import pytest
 from apptest import app, figures
 
-from gpt2viz.dashboard.sidebar import PROMPT_LINK_CHARS
+from gpt2viz.dashboard.link import PROMPT_LINK_CHARS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 

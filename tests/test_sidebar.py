@@ -4,7 +4,8 @@ import pytest
 from apptest import app, figures
 
 from gpt2viz import ModelConfig
-from gpt2viz.dashboard.sidebar import DEFAULTS, custom_name, read_link
+from gpt2viz.dashboard.controls import DEFAULTS, custom_name
+from gpt2viz.dashboard.link import read_link
 
 pytestmark = pytest.mark.usefixtures("quick_training")
 

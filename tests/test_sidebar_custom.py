@@ -22,7 +22,7 @@ def test_rope_base_is_hidden_without_rope_and_kept_for_when_it_returns():
     assert at.query_params["rope_base"] == "1000000.0"  # still in the link
     at.sidebar.selectbox(key="sb_position").set_value("rope").run()
     assert at.sidebar.number_input(key="sb_rope_base").value == 1e6
-    assert list(at.dataframe[0].value["variant"]) == ["custom 1: rope · base 1e+06 · GQA-2 · w=16"]
+    assert list(at.dataframe[0].value["variant"]) == ["custom 1: rope · base 1,000,000 · GQA-2 · w=16"]
 
 
 def test_sinks_show_only_with_a_window_and_travel_in_the_link():

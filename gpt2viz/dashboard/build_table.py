@@ -19,7 +19,7 @@ from gpt2viz.weights.checkpoints import checkpoint_zip
 
 from . import corpora
 from .models import store
-from .sidebar import Selection
+from .controls import Selection
 
 
 def download_button(name: str, variant: Variant, selection: Selection) -> None:

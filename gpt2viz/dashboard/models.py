@@ -39,7 +39,7 @@ from gpt2viz.weights.checkpoints import (
 from gpt2viz.weights.serving import UPLOAD_CAPS, Refused, check_upload
 
 from . import corpora, serving_mode, training
-from .sidebar import Selection
+from .controls import Selection
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ from gpt2viz.analysis.workbench import (
     unknown_positions,
 )
 
-from . import sidebar
+from . import link
 
 DEFAULT_PROMPT = ('The "for" statement is used to iterate over the elements of a sequence '
                   '(such as a string, tuple or list) or other iterable object.')
@@ -22,10 +22,10 @@ DEFAULT_PROMPT = ('The "for" statement is used to iterate over the elements of a
 
 def prompt_input() -> Prompt | None:
     """The prompt shared by the pages; problems are explained, not raised."""
-    text = sidebar.linked("prompt", DEFAULT_PROMPT)  # kept across pages, and in the link
+    text = link.linked("prompt", DEFAULT_PROMPT)  # kept across pages, and in the link
     st.text_area("Prompt", key="prompt", height=80)
-    if len(text) > sidebar.PROMPT_LINK_CHARS:
-        st.caption(f"A link to this view holds the prompt's first {sidebar.PROMPT_LINK_CHARS:,} "
+    if len(text) > link.PROMPT_LINK_CHARS:
+        st.caption(f"A link to this view holds the prompt's first {link.PROMPT_LINK_CHARS:,} "
                    f"characters (of {len(text):,}).")
     try:
         prompt = tokenize_prompt(text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from . import serving_mode, sidebar
-from .sidebar import Selection
+from . import link, serving_mode, sidebar
+from .controls import Selection
 
 PAGES = [("pages/build.py", "Build & train", ":material/construction:"),
          ("pages/attention.py", "Attention", ":material/grid_on:"),
@@ -25,7 +25,7 @@ def run_app():
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
     st.session_state["selection"] = sidebar.draw()
-    sidebar.show_link_notes()
+    link.show_link_notes()
     page.run()
 
 
