@@ -194,7 +194,9 @@ def table(page, index=0) -> list[dict]:
 def chart_texts(page) -> list[str]:
     """Titles and annotations of every plotly chart on the page."""
     return page.locator("[data-testid='stPlotlyChart'] .gtitle, [data-testid='stPlotlyChart'] "
-                        ".annotation-text").evaluate_all("els => els.map(e => e.textContent)")
+                        ".annotation-text").evaluate_all(  # a wrapped title: its lines, spaced
+        "els => els.map(e => [...e.querySelectorAll('tspan.line')].map(t => t.textContent).join(' ')"
+        " || e.textContent)")
 
 
 def no_exception(page) -> bool:

@@ -280,8 +280,9 @@ def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
             page.get_by_text("Train on your own text").click()
             main = page.locator("[data-testid='stMain']")
             main.get_by_role("button", name="Use this text").click()  # nothing given yet
+            page.get_by_text("The pasted text is empty").wait_for(timeout=60_000)  # as a person waits
             wait_idle(page)
-            assert "The pasted text is empty" in page_text(page)
+            assert "The pasted text is empty" in page_text(page)  # and it stays
             main.locator("input[type='file']").set_input_files(str(text))
             wait_idle(page)
             main.get_by_role("button", name="Use this text").click()

@@ -89,9 +89,15 @@ def controls(current: str) -> None:
                    f"{UPLOAD_CAPS['corpus'] // 1024**2} MiB. Every tenth block of 1,024 tokens is "
                    f"held out for validation; the vocabulary is the training split's ids.")
         st.button("Use this text", on_click=_use_text, args=(upload, pasted, name.strip() or "my text"))
-        message = st.session_state.pop("corpus_message", None)
-        if message:
+        message = st.session_state.get("corpus_message")
+        if message and message[2] == _given(upload, pasted):  # kept until the text given changes
             (st.success if message[0] == "ok" else st.error)(message[1])
+
+
+def _given(upload, pasted: str) -> tuple:
+    """What the user has given: a message about it holds until this changes, so another
+    rerun (a banner finishing, any click elsewhere) does not wipe it."""
+    return (None if upload is None else (upload.name, upload.size), pasted)
 
 
 def _use_text(upload, pasted: str, name: str) -> None:
@@ -104,7 +110,7 @@ def _use_text(upload, pasted: str, name: str) -> None:
             text = decode_text(pasted.encode("utf-8"), "The pasted text")
         corpus = add(text, name)
     except (CorpusError, Refused) as err:
-        st.session_state["corpus_message"] = ("error", str(err))
+        st.session_state["corpus_message"] = ("error", str(err), _given(upload, pasted))
         return
     st.session_state["sb_corpus"] = corpus.id
-    st.session_state["corpus_message"] = ("ok", corpus.describe())
+    st.session_state["corpus_message"] = ("ok", corpus.describe(), _given(upload, pasted))
