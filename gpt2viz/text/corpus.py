@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -115,12 +116,14 @@ def split_ids(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
             torch.cat([b for i, b in enumerate(blocks) if i % 10 == 9]))
 
 
-def validation_blocks(text: str) -> list[str]:
+@lru_cache(maxsize=4)
+def validation_blocks(text: str) -> tuple[str, ...]:
     """The validation split of `text` as the blocks it is made of, each as text. Consecutive
     blocks are ten blocks apart in the text, so a long validation text is unrelated pieces
-    joined; a chart along it marks where they join."""
+    joined; a chart along it marks where they join. Kept: the StreamingLLM page asks on every
+    rerun, and the whole text is tokenized for it."""
     blocks = torch.tensor(get_tokenizer().encode(text)).split(SPLIT_BLOCK)
-    return [get_tokenizer().decode(b.tolist()) for i, b in enumerate(blocks) if i % 10 == 9]
+    return tuple(get_tokenizer().decode(b.tolist()) for i, b in enumerate(blocks) if i % 10 == 9)
 
 
 def validation_text(text: str) -> str:
