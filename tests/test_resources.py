@@ -32,12 +32,14 @@ def test_cuda_work_is_checked_against_the_gpus_free_memory(monkeypatch):
 
 
 def test_cpu_work_is_checked_against_ram(monkeypatch):
-    fake_gpu(monkeypatch, free=100 * GiB)  # a roomy GPU changes nothing for CPU work
+    fake_gpu(monkeypatch, free=4096 * GiB)  # a roomy GPU changes nothing for CPU work
     ram = available_memory_bytes("cpu")
-    assert ram == available_memory_bytes()
     with open("/proc/meminfo") as meminfo:
         listed = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in meminfo}
+    # RAM moves while other tests run, so each read is compared to the machine within a margin
+    assert ram <= listed["MemTotal"]  # not the fake GPU's 4 TiB
     assert abs(ram - listed["MemAvailable"]) < 0.2 * listed["MemTotal"]
+    assert abs(available_memory_bytes() - listed["MemAvailable"]) < 0.2 * listed["MemTotal"]
     problem = memory_shortfall(ram, "all of it", "cpu")
     assert problem and "this machine can spare" in problem
     assert memory_shortfall(1024, "a little", "cpu") is None
