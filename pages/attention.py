@@ -22,34 +22,30 @@ if built and prompt:
     traces = {name: prompts.trace(v, prompt) for name, v in built.items()}
     labels = {name: prompt_labels(v, prompt) for name, v in built.items()}  # each its own tokens
     shown = st.multiselect("Show variants", list(built), default=list(built))
-    if "attention_first_layer" in st.session_state:  # kept while hidden (the others: linked)
+    if "attention_first_layer" in st.session_state:  # kept while hidden (the others: link.control)
         st.session_state["attention_first_layer"] = st.session_state["attention_first_layer"]
     c1, c2, c3, c4 = st.columns(4)
-    # Every control is in the link and keeps its value while hidden (link.linked); only the
+    # Every control is in the link and keeps its value while hidden (link.control); only the
     # controls that change the current view are shown.
     views = ["One head", "All layers × heads", "Difference"]
-    view = link.linked("attention_view", views[0], options=views)
-    c1.radio("View", views, key="attention_view")
+    view = link.control(c1.radio, "View", "attention_view", views[0], options=views)
     max_layer = max(v.config.n_layer for v in built.values()) - 1
     deepest = max(built[name].config.n_layer for name in shown) if shown else 1
     for key, top in (("attention_layer", max_layer), ("attention_first_layer", deepest - GRID_LAYERS)):
         if st.session_state.get(key, 0) > top:  # a deeper model was deselected
             st.session_state[key] = max(top, 0)
     per_head = view != "All layers × heads"
-    layer = link.linked("attention_layer", 0, lowest=0, highest=max_layer)
-    if per_head and max_layer > 0:
-        c2.slider("Layer", 0, max_layer, key="attention_layer")
+    layer = link.control(c2.slider, "Layer", "attention_layer", 0, lowest=0, highest=max_layer,
+                         shown=per_head and max_layer > 0)
     heads = ["mean over heads"] + list(range(max(v.config.n_head for v in built.values())))
-    head_choice = link.linked("attention_head", heads[0], options=heads)
-    if per_head:
-        c3.selectbox("Head", heads, key="attention_head")
+    head_choice = link.control(c3.selectbox, "Head", "attention_head", heads[0], options=heads,
+                               shown=per_head)
     scales = ["linear (0 to 1)", "log (0.001 to 1)"]
-    scale = link.linked("attention_scale", scales[0], options=scales)
-    if view != "Difference":
-        c4.radio("Colour scale", scales, key="attention_scale",
-                 help="Every map's maximum is 1 (query 0 can only attend itself), so a "
-                      "per-map maximum would change nothing; a log scale shows the small "
-                      "probabilities a linear one paints as zero.")
+    scale = link.control(c4.radio, "Colour scale", "attention_scale", scales[0], options=scales,
+                         shown=view != "Difference",
+                         help="Every map's maximum is 1 (query 0 can only attend itself), so a "
+                              "per-map maximum would change nothing; a log scale shows the small "
+                              "probabilities a linear one paints as zero.")
     log = scale.startswith("log")
 
     def head_probs(name):

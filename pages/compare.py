@@ -37,8 +37,7 @@ if built and prompt:
         st.code(asked[chat_models[0]].text, language=None, wrap_lines=True)
     lengths = {name: prompt_ids(v, asked[name]).shape[1] for name, v in built.items()}
     traces = {name: prompts.trace(v, asked[name]) for name, v in built.items()}
-    k = link.linked("compare_k", 8, lowest=3, highest=20)  # every control here is in the link
-    st.slider("Top k next tokens", 3, 20, key="compare_k")
+    k = link.control(st.slider, "Top k next tokens", "compare_k", 8, lowest=3, highest=20)
     st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
                     width="stretch", config=CHART_CONFIG)
     rows = []
@@ -69,14 +68,11 @@ if built and prompt:
 
     st.subheader("Continuations")
     c1, c2, c3, c4 = st.columns(4)
-    temperature = link.linked("compare_temperature", 0.8, lowest=0.0, highest=2.0)
-    c1.slider("Temperature (0 = greedy)", 0.0, 2.0, step=0.1, key="compare_temperature")
-    top_k = link.linked("compare_top_k", 40, lowest=0, highest=1000)
-    c2.number_input("Top-k (0 = all)", 0, 1000, key="compare_top_k")
-    new_tokens = link.linked("compare_new_tokens", 40, lowest=1, highest=100)
-    c3.slider("New tokens", 1, 100, key="compare_new_tokens")
-    seed = link.linked("compare_seed", 0, lowest=0, highest=2**31 - 1)
-    c4.number_input("Sampling seed", 0, 2**31 - 1, key="compare_seed")
+    temperature = link.control(c1.slider, "Temperature (0 = greedy)", "compare_temperature", 0.8,
+                               lowest=0.0, highest=2.0, step=0.1)
+    top_k = link.control(c2.number_input, "Top-k (0 = all)", "compare_top_k", 40, lowest=0, highest=1000)
+    new_tokens = link.control(c3.slider, "New tokens", "compare_new_tokens", 40, lowest=1, highest=100)
+    seed = link.control(c4.number_input, "Sampling seed", "compare_seed", 0, lowest=0, highest=2**31 - 1)
     for col, (name, v) in zip(st.columns(len(built)), built.items()):
         text = continuation(v, asked[name], new_tokens, temperature, int(top_k) or None, int(seed))
         col.markdown(f"**{name}**")

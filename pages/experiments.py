@@ -19,9 +19,10 @@ from gpt2viz.analysis.experiments import (
     theory_reach,
     window_losses,
 )
+from gpt2viz.analysis.bench import estimate_pass_seconds
 from gpt2viz.analysis.extension import extension_losses
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, validation_joins
-from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, preset
+from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, kv_head_choices, preset
 from gpt2viz.core.resources import format_number, memory_shortfall, plural
 from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard.export import CHART_CONFIG
@@ -203,7 +204,7 @@ def show_gqa_frontier(built):
         key = (id(v.model), int(steps), selection.seed)
         if st.button(f"Uptrain every pooled model for {plural(int(steps), 'step')}"):
             bar = st.progress(0.0, text="Uptraining...")
-            kv_counts = [k for k in range(v.config.n_head, 0, -1) if v.config.n_head % k == 0]
+            kv_counts = kv_head_choices(v.config.n_kv_head)
 
             def report(kv, p):
                 done = kv_counts.index(kv) + p.step / p.steps
@@ -253,9 +254,6 @@ def show_logit_lens(built):
         st.plotly_chart(logit_lens_figure(lenses), width="stretch", config=CHART_CONFIG)
 
 
-STREAM_SECONDS_PER_1K = 11.0  # one setting over 1,000 tokens of SmolLM2-135M, shared 2-core CPU (README)
-
-
 def stream_bytes(cfg, tokens: int) -> int:
     """Memory one streaming pass adds over the weights (fp32): the residual stream, q/k/v and
     the MLP's three d_ff-wide tensors of one layer at a time, and one chunk of logits."""
@@ -296,10 +294,11 @@ def show_streaming(built):
     windows, sink_counts = (window,), (0, sinks)
     rows = real_model.streaming(variant, tokens, windows, sink_counts, run=False)
     if rows is None:
-        seconds = 3 * tokens / 1000 * STREAM_SECONDS_PER_1K
+        seconds = 3 * estimate_pass_seconds(variant.model, tokens)
         st.info(f"Three passes over {tokens:,} tokens (full, window {window}, window {window} + "
-                f"{plural(sinks, 'sink')}): about {seconds:.0f} s on a 2-core CPU, then kept for every "
-                f"session on this server.")
+                f"{plural(sinks, 'sink')}): about {seconds:.0f} s here (a 256-token pass of {name}, "
+                f"timed on this machine and scaled by the work), then kept for every session on "
+                f"this server.")
         if st.button("Run", type="primary"):
             with st.spinner(f"Scoring {tokens:,} tokens three times..."):
                 real_model.streaming(variant, tokens, windows, sink_counts, run=True)
@@ -375,8 +374,8 @@ EXPERIMENTS = {"Length generalization": show_length_generalization,
                "Context extension": show_context_extension}
 
 st.title("Experiments: what each alteration buys, and what it costs")
-experiment = link.linked("experiment", next(iter(EXPERIMENTS)), options=list(EXPERIMENTS))  # in the link
-st.radio("Experiment", list(EXPERIMENTS), horizontal=True, key="experiment", label_visibility="collapsed")
+experiment = link.control(st.radio, "Experiment", "experiment", next(iter(EXPERIMENTS)),
+                          options=list(EXPERIMENTS), horizontal=True, label_visibility="collapsed")
 built = models.variants(selection)
 if experiment in ("Length generalization", "Window & sinks", "Receptive field", "GQA frontier",
                   "Context extension"):

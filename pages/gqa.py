@@ -7,7 +7,8 @@ import streamlit as st
 
 from gpt2viz import PRESETS
 from gpt2viz.analysis.heads import text_tokens
-from gpt2viz.analysis.workbench import divisors, kv_cost_rows, prompt_labels
+from gpt2viz.analysis.workbench import kv_cost_rows, prompt_labels
+from gpt2viz.core.config import kv_head_choices
 from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard import heads as head_measures
@@ -34,13 +35,12 @@ base_name, base_cfg = next(((n, c) for n, c in shapes.items() if c.n_kv_head < c
 if selection.weights != "checkpoint" and base_name not in real:  # the embedding the built models have
     base_cfg = base_cfg.replace(vocab_size=corpora.selected(selection).vocab.size)
 c1, c2 = st.columns(2)
-kv_options = divisors(base_cfg.n_head)
-n_kv = link.linked("gqa_kv_heads", base_cfg.n_kv_head, options=kv_options)  # in the link
-c1.select_slider("Key/value heads (MHA → MQA)", kv_options, key="gqa_kv_heads",
-                 help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
-contexts = [256, 1024, 4096, 32768, 131072]
-context = link.linked("gqa_context", 4096, options=contexts)
-c2.select_slider("Context length for the cache", contexts, key="gqa_context")
+kv_options = kv_head_choices(base_cfg.n_head)
+n_kv = link.control(c1.select_slider, "Key/value heads (MHA → MQA)", "gqa_kv_heads",
+                    base_cfg.n_kv_head, options=kv_options,
+                    help=f"Starts at {base_name}'s own {base_cfg.n_kv_head}.")
+context = link.control(c2.select_slider, "Context length for the cache", "gqa_context", 4096,
+                       options=[256, 1024, 4096, 32768, 131072])
 if real and selection.configs:
     st.caption(f"The diagram, costs and table below are {base_name}'s; the small models "
                f"({', '.join(selection.configs)}) are left out of them, and have the maps and "
@@ -116,16 +116,14 @@ own_weights = real | {n: v for n, v in built.items() if v.tokenizer is not None}
 for name, variant in own_weights.items():
     cfg = variant.config
     result = real_model.pooled(variant)
-    rows = [{"n_kv_head": cfg.n_kv_head, "val_loss": result["base_loss"]}] + [
-        {"n_kv_head": r["n_kv_head"], "val_loss": r["pooled_loss"]} for r in result["rows"]]
-    st.plotly_chart(conversion_curve(rows), width="stretch", config=CHART_CONFIG)
+    st.plotly_chart(conversion_curve(result["rows"]), width="stretch", config=CHART_CONFIG)
     st.caption(f"{name} ({'pretrained' if name in real else 'its own weights'}, {cfg.n_kv_head} KV heads for {cfg.n_head} query heads): the loss "
                f"on the first 1,024 tokens of the default corpus's validation text with its own KV "
                f"heads, then with each group's K/V heads replaced by their mean (to_gqa), no "
                f"uptraining — " + "; ".join(
                    f"{r['n_kv_head']} KV head{'s' if r['n_kv_head'] > 1 else ''}: {r['pooled_loss']:.3f} "
                    f"nats, KV cache {format_bytes(r['kv_bytes_per_token'])} a token"
-                   for r in result["rows"]) +
+                   for r in result["rows"][1:]) +
                f" (its own: {result['base_loss']:.3f}, {format_bytes(result['kv_bytes_per_token'])} a "
                f"token). Uptraining a {variant.model.num_params() / 1e6:,.0f}M-parameter model is not "
                f"interactive on a CPU.")
@@ -154,10 +152,10 @@ else:
         st.caption("The pooling chart appears here when gpt2 and gqa have finished training "
                    "(the banner at the top shows their progress).")
     elif trained:
-        losses = models.cached_pooled_losses(trained["gpt2"], selection)
+        pooled = models.cached_pooled_losses(trained["gpt2"], selection)
         gqa = trained["gqa"]
         reference = {"gqa trained from scratch": (gqa.config.n_kv_head, gqa.history.val_loss[-1])}
-        st.plotly_chart(conversion_curve(losses, reference), width="stretch", config=CHART_CONFIG)
+        st.plotly_chart(conversion_curve(pooled["rows"], reference), width="stretch", config=CHART_CONFIG)
         st.caption("Line: the trained gpt2 baseline with each group's K/V heads replaced by their "
                    "mean (to_gqa), evaluated on the validation split with no retraining. Star: the "
                    f"gqa preset, which differs from gpt2 only in n_kv_head ({gqa.config.n_kv_head}), "

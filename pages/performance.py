@@ -22,6 +22,7 @@ from gpt2viz.analysis.bench import (
 )
 from gpt2viz.core import resources
 from gpt2viz.core.attention import flex_is_compiled
+from gpt2viz.core.config import kv_head_choices
 from gpt2viz.core.resources import format_bytes, format_number, plural
 from gpt2viz.dashboard import bench_runs, link, models, routing
 from gpt2viz.dashboard.export import CHART_CONFIG
@@ -46,8 +47,7 @@ st.caption("Two memory figures, because each sees what the other cannot. Tensors
            "the chart gives both for every row, with when and where it was measured; README (Memory) "
            "compares the kernels in fresh processes.")
 MEASURES = [ATTENTION_N, ATTENTION_W, MODELS, GENERATION]
-mode = link.linked("latency_measure", ATTENTION_N, options=MEASURES)  # kept across pages, in the link
-st.radio("Measure", MEASURES, horizontal=True, key="latency_measure")
+mode = link.control(st.radio, "Measure", "latency_measure", ATTENTION_N, options=MEASURES, horizontal=True)
 c1, c2, c3, c4 = st.columns(4)
 powers = [512, 1024, 2048, 4096, 8192]
 device = str(resources.device())
@@ -58,7 +58,7 @@ if mode in (ATTENTION_N, ATTENTION_W):
                                 "window = SDPA with an n × n mask. flex compiles on first use (~20 s "
                                 "on a 2-core CPU, 2026-11) and again for each new shape (~4 s).")
     n_head = c2.select_slider("Query heads", [4, 8, 12, 16], value=12)
-    kv_heads = c3.multiselect("Key/value heads", [k for k in (16, 12, 8, 4, 2, 1) if n_head % k == 0],
+    kv_heads = c3.multiselect("Key/value heads", kv_head_choices(n_head),
                               default=[n_head]) or [n_head]
     repeats = c4.slider("Repeats", 1, 7, 3)
     if mode == ATTENTION_N:

@@ -31,23 +31,23 @@ st.caption("Rotary embeddings turn each pair of q/k dimensions by position × θ
 built = models.variants(selection)
 rope_variants = {n: v for n, v in built.items() if v.config.position == "rope"}
 # The explanatory figures start at the chosen RoPE model's own base and head size.
-# Another model starts them again at its own; the three sliders are in the link (link.linked).
+# Another model starts them again at its own; the three sliders are in the link (link.control).
 name = (st.selectbox("RoPE model", list(rope_variants),
                      on_change=link.forget, args=("geometry_base", "geometry_head_dim"))
         if rope_variants else None)
 own = rope_variants[name].config if name else None
 c1, c2, c3 = st.columns(3)
 bases = sorted({100.0, 500.0, 1000.0, 10000.0, 100000.0, 1000000.0} | ({own.rope_base} if own else set()))
-base = link.linked("geometry_base", own.rope_base if own else 10000.0, options=bases)
-c1.select_slider("RoPE base", bases, key="geometry_base", format_func=lambda b: f"{b:g}")
+base = link.control(c1.select_slider, "RoPE base", "geometry_base", own.rope_base if own else 10000.0,
+                    options=bases, format_func=lambda b: f"{b:g}")
 head_dims = sorted({8, 16, 32, 64, 128} | ({own.head_dim} if own else set()))
-head_dim = link.linked("geometry_head_dim", own.head_dim if own else 16, options=head_dims)
-c2.select_slider("Head size", head_dims, key="geometry_head_dim")
+head_dim = link.control(c2.select_slider, "Head size", "geometry_head_dim", own.head_dim if own else 16,
+                        options=head_dims)
 # the model's own context is offered and is where the slider starts (128 for the small models,
 # 8,192 for SmolLM2-135M)
 contexts = sorted({64, 128, 256, 512, 1024, 4096, 32768} | ({own.max_seq_len} if own else set()))
-context = link.linked("geometry_context", own.max_seq_len if own else 256, options=contexts)
-c3.select_slider("Context length", contexts, key="geometry_context")
+context = link.control(c3.select_slider, "Context length", "geometry_context",
+                       own.max_seq_len if own else 256, options=contexts)
 
 st.subheader("The rotation")
 prompt = prompts.prompt_input()
@@ -110,12 +110,11 @@ st.subheader("Past the trained context: interpolation, NTK and YaRN")
 SCALING_NAMES = {"linear": "linear (Position Interpolation)", "ntk": "NTK-aware (static)",
                  "dynamic": "dynamic NTK", "yarn": "YaRN", "llama3": "Llama 3"}
 c1, c2 = st.columns(2)
-method = link.linked("geometry_scaling", "yarn", options=list(SCALING_NAMES))
-c1.selectbox("Scaling method", list(SCALING_NAMES), key="geometry_scaling", format_func=SCALING_NAMES.get)
+method = link.control(c1.selectbox, "Scaling method", "geometry_scaling", "yarn",
+                      options=list(SCALING_NAMES), format_func=SCALING_NAMES.get)
 factors = [2.0, 4.0, 8.0, 16.0, 32.0]
-factor = link.linked("geometry_factor", 4.0, options=factors)
-c2.select_slider("Factor s: the new context is s × the trained one", factors, key="geometry_factor",
-                 format_func=lambda s: f"{s:g}×")
+factor = link.control(c2.select_slider, "Factor s: the new context is s × the trained one",
+                      "geometry_factor", 4.0, options=factors, format_func=lambda s: f"{s:g}×")
 
 
 def stretched(scaling):

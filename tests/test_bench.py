@@ -13,6 +13,9 @@ from gpt2viz.analysis.bench import (
     bench_forward,
     bench_generate,
     decode_family,
+    estimate_pass_seconds,
+    forward_flops,
+    measured_forward_rate,
     peak_memory,
 )
 from gpt2viz.cli.bench import render
@@ -181,3 +184,19 @@ def test_rows_name_the_kernel_they_measured(monkeypatch):
         (row,) = [r for r in rows if r["impl"] == "banded"]
         assert bool(calls) == expect_banded
         assert row["ran"] == ("banded" if calls else "sdpa")
+
+
+def test_a_long_pass_is_estimated_from_two_timed_passes_of_the_model_itself():
+    model = GPT2(ModelConfig(vocab_size=64, n_layer=2, n_head=2, d_model=16, max_seq_len=512)).eval()
+    calls = []
+    model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    short, long = estimate_pass_seconds(model, 128), estimate_pass_seconds(model, 512)
+    assert calls == [(1, 256), (1, 256)]  # timed twice on 256 tokens, then kept for this model
+    assert short > 0 and long / short == pytest.approx(
+        forward_flops(model.config, 512) / forward_flops(model.config, 128))
+    estimate_pass_seconds(model, 64)
+    assert len(calls) == 2
+    other = GPT2(model.config.replace(max_seq_len=100)).eval()
+    other.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    measured_forward_rate(other)
+    assert calls[2:] == [(1, 100), (1, 100)]  # never past a model's context

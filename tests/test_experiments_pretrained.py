@@ -98,13 +98,15 @@ def test_reconfigured_shares_the_weights():
 def test_pooled_kv_losses_pool_to_every_divisor():
     model = tiny_model(**{**LLAMA, "n_kv_head": 4})
     ids = text_ids(50)
-    out = ex.pooled_kv_losses(model, ids)
-    assert [r["n_kv_head"] for r in out["rows"]] == [2, 1]
+    out = ex.pooled_kv_losses(model, ex.text_loss(ids))
+    assert [r["n_kv_head"] for r in out["rows"]] == [4, 2, 1]
     mqa = to_gqa(model, 1)
     with torch.no_grad():
         expected = F.cross_entropy(mqa(ids[None, :-1])[0], ids[1:])
-    assert out["rows"][1]["pooled_loss"] == pytest.approx(float(expected), abs=1e-9)
-    assert out["base_loss"] != out["rows"][1]["pooled_loss"]
+        own = F.cross_entropy(model(ids[None, :-1])[0], ids[1:])
+    assert out["rows"][2]["pooled_loss"] == pytest.approx(float(expected), abs=1e-9)
+    assert out["rows"][0]["pooled_loss"] == out["base_loss"] == pytest.approx(float(own), abs=1e-9)
+    assert out["base_loss"] != out["rows"][2]["pooled_loss"]
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ def test_cli_json_of_streaming_heads_and_ablate(tiny_as_pretrained, tmp_path, ca
     assert set(out["base"]) == set(out["ablated"]) == {"text_loss", "induction_loss"}
     assert main(["experiment", "gqa", "--variant", "smollm2-135m", "--text", str(text), "--json"]) == 0
     out = last_json(capsys)
-    assert [r["n_kv_head"] for r in out["rows"]] == [1] and "uptraining" in out
+    assert [r["n_kv_head"] for r in out["rows"]] == [2, 1] and "uptraining" in out  # its own first
 
 
 def test_cli_refuses_uptraining_a_pretrained_model(tiny_as_pretrained, capsys):

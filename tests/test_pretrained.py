@@ -6,6 +6,7 @@ The three tests against transformers' model are `slow` (its GGUF load takes abou
 on 2 cores); the tokenizer tests load only transformers' tokenizer.
 """
 import importlib.metadata
+import json
 import os
 import shutil
 
@@ -164,9 +165,13 @@ def test_a_second_load_comes_from_the_cache(loaded, module_cache, monkeypatch):
         raise AssertionError("the GGUF was read again")
 
     monkeypatch.setattr(pretrained, "read_gguf", no_gguf)
+    assert pretrained.expected_load(NAME) == ("cache", None)  # only the cold load was timed
     model, tokenizer = pretrained.load(NAME)
-    assert [p.name for p in module_cache.iterdir()] == [f"{NAME}-" + pretrained.file_sha256(
-        pretrained.gguf_path(NAME))[:20]]
+    entry = f"{NAME}-" + pretrained.file_sha256(pretrained.gguf_path(NAME))[:20]
+    assert sorted(p.name for p in module_cache.iterdir()) == sorted([entry, pretrained.LOAD_TIMES])
+    times = json.loads((module_cache / pretrained.LOAD_TIMES).read_text())[entry]
+    assert 0 < times["cache"] < times["gguf"]  # dequantizing costs more than reading the cache
+    assert pretrained.expected_load(NAME) == ("cache", times["cache"])
     assert torch.equal(model.blocks[7].attn.k_proj.weight, loaded[0].blocks[7].attn.k_proj.weight)
     assert tokenizer.encode(PROSE) == loaded[1].encode(PROSE)
 

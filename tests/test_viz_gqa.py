@@ -62,7 +62,7 @@ def test_similarity_heatmap_outlines_each_group():
 
 
 def test_conversion_curve_draws_pooled_losses_and_the_reference_at_its_own_kv_heads():
-    rows = [{"n_kv_head": k, "val_loss": 4 + 0.1 * i} for i, k in enumerate((8, 4, 2, 1))]
+    rows = [{"n_kv_head": k, "pooled_loss": 4 + 0.1 * i} for i, k in enumerate((8, 4, 2, 1))]
     fig = conversion_curve(rows, {"gqa trained from scratch": (2, 3.95)})
     pooled, ref = fig.data
     assert list(pooled.x) == ["8", "4", "2", "1"] and list(pooled.y) == [4.0, 4.1, 4.2, 4.3]

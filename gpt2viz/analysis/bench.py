@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from gpt2viz.core.attention import attention, resolve
-from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.config import ModelConfig, kv_head_choices
 from gpt2viz.core.kv_cache import KVCache
 from gpt2viz.core.model import GPT2
 from gpt2viz.core.resources import ensure_fits, memory_shortfall
@@ -190,6 +190,35 @@ def forward_flops(config: ModelConfig, n: int, batch: int = 1) -> int:
                                                     config.head_dim, batch)
 
 
+_FORWARD_RATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> FLOP/s
+
+
+@torch.no_grad()
+def measured_forward_rate(model: GPT2, tokens: int = 256) -> float:
+    """FLOP/s (forward_flops) of this model's own forward pass on its device: the faster of two
+    timed passes over `tokens` tokens, once per model. An estimate of a longer pass scales it,
+    so it follows this machine, device and model rather than a constant; a short pass runs
+    less efficiently than a long one, so the estimate errs long."""
+    if model not in _FORWARD_RATES:
+        tokens = min(tokens, model.config.max_seq_len)
+        device = model.wte.weight.device
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        ids = torch.zeros(1, tokens, dtype=torch.long, device=device)
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            model(ids)
+            sync()
+            seconds.append(time.perf_counter() - start)
+        _FORWARD_RATES[model] = forward_flops(model.config, tokens) / min(seconds)
+    return _FORWARD_RATES[model]
+
+
+def estimate_pass_seconds(model: GPT2, tokens: int) -> float:
+    """One forward pass over `tokens` tokens, from measured_forward_rate."""
+    return forward_flops(model.config, tokens) / measured_forward_rate(model)
+
+
 def kernel_that_runs(impl: str, n: int, window: int | None, device_type: str = "cpu") -> str:
     """What attention(q, k, v, window, impl) runs for self-attention over n tokens, as
     attention.resolve decides it, so a row is labelled by the kernel it measured. The dense
@@ -229,7 +258,7 @@ def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
     rows += [(n, w, kv, impl) for n in seq_lens for w in windows for kv in kv_heads for impl in impls]
     plan, skipped = [], []
     for n, w, kv, impl in rows:
-        if kv < 1 or n_head % kv:
+        if kv not in kv_head_choices(n_head):
             raise ValueError(f"n_kv_head={kv} does not divide n_head={n_head}.")
         problem = memory_shortfall(
             attention_memory_estimate(impl.split()[0], n, w, n_head, kv, head_dim, batch),

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2viz.analysis.heads import induction_ids
-from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.config import ModelConfig, TrainSettings, kv_head_choices
 from gpt2viz.core.model import GPT2
 from gpt2viz.core.resources import device, ensure_fits
 from gpt2viz.text.corpus import Corpus
@@ -234,21 +234,17 @@ def gqa_frontier(model: GPT2, corpus: Corpus, settings: TrainSettings, uptrain_s
     """For every n_kv_head the model's kv heads divide into: KV-cache bytes per token, the
     loss after mean-pooling (to_gqa) and after `uptrain_steps` more training steps.
     on_step(n_kv_head, Progress) reports uptraining progress."""
-    kv_counts = [k for k in range(model.config.n_kv_head, 0, -1) if model.config.n_kv_head % k == 0]
-    check_uptrain_budget(model.config, settings, uptrain_steps, len(kv_counts), seconds_per_step)
-    block = settings.block_size
-    rows = []
-    for kv in kv_counts:
-        pooled = to_gqa(model, kv).eval()
-        row = {"n_kv_head": kv, "kv_bytes_per_token": pooled.config.kv_cache_bytes_per_token(),
-               "pooled_loss": evaluate(pooled, corpus.val, block), "uptrained_loss": None}
-        if uptrain_steps:
-            report = None if on_step is None else (lambda p, kv=kv: on_step(kv, p))
-            history = continue_training(pooled, corpus, uptrain_settings(settings, uptrain_steps),
-                                        seed, report)
-            row["uptrained_loss"] = history.val_loss[-1]
-        rows.append(row)
-    return {"base_loss": evaluate(model, corpus.val, block), "rows": rows}
+    runs = len(kv_head_choices(model.config.n_kv_head))
+    check_uptrain_budget(model.config, settings, uptrain_steps, runs, seconds_per_step)
+
+    def uptrain(kv, pooled):
+        report = None if on_step is None else (lambda p: on_step(kv, p))
+        history = continue_training(pooled, corpus, uptrain_settings(settings, uptrain_steps),
+                                    seed, report)
+        return history.val_loss[-1]
+
+    return pooled_kv_losses(model, lambda m: evaluate(m, corpus.val, settings.block_size),
+                            uptrain if uptrain_steps else None)
 
 
 def scratch_loss(config: ModelConfig, corpus: Corpus, settings: TrainSettings,
@@ -365,21 +361,33 @@ def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
     return losses
 
 
-# ------------------------------------------------------------------ 8. pooling a real model's KV heads
-def pooled_kv_losses(model: GPT2, text_ids: torch.Tensor) -> dict:
-    """Mean-pool the KV heads (to_gqa) into every smaller count that divides them, no
-    uptraining: the loss on the first ABLATE_TEXT_TOKENS tokens of the text, before and after."""
-    t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
-    text = text_ids[:t][None].to(model.wte.weight.device)
-
-    def loss(m):
-        return float(token_losses(m, text[:, :-1], text[:, 1:]).mean())
-
+# ------------------------------------------------------------------ 8. mean-pooling KV heads
+def pooled_kv_losses(model: GPT2, loss, uptrain=None) -> dict:
+    """The one mean-pooling loop (to_gqa, Ainslie et al. 2023): loss(model) -> nats of the
+    model with its own KV heads, then pooled into every count that divides them, most first
+    (its own count included: unchanged). uptrain(n_kv_head, pooled) -> the loss after more
+    training, or no uptraining when None. Rows: {"n_kv_head", "kv_bytes_per_token",
+    "pooled_loss", "uptrained_loss"}."""
+    own = model.config.n_kv_head
+    base_loss = loss(model)
     rows = []
-    for kv in [k for k in range(model.config.n_kv_head - 1, 0, -1) if model.config.n_kv_head % k == 0]:
-        pooled = to_gqa(model, kv).eval()
+    for kv in kv_head_choices(own):
+        pooled = model if kv == own and uptrain is None else to_gqa(model, kv).eval()  # no copy to score
         rows.append({"n_kv_head": kv, "kv_bytes_per_token": pooled.config.kv_cache_bytes_per_token(),
-                     "pooled_loss": loss(pooled), "uptrained_loss": None})
+                     "pooled_loss": base_loss if pooled is model else loss(pooled),
+                     "uptrained_loss": None if uptrain is None else uptrain(kv, pooled)})
         del pooled
-    return {"base_loss": loss(model), "n_kv_head": model.config.n_kv_head,
+    return {"base_loss": base_loss, "n_kv_head": own,
             "kv_bytes_per_token": model.config.kv_cache_bytes_per_token(), "rows": rows}
+
+
+def text_loss(text_ids: torch.Tensor):
+    """loss(model) -> the mean next-token loss on the first ABLATE_TEXT_TOKENS tokens of the
+    text, one sequence: how a real model's pooled KV heads are scored."""
+    text = text_ids[:ABLATE_TEXT_TOKENS + 1][None]
+
+    def loss(model: GPT2) -> float:
+        on_device = text.to(model.wte.weight.device)
+        return float(token_losses(model, on_device[:, :-1], on_device[:, 1:]).mean())
+
+    return loss

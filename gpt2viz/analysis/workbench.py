@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from gpt2viz.core.config import ModelConfig, TrainSettings
+from gpt2viz.core.config import ModelConfig, TrainSettings, kv_head_choices
 from gpt2viz.core.model import CAPTURES, GPT2, Trace
 from gpt2viz.text.corpus import (
     DEFAULT_SHA256,
@@ -183,30 +183,17 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss == loss else float("nan")
 
 
-def divisors(n: int) -> list[int]:
-    return [k for k in range(n, 0, -1) if n % k == 0]
-
-
 def kv_cost_rows(config: ModelConfig, context: int) -> list[dict]:
     """KV-cache bytes and parameters for every valid n_kv_head, MHA first, MQA last."""
     from gpt2viz.training.train import param_count
 
     rows = []
-    for kv in divisors(config.n_head):
+    for kv in kv_head_choices(config.n_head):
         cfg = config.replace(n_kv_head=kv)
         rows.append({"n_kv_head": kv, "kind": cfg.attention_kind,
                      "kv_bytes_per_token": cfg.kv_cache_bytes_per_token(),
                      "kv_bytes_context": cfg.kv_cache_bytes(context), "params": param_count(cfg)})
     return rows
-
-
-def pooled_losses(model: GPT2, val_ids: torch.Tensor, block_size: int = 128) -> list[dict]:
-    """Validation loss of to_gqa(model, k) for every valid k: what sharing costs untrained."""
-    from gpt2viz.training.train import evaluate
-    from gpt2viz.weights.checkpoints import to_gqa
-
-    return [{"n_kv_head": kv, "val_loss": evaluate(to_gqa(model, kv).eval(), val_ids, block_size)}
-            for kv in divisors(model.config.n_kv_head)]
 
 
 CONTEXTS = (1, 16)  # the cut contexts the Build table scores each model with

@@ -236,11 +236,11 @@ def run_experiment(args) -> int:
             raise ValueError(uptrain_refusal(args.variant))
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         result = {"variant": args.variant,
-                  **ex.pooled_kv_losses(loaded.model, scored_text(args, loaded, corpus)[0]),
+                  **ex.pooled_kv_losses(loaded.model, ex.text_loss(scored_text(args, loaded, corpus)[0])),
                   "uptraining": uptrain_refusal(args.variant)}
         summary = [f"{args.variant}: {result['n_kv_head']} KV heads {result['base_loss']:.3f}"] + [
             f"pooled to {r['n_kv_head']}: {r['kv_bytes_per_token']} B/token, {r['pooled_loss']:.3f}"
-            for r in result["rows"]] + [result["uptraining"]]
+            for r in result["rows"][1:]] + [result["uptraining"]]
     elif args.experiment == "gqa":
         trained = trained_model(args.variant, corpus, settings, args.seed)
         if trained.model.config.n_kv_head != trained.model.config.n_head:

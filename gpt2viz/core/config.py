@@ -13,6 +13,12 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu", "none")
 DEFAULT_ROPE_BASE = 10000.0
+
+
+def kv_head_choices(n_head: int) -> list[int]:
+    """The n_kv_head values n_head query heads allow, most first (MHA ... MQA): query heads
+    share key/value heads in equal groups, so n_kv_head must divide n_head."""
+    return [k for k in range(n_head, 0, -1) if n_head % k == 0]
 # RoPE scaling (context extension) at inference time; positions.rope_parameters computes each.
 ROPE_SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
 
@@ -73,7 +79,7 @@ class ModelConfig:
                    f"pick n_head from {divisors} or change d_model to a multiple of {self.n_head}.")
             return
         if self.n_head % self.n_kv_head:
-            valid = [k for k in range(1, self.n_head + 1) if self.n_head % k == 0]
+            valid = sorted(kv_head_choices(self.n_head))
             yield (f"n_head={self.n_head} is not divisible by n_kv_head={self.n_kv_head}; "
                    f"query heads share key/value heads in equal groups, so n_kv_head must be "
                    f"one of {valid}.")

@@ -140,6 +140,18 @@ def linked(key: str, default, options=None, lowest=None, highest=None):
     return value
 
 
+def control(widget, label: str, key: str, default, options=None, lowest=None, highest=None,
+            shown: bool = True, **widget_options):
+    """A page control from one declaration: draws widget (st.slider, c1.selectbox, ...) keyed
+    `key` with these options (or lowest..highest) and keeps it in the link (linked()), so its
+    range is stated once. shown=False keeps its value (and the link's) without drawing it."""
+    value = linked(key, default, options, lowest, highest)
+    if shown:
+        bounds = (options,) if options is not None else (lowest, highest)
+        widget(label, *bounds, key=key, **widget_options)
+    return value
+
+
 def forget(*keys: str) -> None:
     """Drop page controls' values (a callback): they start again at their defaults."""
     for key in keys:

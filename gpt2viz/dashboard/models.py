@@ -22,12 +22,13 @@ from typing import Callable, Hashable
 import streamlit as st
 import torch
 
-from gpt2viz.analysis.workbench import Variant, pooled_losses
+from gpt2viz.analysis.experiments import pooled_kv_losses
+from gpt2viz.analysis.workbench import Variant
 from gpt2viz.core.model import GPT2
 from gpt2viz.core.resources import device
 from gpt2viz.text.corpus import Corpus, Vocabulary
 from gpt2viz.training.jobs import TrainingJob, TrainingQueue
-from gpt2viz.training.train import History, Progress
+from gpt2viz.training.train import History, Progress, evaluate
 from gpt2viz.weights import pretrained
 from gpt2viz.weights.checkpoint_cache import checkpoint_folder
 from gpt2viz.weights.checkpoints import (
@@ -46,6 +47,7 @@ from .controls import Selection
 class PretrainedLoad:
     """One pretrained model loading in the background: done is set with variant or error."""
     name: str
+    expected: tuple[str, float | None]  # pretrained.expected_load: where it reads, seconds last time
     started: float = field(default_factory=time.monotonic)
     variant: Variant | None = None
     error: Exception | None = None
@@ -86,7 +88,7 @@ class ModelStore:
             load = self.loads.get(name)
             if load is None:
                 pretrained.gguf_path(name)  # instant; says which pip command is missing
-                load = self.loads[name] = PretrainedLoad(name)
+                load = self.loads[name] = PretrainedLoad(name, pretrained.expected_load(name))
                 threading.Thread(target=self._load, args=(load,), name=f"gpt2viz-load-{name}",
                                  daemon=True).start()
             return load
@@ -173,12 +175,22 @@ def _loading_banner(loads: list[PretrainedLoad]) -> None:
         st.markdown(f"**Loading {', '.join(load.name for load in loads)} (pretrained) in the "
                     f"background** — once per server process, then shared by every session. It is "
                     f"left out of the pages until it is in (no stand-in for a real model).")
-        st.progress(min(waited / LOAD_SECONDS, 0.95),
-                    text=f"{waited:.0f} s so far; about {LOAD_SECONDS} s from the checkpoint cache on "
-                         f"disk, twice that the first time (dequantizing the GGUF file).")
+        expected = max(load.expected[1] or FIRST_LOAD_SECONDS[load.expected[0]] for load in loads)
+        st.progress(min(waited / expected, 0.95),
+                    text=f"{waited:.0f} s so far; " + " ".join(map(_expected_load_text, loads)))
 
 
-LOAD_SECONDS = 8  # measured: the cached float32 weights of SmolLM2-135M load in 6-8 s on 2 cores
+# Before any load was timed on this machine: SmolLM2-135M on 2 CPU cores (README's costs).
+FIRST_LOAD_SECONDS = {"cache": 3.0, "gguf": 8.0}
+
+
+def _expected_load_text(load: PretrainedLoad) -> str:
+    source, seconds = load.expected
+    reads = "the checkpoint cache" if source == "cache" else "the GGUF file (dequantized once, then cached)"
+    if seconds is None:
+        return (f"{load.name} reads {reads}: not timed on this machine yet, about "
+                f"{FIRST_LOAD_SECONDS[source]:.0f} s on 2 CPU cores.")
+    return f"{load.name} reads {reads}: {seconds:.1f} s the last time here."
 
 
 def trained_already(selection: Selection, configs: dict) -> bool:
@@ -262,10 +274,11 @@ def _uploaded_variant() -> dict[str, Variant]:
 
 @st.cache_resource(max_entries=8, show_spinner="Evaluating every mean-pooled group count...")
 def _pooled_losses(_variant: Variant, model_id: int, _data: Corpus, corpus_id: str):
-    return pooled_losses(_variant.model, _data.val)
+    return pooled_kv_losses(_variant.model, lambda m: evaluate(m, _data.val, 128))
 
 
-def cached_pooled_losses(variant: Variant, selection: Selection) -> list[dict]:
-    """GQA sharing's conversion curve, once per (model, corpus) for every session."""
+def cached_pooled_losses(variant: Variant, selection: Selection) -> dict:
+    """experiments.pooled_kv_losses on the validation split (blocks of 128): GQA sharing's
+    conversion curve, once per (model, corpus) for every session."""
     data = corpora.selected(selection)
     return _pooled_losses(variant, id(variant.model), data, data.id)

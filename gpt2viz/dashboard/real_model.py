@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.analysis.experiments import pooled_kv_losses, streaming_losses
+from gpt2viz.analysis.experiments import pooled_kv_losses, streaming_losses, text_loss
 from gpt2viz.analysis.workbench import Variant, trace_ids
 from gpt2viz.core.model import Trace
 
@@ -27,7 +27,7 @@ def qk_trace(variant: Variant, tokens: int) -> Trace:
 @st.cache_resource(max_entries=4, show_spinner="Mean-pooling the KV heads and scoring 1,024 tokens "
                                                "(a forward pass per head count)...")
 def _pooled(_variant: Variant, model_id: int) -> dict:
-    return pooled_kv_losses(_variant.model, text_ids(_variant))
+    return pooled_kv_losses(_variant.model, text_loss(text_ids(_variant)))
 
 
 def pooled(variant: Variant) -> dict:

@@ -92,9 +92,10 @@ def similarity_heatmap(similarity: np.ndarray, group: int, title: str) -> go.Fig
 
 
 def conversion_curve(rows: list[dict], reference: dict | None = None) -> go.Figure:
-    """rows: n_kv_head, val_loss of the mean-pooled model; reference: label -> (n_kv_head,
-    loss) of a model trained with that many kv heads, drawn as a star at its own n_kv_head."""
-    fig = go.Figure(go.Scatter(x=[str(r["n_kv_head"]) for r in rows], y=[r["val_loss"] for r in rows],
+    """rows: experiments.pooled_kv_losses's rows (n_kv_head, pooled_loss of the mean-pooled
+    model); reference: label -> (n_kv_head, loss) of a model trained with that many kv heads,
+    drawn as a star at its own n_kv_head."""
+    fig = go.Figure(go.Scatter(x=[str(r["n_kv_head"]) for r in rows], y=[r["pooled_loss"] for r in rows],
                                mode="lines+markers", name="mean-pooled baseline, no retraining",
                                hovertemplate="n_kv_head %{x}: %{y:.3f} nats<extra></extra>"))
     for label, (n_kv_head, loss) in (reference or {}).items():

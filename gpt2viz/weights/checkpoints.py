@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gpt2viz.core.config import ModelConfig
+from gpt2viz.core.config import ModelConfig, kv_head_choices
 from gpt2viz.core.model import GPT2
 from gpt2viz.core.resources import ensure_fits
 from gpt2viz.core.staging import write_whole
@@ -349,8 +349,8 @@ def to_gqa(model: GPT2, n_kv_head: int) -> GPT2:
     """A new model whose each key/value head is the mean of the heads in its group
     (Ainslie et al. 2023, section 2.1). Works from MHA or from GQA with more kv heads."""
     old = model.config
-    if n_kv_head < 1 or old.n_kv_head % n_kv_head:
-        valid = [k for k in range(1, old.n_kv_head + 1) if old.n_kv_head % k == 0]
+    if n_kv_head not in kv_head_choices(old.n_kv_head):
+        valid = sorted(kv_head_choices(old.n_kv_head))
         raise ValueError(f"cannot pool {old.n_kv_head} key/value heads into {n_kv_head}: "
                          f"choose n_kv_head from {valid}.")
     merged = old.n_kv_head // n_kv_head

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
+import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -90,11 +93,14 @@ def gguf_path(name: str) -> Path:
 
 def load_gguf(path, name: str) -> tuple[GPT2, "GGUFTokenizer"]:
     """From the checkpoint cache when this file (by its sha256) was dequantized before;
-    else read the GGUF, then cache it. A damaged file raises CheckpointError."""
+    else read the GGUF, then cache it. A damaged file raises CheckpointError. How long it
+    took is kept beside the cache (expected_load)."""
     path = Path(path)
-    folder = cache_dir() / f"{name}-{file_sha256(path)[:20]}"
+    folder = cached_folder(path, name)
+    started = time.monotonic()
     cached = _load_cached(folder, name)
     if cached is not None:
+        _record_load(folder, "cache", time.monotonic() - started)
         return cached
     if folder.is_dir():
         remove_unless_in_use(folder)  # unreadable: rebuilt below
@@ -109,7 +115,48 @@ def load_gguf(path, name: str) -> tuple[GPT2, "GGUFTokenizer"]:
         except OSError:
             if not folder.is_dir():  # else another process cached it first: fine
                 raise
+    _record_load(folder, "gguf", time.monotonic() - started)
     return _finish(model, name), tokenizer
+
+
+def cached_folder(path: Path, name: str) -> Path:
+    """Where the dequantized weights of this GGUF file (by its sha256) are cached."""
+    return cache_dir() / f"{name}-{file_sha256(Path(path))[:20]}"
+
+
+LOAD_TIMES = "pretrained-load-seconds.json"  # in the cache folder: {entry: {"cache"|"gguf": s}}
+
+
+def expected_load(name: str = "smollm2-135m") -> tuple[str, float | None]:
+    """(where the next load reads from: "cache" or "gguf", the seconds the last such load
+    took on this machine or None if none was timed here): the dashboard's estimate."""
+    folder = cached_folder(gguf_path(name), name)
+    source = "cache" if folder.is_dir() else "gguf"
+    return source, _load_times().get(folder.name, {}).get(source)
+
+
+def _load_times() -> dict:
+    try:
+        return json.loads((cache_dir() / LOAD_TIMES).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_load(folder: Path, source: str, seconds: float) -> None:
+    """Best effort: an unwritable cache loses the figure, never the load. Written whole
+    (a temporary file renamed over the old), so a reader never sees half of it."""
+    times = _load_times()
+    times.setdefault(folder.name, {})[source] = round(seconds, 2)
+    try:
+        descriptor, staging = tempfile.mkstemp(dir=cache_dir(), prefix=".load-times-")
+    except OSError:
+        return
+    try:
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(times, out)
+        os.replace(staging, cache_dir() / LOAD_TIMES)
+    except OSError:
+        Path(staging).unlink(missing_ok=True)
 
 
 def _load_cached(folder: Path, name: str):
