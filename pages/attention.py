@@ -4,7 +4,7 @@ import streamlit as st
 
 from gpt2viz.analysis.workbench import prompt_labels, same_tokenizer
 from gpt2viz.dashboard import link, models, prompts, routing
-from gpt2viz.dashboard.export import CHART_CONFIG, html_download
+from gpt2viz.dashboard.export import chart, html_download
 from gpt2viz.viz.attention import attention_difference, attention_grid, attention_heatmap
 
 GRID_LAYERS = 6  # layers in one "All layers × heads" figure: 30 × 9 maps at once are unreadable
@@ -67,7 +67,7 @@ if built and prompt:
             heatmap = attention_heatmap(probs, labels[name], f"{name} · {which}",
                                         built[name].config.window, log, sinks=built[name].config.sinks,
                                         title_width=max(24, 100 // len(shown)))  # plotly clips, never wraps
-            col.plotly_chart(heatmap, width="stretch", config=CHART_CONFIG)
+            chart(heatmap, col)
             html_download(heatmap, f"html-attention-{name}", col)
             if len(probs) > 1:  # the attention sink: what every later query puts on token 0
                 col.caption(f"Mass on the first token ({labels[name][0]}), mean over queries 1–"
@@ -87,13 +87,12 @@ if built and prompt:
                 st.caption(f"{name} has {built[name].config.n_layer} layers: none from layer {first}.")
                 continue
             attn = [traces[name].attn[layer][0].numpy() for layer in rows]
-            st.plotly_chart(attention_grid(attn, labels[name], f"{name}: layers {rows[0]}–{rows[-1]}, every head"
-                                           if len(rows) < built[name].config.n_layer else
-                                           f"{name}: every layer and head",
-                                           built[name].config.window, log,
-                                           row_titles=[f"L{layer}" for layer in rows],
-                                           sinks=built[name].config.sinks),
-                            width="stretch", config=CHART_CONFIG)
+            chart(attention_grid(attn, labels[name], f"{name}: layers {rows[0]}–{rows[-1]}, every head"
+                                 if len(rows) < built[name].config.n_layer else
+                                 f"{name}: every layer and head",
+                                 built[name].config.window, log,
+                                 row_titles=[f"L{layer}" for layer in rows],
+                                 sinks=built[name].config.sinks))
     elif len(shown) < 2:
         st.info("The difference view needs two variants: pick another in 'Show variants'.")
     else:
@@ -107,9 +106,8 @@ if built and prompt:
                     f"difference to draw. Compare two variants that share a tokenizer (the small "
                     f"models all read GPT-2's).")
         else:
-            st.plotly_chart(attention_difference(pa, pb, labels[name_a], name_a, name_b,
-                                                 built[name_a].config.window, built[name_b].config.window,
-                                                 built[name_a].config.sinks, built[name_b].config.sinks),
-                            width="stretch", config=CHART_CONFIG)
+            chart(attention_difference(pa, pb, labels[name_a], name_a, name_b,
+                                       built[name_a].config.window, built[name_b].config.window,
+                                       built[name_a].config.sinks, built[name_b].config.sinks))
             st.caption(f"{name_a}: {which_a}; {name_b}: {which_b}. Largest absolute difference: "
                        f"{np.abs(pa - pb).max():.3f}.")

@@ -8,7 +8,7 @@ from gpt2viz.analysis.workbench import (
     within_noise,
 )
 from gpt2viz.dashboard import build_table, corpora, models, routing, serving_mode, sidebar
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.training.train import learning_problem
 
@@ -77,7 +77,7 @@ if built:
             build_table.download_button(name, variant, selection)
     figure = build_table.loss_figure(built)
     if figure is not None:
-        st.plotly_chart(figure, width="stretch", config=CHART_CONFIG)
+        chart(figure)
     elif ours and selection.weights == "trained":
         st.info("The loss curves appear here when training finishes.")
     elif ours:  # a pretrained model alone was said at the top

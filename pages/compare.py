@@ -13,7 +13,7 @@ from gpt2viz.analysis.workbench import (
 )
 from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import link, models, prompts, routing
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.text.tokenizer import get_tokenizer
 from gpt2viz.viz.charts import next_token_bars
 
@@ -38,8 +38,7 @@ if built and prompt:
     lengths = {name: prompt_ids(v, asked[name]).shape[1] for name, v in built.items()}
     traces = {name: prompts.trace(v, asked[name]) for name, v in built.items()}
     k = link.control(st.slider, "Top k next tokens", "compare_k", 8, lowest=3, highest=20)
-    st.plotly_chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}),
-                    width="stretch", config=CHART_CONFIG)
+    chart(next_token_bars({n: next_token_top_k(v, traces[n], k) for n, v in built.items()}))
     rows = []
     if min(lengths.values()) < 2:
         st.info("The prompt is one token: there is nothing to predict inside it, so loss and "

@@ -25,7 +25,7 @@ from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, 
 from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, kv_head_choices, preset
 from gpt2viz.core.resources import format_number, memory_shortfall, plural
 from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.experiments import (
     extension_figure,
     frontier_figure,
@@ -106,7 +106,7 @@ def show_length_generalization(built):
         if curve is not None:
             curves[name + (f" (base {format_number(base)})" if base else "")] = curve
     if curves:
-        st.plotly_chart(length_figure(curves, train_len, train_len // 4), width="stretch", config=CHART_CONFIG)
+        chart(length_figure(curves, train_len, train_len // 4))
         rows = []
         for name, c in curves.items():
             row = {"variant": name, "position table ends at": str(c.limit or "—")}
@@ -144,7 +144,7 @@ def show_window_and_sinks(built):
             if r is not None:
                 results[name] = r
         if results:
-            st.plotly_chart(window_figure(results), width="stretch", config=CHART_CONFIG)
+            chart(window_figure(results))
             table = [{"variant": n, "window": row["window"], "sinks": row["sinks"],
                       "loss": round(row["loss"], 3), "vs full attention": round(row["loss"] - r["full_loss"], 3)}
                      for n, r in results.items() for row in r["rows"]]
@@ -167,9 +167,9 @@ def show_receptive_field(built):
         if influence is not None:
             measured = reach(influence)
             theory = theory_reach(v.config.n_layer, v.config.window, position, v.config.sinks)
-            st.plotly_chart(receptive_figure(influence.numpy(), v.config.window, theory,
-                                             f"{name} ({v.source}): what reaches position {position}",
-                                             v.config.sinks), width="stretch", config=CHART_CONFIG)
+            chart(receptive_figure(influence.numpy(), v.config.window, theory,
+                                   f"{name} ({v.source}): what reaches position {position}",
+                                   v.config.sinks))
             st.dataframe(pd.DataFrame({"layer": range(1, len(measured) + 1), "measured reach": measured,
                                        "theory": theory}), hide_index=True)
             if v.config.window is None:
@@ -228,7 +228,7 @@ def show_gqa_frontier(built):
             points = {f"n_kv_head {r['n_kv_head']} from scratch": {"kv_bytes_per_token": r["kv_bytes_per_token"],
                                                                   "loss": scratch[r["n_kv_head"]]}
                       for r in result["rows"] if r["n_kv_head"] in scratch}
-            st.plotly_chart(frontier_figure(result["rows"], result["base_loss"], points), width="stretch", config=CHART_CONFIG)
+            chart(frontier_figure(result["rows"], result["base_loss"], points))
             st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "KV bytes / token": r["kv_bytes_per_token"],
                                         "pooled": round(r["pooled_loss"], 3),
                                         f"uptrained ({steps} steps)": None if r["uptrained_loss"] is None
@@ -251,7 +251,7 @@ def show_logit_lens(built):
         for name, v in built.items():
             probs, top = logit_lens(v.model, prompt_ids(v, prompt)[0])
             lenses[name] = (probs.numpy(), [token_labels(v, row) for row in top], prompt_labels(v, prompt))
-        st.plotly_chart(logit_lens_figure(lenses), width="stretch", config=CHART_CONFIG)
+        chart(logit_lens_figure(lenses))
 
 
 def stream_bytes(cfg, tokens: int) -> int:
@@ -307,8 +307,8 @@ def show_streaming(built):
         return
     result = {"variant": name, "tokens": tokens, "rows": rows}
     joins = validation_joins(variant)
-    st.plotly_chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None,
-                                     joins), width="stretch", config=CHART_CONFIG)
+    chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None,
+                           joins))
     st.dataframe(pd.DataFrame([{"setting": streaming_label(r), "loss": round(r["loss"], 3),
                                 "perplexity": round(r["ppl"], 1),
                                 f"minus full, positions ≥ {window}": (
@@ -358,7 +358,7 @@ def show_context_extension(built):
                    "has not seen, and the methods mostly change the rotation it was trained with.")
     if result["note"]:
         st.caption(result["note"])
-    st.plotly_chart(extension_figure(result, train_len), width="stretch", config=CHART_CONFIG)
+    chart(extension_figure(result, train_len))
     st.dataframe(pd.DataFrame([{"method": r["method"], "loss": round(r["loss"], 3),
                                 "attention factor": round(r["attention_factor"], 4),
                                 **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()}}

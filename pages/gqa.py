@@ -12,7 +12,7 @@ from gpt2viz.core.config import kv_head_choices
 from gpt2viz.core.resources import format_bytes
 from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard import heads as head_measures
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.attention import attention_grid
 from gpt2viz.viz.gqa import (
     conversion_curve,
@@ -45,11 +45,11 @@ if real and selection.configs:
     st.caption(f"The diagram, costs and table below are {base_name}'s; the small models "
                f"({', '.join(selection.configs)}) are left out of them, and have the maps and "
                f"pooling further down.")
-st.plotly_chart(sharing_diagram(base_cfg.n_head, n_kv), width="stretch", config=CHART_CONFIG)
+chart(sharing_diagram(base_cfg.n_head, n_kv))
 
 rows = kv_cost_rows(base_cfg, context)
 slots = base_cfg.kv_cache_slots(context)
-st.plotly_chart(cost_bars(rows, context, slots), width="stretch", config=CHART_CONFIG)
+chart(cost_bars(rows, context, slots))
 st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "kind": r["kind"],
                             "KV cache / token": format_bytes(r["kv_bytes_per_token"]),
                             f"KV cache at {context}": format_bytes(r["kv_bytes_context"]),
@@ -85,13 +85,12 @@ if prompt and grouped:
     within, across = within_vs_across(similarity, cfg.group_size)
     a, b = st.columns([2, 1])
     by_group = [probs[g * cfg.group_size:(g + 1) * cfg.group_size] for g in range(cfg.n_kv_head)]
-    a.plotly_chart(attention_grid(by_group, prompt_labels(variant, prompt),
-                                  f"{name}, layer {layer}: one row per kv head, its {cfg.group_size} query heads",
-                                  cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
-                                  cell_titles=[f"Q{h}" for h in range(cfg.n_head)], sinks=cfg.sinks),
-                   width="stretch", config=CHART_CONFIG)
-    b.plotly_chart(similarity_heatmap(similarity, cfg.group_size,
-                                      "head similarity (1 − TV distance)"), width="stretch", config=CHART_CONFIG)
+    chart(attention_grid(by_group, prompt_labels(variant, prompt),
+                         f"{name}, layer {layer}: one row per kv head, its {cfg.group_size} query heads",
+                         cfg.window, row_titles=[f"KV{g}" for g in range(cfg.n_kv_head)],
+                         cell_titles=[f"Q{h}" for h in range(cfg.n_head)], sinks=cfg.sinks), a)
+    chart(similarity_heatmap(similarity, cfg.group_size,
+                             "head similarity (1 − TV distance)"), b)
     if cfg.n_kv_head == 1:
         b.metric("similarity of the heads", f"{within:.3f}")
         b.caption("One group (MQA): every query head shares the single K/V head, so there is no "
@@ -102,10 +101,9 @@ if prompt and grouped:
     if cfg.n_kv_head > 1 and cfg.n_layer > 1:
         by_layer = head_measures.likeness_by_layer(variant)
         tokens = text_tokens(cfg)
-        st.plotly_chart(likeness_by_layer([w for w, _ in by_layer], [x for _, x in by_layer],
-                                          f"{name}: how alike heads attend, layer by layer, on "
-                                          f"{tokens} tokens of text"),
-                        width="stretch", config=CHART_CONFIG)
+        chart(likeness_by_layer([w for w, _ in by_layer], [x for _, x in by_layer],
+                                f"{name}: how alike heads attend, layer by layer, on "
+                                f"{tokens} tokens of text"))
         st.caption(f"Measured on the first {tokens} tokens of the default corpus's validation text "
                    f"(the head atlas's text, in the model's own tokens), not on the prompt: a short "
                    f"prompt can say the opposite. Query 0 is left out (it reads only itself in every head).")
@@ -116,7 +114,7 @@ own_weights = real | {n: v for n, v in built.items() if v.tokenizer is not None}
 for name, variant in own_weights.items():
     cfg = variant.config
     result = real_model.pooled(variant)
-    st.plotly_chart(conversion_curve(result["rows"]), width="stretch", config=CHART_CONFIG)
+    chart(conversion_curve(result["rows"]))
     st.caption(f"{name} ({'pretrained' if name in real else 'its own weights'}, {cfg.n_kv_head} KV heads for {cfg.n_head} query heads): the loss "
                f"on the first 1,024 tokens of the default corpus's validation text with its own KV "
                f"heads, then with each group's K/V heads replaced by their mean (to_gqa), no "
@@ -155,7 +153,7 @@ else:
         pooled = models.cached_pooled_losses(trained["gpt2"], selection)
         gqa = trained["gqa"]
         reference = {"gqa trained from scratch": (gqa.config.n_kv_head, gqa.history.val_loss[-1])}
-        st.plotly_chart(conversion_curve(pooled["rows"], reference), width="stretch", config=CHART_CONFIG)
+        chart(conversion_curve(pooled["rows"], reference))
         st.caption("Line: the trained gpt2 baseline with each group's K/V heads replaced by their "
                    "mean (to_gqa), evaluated on the validation split with no retraining. Star: the "
                    f"gqa preset, which differs from gpt2 only in n_kv_head ({gqa.config.n_kv_head}), "

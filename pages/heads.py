@@ -5,7 +5,7 @@ import streamlit as st
 from gpt2viz.analysis.heads import MEASURES
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels
 from gpt2viz.dashboard import heads, models, prompts, routing
-from gpt2viz.dashboard.export import CHART_CONFIG, html_download
+from gpt2viz.dashboard.export import chart, html_download
 from gpt2viz.viz.attention import attention_heatmap
 from gpt2viz.viz.heads import MEASURE_LABELS, ablation_figure, head_atlas, selected_head
 
@@ -42,8 +42,7 @@ if built:
                        title=f"{name}: {MEASURE_LABELS[measure]} of every head"
                              + (f" (outlined: the {cfg.group_size} heads that read one "
                                 f"K/V head)" if cfg.group_size > 1 else ""))
-    event = st.plotly_chart(atlas, on_select="rerun", selection_mode="points", key=chart_key,
-                            width="stretch", config=CHART_CONFIG)
+    event = chart(atlas, on_select="rerun", selection_mode="points", key=chart_key)
     html_download(atlas, f"html-atlas-{name}")
     if selected_head(event) is not None and selected_head(event) != pick:
         chosen[name] = selected_head(event)
@@ -64,7 +63,7 @@ if built:
             probs = prompts.trace(variant, prompt).attn[layer][0, head].numpy()  # (T, T)
             heatmap = attention_heatmap(probs, prompt_labels(variant, prompt),
                                         f"{name} · layer {layer} · head {head}", cfg.window, sinks=cfg.sinks)
-            st.plotly_chart(heatmap, width="stretch", config=CHART_CONFIG)
+            chart(heatmap)
             html_download(heatmap, f"html-head-{name}")
 
             st.subheader("Switch it off")
@@ -92,7 +91,7 @@ if built:
                 with st.spinner("Scoring the model with and without it..."):
                     result = heads.ablation(variant, ids, layer, head if what == "head" else None,
                                             group if what == "group" else None)
-                st.plotly_chart(ablation_figure([result]), width="stretch", config=CHART_CONFIG)
+                chart(ablation_figure([result]))
                 st.caption("The head's output is set to zero before the layer's output projection. "
                            "Loss (nats per token) on the prompt, on the first 1,024 tokens (or the model's context) of the "
                            "validation text, and on the second copy of the repeated random "

@@ -25,7 +25,7 @@ from gpt2viz.core.attention import flex_is_compiled
 from gpt2viz.core.config import kv_head_choices
 from gpt2viz.core.resources import format_bytes, format_number, plural
 from gpt2viz.dashboard import bench_runs, link, models, routing
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.performance import analytic_figure, decode_figure, scaling_figure
 
 ATTENTION_N, ATTENTION_W = "Attention vs sequence length", "Attention vs window size"
@@ -92,15 +92,15 @@ if mode in (ATTENTION_N, ATTENTION_W):
     if record:
         rows = [r for r in record["rows"]  # rows skipped for memory carry a note, no time
                 if "median_s" in r and (x_key == "n" or r["window"] is not None)]
-        st.plotly_chart(scaling_figure(rows, x_key, series, mode), width="stretch", config=CHART_CONFIG)
+        chart(scaling_figure(rows, x_key, series, mode))
     elif plan:
         analytic = {}
         for n, w, kv, impl in plan:
             if x_key == "n" or w is not None:
                 analytic.setdefault(f"{impl} · {kv} kv heads · {w or 'full'}", []).append(
                     (n if x_key == "n" else w, attention_flops(n, w, n_head, 64)))
-        st.plotly_chart(analytic_figure(analytic, x_key, "FLOPs (analytic)",
-                                        "Analytic cost, not measured yet: press Run"), width="stretch", config=CHART_CONFIG)
+        chart(analytic_figure(analytic, x_key, "FLOPs (analytic)",
+                              "Analytic cost, not measured yet: press Run"))
 
 elif mode == MODELS:
     max_n = c1.select_slider("Longest sequence", powers, value=2048)
@@ -119,12 +119,12 @@ elif mode == MODELS:
         lambda r, progress: bench_forward(configs, seq_lens, repeats=r, device=device,
                                           progress=progress), repeats, pressed)
     if record:
-        st.plotly_chart(scaling_figure([r for r in record["rows"] if "median_s" in r], "n",
-                                       ["variant"], mode), width="stretch", config=CHART_CONFIG)
+        chart(scaling_figure([r for r in record["rows"] if "median_s" in r], "n",
+                             ["variant"], mode))
     elif configs:
-        st.plotly_chart(analytic_figure({name: [(n, forward_flops(cfg, n)) for n in seq_lens]
-                                         for name, cfg in configs.items()}, "n", "FLOPs (analytic)",
-                                        "Analytic cost, not measured yet: press Run"), width="stretch", config=CHART_CONFIG)
+        chart(analytic_figure({name: [(n, forward_flops(cfg, n)) for n in seq_lens]
+                               for name, cfg in configs.items()}, "n", "FLOPs (analytic)",
+                              "Analytic cost, not measured yet: press Run"))
 
 else:
     longest = c1.select_slider("Longest context", [1024, 2048, 4096, 8192, 16384], value=8192)
@@ -185,7 +185,7 @@ else:
         grid = sorted({round(16 * 2 ** (i / 4)) for i in range(4 * 11)} | set(contexts))
         analytic = {name: [(c, cfg.kv_cache_bytes(c + steps)) for c in grid if c <= longest]
                     for name, cfg in planned.items()}
-        st.plotly_chart(decode_figure(record["rows"] if record else [], analytic), width="stretch", config=CHART_CONFIG)
+        chart(decode_figure(record["rows"] if record else [], analytic))
         st.caption("KV cache bytes = slots × 2 × n_layer × n_kv_head × head_dim × 4 (fp32), slots = "
                    "every token with full attention, at most window + sinks with a window (a rolling "
                    "buffer: flat past it). Cache sized for the context plus the timed steps.")

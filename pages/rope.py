@@ -8,7 +8,7 @@ from gpt2viz.core.config import ROPE_SCALINGS, ModelConfig
 from gpt2viz.core.positions import apply_rope, rope_cos_sin, sinusoidal_table
 from gpt2viz.core.resources import format_number
 from gpt2viz.dashboard import link, models, prompts, real_model, routing
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.rope import (
     absolute_position_similarity,
     alibi_weight_by_distance,
@@ -63,8 +63,8 @@ if prompt and rope_variants:
     cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_base, tr.q[layer].dtype)
     content = apply_rope(tr.q[layer][:, head:head + 1], cos, -sin)[0, 0, -1]  # last query, unrotated
     trajectory = apply_rope(content.expand(1, 1, positions.shape[1], cfg.head_dim), cos, sin)[0, 0]
-    st.plotly_chart(rotation_panels(trajectory.numpy(), positions[0].numpy(), cfg.rope_base,
-                                    keys=tr.k[layer][0, kv_head].numpy()), width="stretch", config=CHART_CONFIG)
+    chart(rotation_panels(trajectory.numpy(), positions[0].numpy(), cfg.rope_base,
+                          keys=tr.k[layer][0, kv_head].numpy()))
     st.caption(f"{name}, layer {layer}: the last token's query (head {head}) with its rotation undone, "
                f"then rotated to each of the prompt's {positions.shape[1]} positions; grey: the real "
                f"rotated keys of kv head {kv_head}. This model's base is {format_number(cfg.rope_base)} and head "
@@ -78,19 +78,18 @@ if prompt and rope_variants:
         vectors, source = real_model.qk_trace(variant, tokens), f"the first {tokens} tokens of the default corpus"
     else:
         vectors, source = tr, "the prompt"
-    st.plotly_chart(pair_usage_figure(pair_norms(vectors.q).numpy(), pair_norms(vectors.k).numpy(),
-                                      cfg.rope_base, cfg.max_seq_len,
-                                      f"{name}: the rotation pairs its q and k use ({source})"),
-                    width="stretch", config=CHART_CONFIG)
+    chart(pair_usage_figure(pair_norms(vectors.q).numpy(), pair_norms(vectors.k).numpy(),
+                            cfg.rope_base, cfg.max_seq_len,
+                            f"{name}: the rotation pairs its q and k use ({source})"))
     st.caption("Each cell: the mean length of one (x_k, x_k+d/2) pair over heads and positions, over "
                "the layer's mean pair. A rotation keeps a pair's length, so this is how much of q or k "
                "the model puts on each frequency. Pairs that hardly turn inside the context carry content, "
                f"not position: right of the dotted line a pair turns less than once in the model's "
                f"{cfg.max_seq_len:,}-token context (base {format_number(cfg.rope_base)}).")
     measured = qk_by_distance(vectors, layer, head, base=cfg.rope_base)
-    st.plotly_chart(measured_decay_figure(measured, cfg.head_dim, cfg.rope_base,
-                                          f"{name}, layer {layer}, head {head} (kv head {kv_head}): q·k "
-                                          f"against distance on {source}"), width="stretch", config=CHART_CONFIG)
+    chart(measured_decay_figure(measured, cfg.head_dim, cfg.rope_base,
+                                f"{name}, layer {layer}, head {head} (kv head {kv_head}): q·k "
+                                f"against distance on {source}"))
     st.caption("Solid: the mean score q_i·k_(i−Δ)/√d the model computes (before masks and softmax) "
                "at each distance; dashed: the same vectors with their rotation undone; dotted (right "
                "axis): the analytic decay for q = k = ones at this base and head size. Layer and head: "
@@ -101,10 +100,10 @@ elif prompt:
     positions = torch.arange(min(context, 64))[None]
     vec = torch.randn(1, 1, 1, head_dim, generator=torch.Generator().manual_seed(0)).expand(1, 1, positions.shape[1], head_dim)
     rotated = apply_rope(vec.double(), *rope_cos_sin(positions, head_dim, base, torch.float64))[0, 0]
-    st.plotly_chart(rotation_panels(rotated.numpy(), positions[0].numpy(), base), width="stretch", config=CHART_CONFIG)
+    chart(rotation_panels(rotated.numpy(), positions[0].numpy(), base))
 
 st.subheader("Wavelengths against the context")
-st.plotly_chart(wavelength_bars(head_dim, base, context), width="stretch", config=CHART_CONFIG)
+chart(wavelength_bars(head_dim, base, context))
 
 st.subheader("Past the trained context: interpolation, NTK and YaRN")
 SCALING_NAMES = {"linear": "linear (Position Interpolation)", "ntk": "NTK-aware (static)",
@@ -124,7 +123,7 @@ def stretched(scaling):
                        rope_factor=1.0 if scaling == "none" else factor)
 
 
-st.plotly_chart(scaling_figure(stretched(method)), width="stretch", config=CHART_CONFIG)
+chart(scaling_figure(stretched(method)))
 st.caption(f"Trained context L = the context slider ({context:,}); s·L = {factor * context:,.0f}. "
            "Plain RoPE past L turns its slow pairs to angles no training position reached "
            "(extrapolation). Linear scaling (Chen et al. 2023) divides every θ by s: every angle "
@@ -138,7 +137,7 @@ st.caption(f"Trained context L = the context slider ({context:,}); s·L = {facto
            "'Context extension'.")
 curves = scaled_score_by_distance({SCALING_NAMES.get(m, "plain RoPE"): stretched(m)
                                    for m in ROPE_SCALINGS}, int(round(factor * context)))
-st.plotly_chart(scaled_decay_figure(curves, context, factor), width="stretch", config=CHART_CONFIG)
+chart(scaled_decay_figure(curves, context, factor))
 
 st.subheader("Long-term decay of q·k")
 curves = rope_score_by_distance(head_dim, base, context)
@@ -156,7 +155,7 @@ alibi = alibi_weight_by_distance(alibi_heads, context)
 for head in (0, alibi_heads - 1):
     lines[f"ALiBi weight exp(−m·Δ), head {head} of {alibi_heads} (m = {alibi['slopes'][head]:.4g})"] = \
         (alibi["distance"], alibi["factor"][head])
-st.plotly_chart(score_decay(lines, head_dim, base), width="stretch", config=CHART_CONFIG)
+chart(score_decay(lines, head_dim, base))
 st.caption("RoPE's score oscillates and its envelope decays with distance. At base 10000 the "
            "sinusoidal table's similarity is the same curve (the same frequencies), but it is added "
            "to the input, so content and position mix before q and k are formed; RoPE builds the "

@@ -14,7 +14,7 @@ from gpt2viz.analysis.task_models import (
 )
 from gpt2viz.analysis.tasks import make_task
 from gpt2viz.dashboard import routing, tasks
-from gpt2viz.dashboard.export import CHART_CONFIG
+from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.heads import MEASURE_LABELS, head_atlas
 from gpt2viz.viz.tasks import accuracy_curves, accuracy_heatmap, head_birth
 
@@ -90,19 +90,18 @@ for name, m in ready.items():
         table[name], refused[name] = accuracy_by_length(m.model, task, seed=selection.seed)
     else:
         table[name] = accuracy_by_pairs(m.model, task, seed=selection.seed)
-st.plotly_chart(accuracy_heatmap(table, by, task.chance, f"{TASK_NAMES[task_name].split(':')[0]}: "
-                                 f"held-out accuracy of each variant"), width="stretch", config=CHART_CONFIG)
+chart(accuracy_heatmap(table, by, task.chance, f"{TASK_NAMES[task_name].split(':')[0]}: "
+                       f"held-out accuracy of each variant"))
 for name, m in ready.items():
     limits = expected_limits(m.model.config, task)
     learned = (f"learned at step {m.history.learned_at_step:,}" if m.history.learned_at_step is not None
                else "never reached 50 %")
     st.caption(f"**{name}** ({m.history.seconds:.0f} s, {m.history.eval_steps[-1]:,} steps, {learned}"
                f"{', from the cache' if m.from_cache else ''})" + (": " + " ".join(limits) if limits else "."))
-st.plotly_chart(accuracy_curves({name: m.history for name, m in ready.items()}, task.chance),
-                width="stretch", config=CHART_CONFIG)
+chart(accuracy_curves({name: m.history for name, m in ready.items()}, task.chance))
 if task_name in ("copy", "recall"):
     shown = st.selectbox("Heads of", list(ready), key="tasks_heads_of")
-    st.plotly_chart(head_birth(ready[shown].history, shown), width="stretch", config=CHART_CONFIG)
+    chart(head_birth(ready[shown].history, shown))
     st.caption("Induction score: attention from each scored query to the token after the earlier "
                "occurrence of the current token (where the answer is); previous-token score: "
                "attention to the token before. Olsson et al. 2022: the induction head forms in a "
@@ -117,8 +116,8 @@ model = ready[atlas_of].model
 cfg = model.config
 length = min(cfg.max_seq_len // 2, cfg.vocab_size)  # r's tokens are distinct
 stats = head_stats(model, held_out(task, selection.seed, rows=8).ids, repeated_random_tokens(cfg, length))
-st.plotly_chart(head_atlas(stats, measure, cfg.n_kv_head, title=f"{atlas_of} (task model): "
-                           f"{MEASURE_LABELS[measure]} of every head"), width="stretch", config=CHART_CONFIG)
+chart(head_atlas(stats, measure, cfg.n_kv_head, title=f"{atlas_of} (task model): "
+                 f"{MEASURE_LABELS[measure]} of every head"))
 st.caption(f"The head atlas's five measures (as on the Head atlas page), read on 8 held-out "
            f"sequences of the task and on 4 sequences of {length} distinct random task tokens "
            f"repeated once (the induction score). Every number on hover.")

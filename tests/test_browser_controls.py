@@ -6,6 +6,8 @@ import json
 import re
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 from browser import (
     ROOT,
@@ -26,6 +28,8 @@ from browser import (
     wait_idle,
     wait_trained,
 )
+
+from gpt2viz import PRESETS
 
 pytestmark = pytest.mark.browser
 
@@ -266,6 +270,18 @@ def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, chromium, tmp
     offline.wait_for_selector(".main-svg .heatmaplayer", timeout=30_000)
     assert offline.locator(".gtitle").first.text_content().startswith("swa · layer 0")
     offline.close()
+    # its data: one row per cell, row-major (query, key), and each is what attention allows
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Data (CSV)").first.click()
+    assert download.value.suggested_filename == saved.stem + ".csv"
+    cells = pd.read_csv(download.value.path())
+    t = int(len(cells) ** 0.5)
+    probs = np.nan_to_num(cells["value"].to_numpy().reshape(t, t))
+    queries, keys = np.indices((t, t))
+    window = PRESETS["swa"].window
+    assert t > window and np.allclose(probs.sum(1), 1.0)  # each query's probabilities
+    assert (probs[(keys > queries) | (keys <= queries - window)] == 0).all()  # causal, window 16
+    assert (probs[(keys <= queries) & (keys > queries - window)] > 0).all()
 
 
 def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
@@ -280,7 +296,7 @@ def test_your_own_text_trains_and_its_row_says_so(tmp_path, chromium):
             page.get_by_text("Train on your own text").click()
             main = page.locator("[data-testid='stMain']")
             main.get_by_role("button", name="Use this text").click()  # nothing given yet
-            page.get_by_text("The pasted text is empty").wait_for(timeout=60_000)  # as a person waits
+            page.get_by_text("The pasted text is empty").wait_for(timeout=180_000)  # as a person waits
             wait_idle(page)
             assert "The pasted text is empty" in page_text(page)  # and it stays
             main.locator("input[type='file']").set_input_files(str(text))

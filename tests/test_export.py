@@ -1,5 +1,5 @@
-"""Figures you can take away (issue 31): every chart's toolbar saves SVG; the atlas and the
-heatmaps download as one self-contained HTML file holding the figure's own data."""
+"""Figures you can take away (issue 31): every chart's toolbar saves SVG and its data saves as
+CSV; the atlas and the heatmaps download as one self-contained HTML file holding the figure's own data."""
 import base64
 import json
 import re
@@ -14,12 +14,13 @@ from gpt2viz.viz.attention import attention_heatmap
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
 
-def test_every_chart_on_a_page_saves_svg_and_the_heatmaps_download_as_html():
+def test_every_chart_on_a_page_saves_svg_and_csv_and_the_heatmaps_download_as_html():
     at = app("attention", weights="random", variants=["gpt2", "rope"])
     charts = at.get("plotly_chart")
     assert charts and all(json.loads(c.proto.config)["toImageButtonOptions"]["format"] == "svg" for c in charts)
-    downloads = [b for b in at.get("download_button") if b.label == "Download as HTML"]
-    assert len(downloads) == 2  # one per heatmap
+    labels = [b.label for b in at.get("download_button")]
+    assert labels.count("Download as HTML") == 2  # one per heatmap
+    assert labels.count("Data (CSV)") == len(charts)
 
 
 def test_the_html_file_is_the_figure_and_opens_offline():

@@ -99,7 +99,9 @@ def test_ablation_bars_show_losses_and_their_change():
     assert list(fig.data[0].y) == [2.0, 3.0, 1.0]
     assert list(fig.data[1].y) == [2.5, 3.25, 4.0] and list(fig.data[1].customdata) == [0.5, 0.25, 3.0]
     assert list(fig.data[2].customdata) == [0.0, -0.25, 0.5]
-    assert fig.data[1].texttemplate == "%{customdata:+.3f}"  # the change, written on each bar
+    assert list(fig.data[1].text) == ["+0.500", "+0.250", "+3.000"]  # the change, written on each bar
+    tiny = [{**results[0], "ablated": {**base, "text_loss": base["text_loss"] - 2e-4}}]
+    assert list(ablation_figure(tiny).data[1].text) == ["0.000", "0.000", "0.000"]  # never "-0.000"
     assert list(fig.data[0].x) == ["prompt", "text", "repeated random tokens"]
     without_prompt = [{**r, "base": {k: v for k, v in base.items() if k != "prompt_loss"}} for r in results]
     assert list(ablation_figure(without_prompt).data[0].x) == ["text", "repeated random tokens"]

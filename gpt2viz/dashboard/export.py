@@ -1,11 +1,16 @@
 """Figures you can take away: every chart's camera button saves an SVG (vector, for papers:
-BertViz #13, #33), and the heatmaps and the head atlas also download as standalone HTML."""
+BertViz #13, #33) and its data downloads as CSV; the heatmaps and the head atlas also download
+as standalone HTML."""
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitDuplicateElementId, StreamlitDuplicateElementKey
+
+from gpt2viz.viz.table import figure_table
 
 # plotly's own toolbar: the camera button writes this format, named for the chart
 CHART_CONFIG = {"toImageButtonOptions": {"format": "svg", "filename": "gpt2viz-chart"},
@@ -18,6 +23,27 @@ def file_name(fig: go.Figure) -> str:
     """'gpt2 · layer 0 · head 3' -> 'gpt2-layer-0-head-3': the chart's title, safe as a file name."""
     title = re.sub(r"<[^>]+>", " ", fig.layout.title.text or "chart")
     return (re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower() or "chart")[:80]
+
+
+def chart(fig: go.Figure, container=st, **options):
+    """Every chart drawn one way: full width, the SVG camera, and below it a button that saves
+    what it draws as CSV (viz.table.figure_table, built only when clicked). options go to
+    st.plotly_chart (key, on_select, ...); returns what it returns."""
+    shown = container.plotly_chart(fig, width="stretch", config=CHART_CONFIG, **options)
+    name = file_name(fig)
+    for copy in range(100):  # two charts of one title on a page: the second's button is name-1
+        try:
+            container.download_button("Data (CSV)", partial(_csv, fig), f"{name}.csv", "text/csv",
+                                      key=f"csv-{name}-{copy}", type="tertiary",
+                                      icon=":material/download:", on_click="ignore")
+            break
+        except (StreamlitDuplicateElementId, StreamlitDuplicateElementKey):
+            continue
+    return shown
+
+
+def _csv(fig: go.Figure) -> str:
+    return figure_table(fig).to_csv(index=False)
 
 
 def html_download(fig: go.Figure, key: str, container=st) -> None:

@@ -23,6 +23,13 @@ def wrap(title: str, width: int = 48) -> str:
     return "<br>".join(lines)
 
 
+def signed(x: float, digits: int = 3) -> str:
+    """A change written with its sign, where one that rounds to zero reads 0.000: plotly's
+    "+.3f" writes -0.0002 as "-0.000", a loss that went down by nothing."""
+    text = f"{x:+.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text
+
+
 def title_margin(title: str) -> int:
     """Top margin (px) that fits a wrapped title's lines."""
     return 30 + 22 * (title.count("<br>") + 1)

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from gpt2viz.core.resources import plural
 
-from . import LOG_AXIS, integer_ticks
+from . import LOG_AXIS, integer_ticks, signed
 
 COLOURS = qualitative.Plotly
 GAP_TOLERANCE = 1e-4  # nats: float32 rounding between two passes over the same tokens is ~1e-6
@@ -234,7 +234,7 @@ def streaming_figure(result: dict, smooth: int = 64, context: int | None = None,
                 x=np.arange(len(gap)), y=_running_mean(gap, smooth), mode="lines", legendgroup=label,
                 showlegend=False, line=dict(color=colour, width=1.5),
                 hovertemplate=f"{label} − full<br>position %{{x}}: %{{y:+.3f}} nats (mean of the last "
-                              f"{smooth})" + (f"<br>positions ≥ {row['window']}: {cost:+.3f}" if cost is not None else "")
+                              f"{smooth})" + (f"<br>positions ≥ {row['window']}: {signed(cost)}" if cost is not None else "")
                               + "<extra></extra>"), row=2, col=1)
     lines = [(w, dict(line_dash="dash", line_color="grey", line_width=1), f"window {w}", "top left")
              for w in sorted({row["window"] for row in rows if row["window"] is not None})]

@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 
 from gpt2viz.analysis.heads import MEASURES
 
+from . import signed
+
 MEASURE_LABELS = {
     "first_token_mass": "mass on the first token",
     "prev_token": "previous-token score",
@@ -102,9 +104,8 @@ def ablation_figure(results: list[dict]) -> go.Figure:
         after = [r["ablated"][k] for k in keys]
         change = [a - r["base"][k] for a, k in zip(after, keys)]
         fig.add_trace(go.Bar(x=texts, y=after, name=label, customdata=change,
-                             texttemplate="%{customdata:+.3f}", textposition="outside",
-                             hovertemplate=label + ", %{x}: %{y:.3f} nats (%{customdata:+.3f})"
-                                                   "<extra></extra>"))
+                             text=[signed(c) for c in change], textposition="outside",
+                             hovertemplate=label + ", %{x}: %{y:.3f} nats (%{text})<extra></extra>"))
     fig.update_yaxes(title_text="loss (nats per token)")
     fig.update_layout(title="Switching heads off: loss before and after", barmode="group", height=400,
                       margin=dict(t=60, l=10, r=10, b=10))
