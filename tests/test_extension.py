@@ -152,6 +152,22 @@ def test_cli_json_for_a_small_variant_leaves_the_passkey_out(tiny_cli, tmp_path,
     assert any("cannot read a pass key" in line for line in lines[:-1])
 
 
+def test_cli_blocks_caps_the_blocks_scored_and_says_the_loss_of_those(tiny_cli, tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 40)  # 960 characters: 14 blocks of 64
+    args = ["experiment", "extend", "--variant", "rope", "--method", "none", "--factor", "2",
+            "--tokens", "64", "--text", str(text), "--json"]
+    assert main(args + ["--blocks", "2"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["blocks"] == 2
+    ids = torch.tensor(char_encode(text.read_text()))[:2 * 64 + 1]
+    assert out["rows"][0]["loss"] == pytest.approx(
+        ext.extension_losses(tiny_cli, ids, 32, ["none"], 2.0, 64)["rows"][0]["loss"], abs=1e-6)
+    assert main(args) == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["blocks"] == 14
+    assert main(args + ["--blocks", "0"]) == 2
+    assert "--blocks 0 must be at least 1" in capsys.readouterr().err
+
+
 def test_cli_runs_the_passkey_for_a_model_that_reads_words(monkeypatch, tmp_path, capsys):
     model = tiny()
     model.pretrained = "smollm2-135m"
