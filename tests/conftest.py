@@ -60,6 +60,11 @@ def pytest_configure(config):
     from gpt2viz.training.train_process import NICENESS
 
     os.nice(max(0, NICENESS - os.nice(0)))
+    # Each xdist worker gets its share of the cores: two workers of two torch threads each on
+    # two cores oversubscribe them, and OpenMP threads that spin-wait for a busy sibling make
+    # a 2 s training fixture take 30 s.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def pytest_collection_modifyitems(items):
