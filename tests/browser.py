@@ -56,6 +56,9 @@ def serve_app(env_overrides: dict | None = None, timeout: float = 60, root: Path
     workers run side by side (pytest-xdist): a port another server took between our probe and
     its bind makes streamlit exit, and we try another port."""
     env = {**os.environ, **(env_overrides or {})}
+    if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # a server beside the other workers: their share
+        workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     for attempt in range(3):
         port = free_port()
         proc = subprocess.Popen(
