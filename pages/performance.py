@@ -73,8 +73,8 @@ if mode in (ATTENTION_N, ATTENTION_W):
                     n_head=n_head, device=device)
     try:
         plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head, device=device)
-        st.info(f"{len(plan)} measurements, about {estimate_seconds(plan, n_head, repeats=repeats):.0f} s "
-                f"with {repeats} repeats (more with flex). Each fits in memory (checked before the run).")
+        st.info(f"{len(plan)} measurements, {bench_runs.about('attention', estimate_seconds(plan, n_head, repeats=repeats))}"
+                f" with {repeats} repeats (more with flex). Each fits in memory (checked before the run).")
     except (ValueError, MemoryError) as err:
         plan = None
         st.error(f"{err} Choose a shorter sequence or drop the eager kernel.")
@@ -111,8 +111,9 @@ elif mode == MODELS:
     settings = dict(mode=mode, seq_lens=seq_lens, configs={k: c.to_dict() for k, c in configs.items()},
                     device=device)
     st.info(f"{len(configs) * len(seq_lens)} forward passes of the selected variants with random "
-            f"weights (GPT-2's full 50,257-token vocabulary), about "
-            f"{estimate_forward_seconds(configs, seq_lens, repeats):.0f} s with {repeats} repeats.")
+            f"weights (GPT-2's full 50,257-token vocabulary), "
+            f"{bench_runs.about('forward', estimate_forward_seconds(configs, seq_lens, repeats))} with "
+            f"{repeats} repeats.")
     pressed = st.button("Run", type="primary", disabled=not configs)
     record = configs and bench_runs.measured(
         "forward", settings, lambda r: estimate_forward_seconds(configs, seq_lens, r),
@@ -168,8 +169,8 @@ else:
                f"brought to that many tokens (random K/V), then new tokens are decoded one at a time.")
     try:
         estimate = estimate_decode_seconds(configs, contexts, repeats)
-        st.info(f"{len(configs) * len(contexts)} measurements, about {estimate:.0f} s with "
-                f"{plural(repeats, 'step')} each. Each fits in memory (checked before the run).")
+        st.info(f"{len(configs) * len(contexts)} measurements, {bench_runs.about('decode', estimate)} "
+                f"with {plural(repeats, 'step')} each. Each fits in memory (checked before the run).")
         planned = decode_plan(configs, contexts, repeats)
     except (ValueError, MemoryError) as err:
         planned = None

@@ -17,3 +17,23 @@ def test_stored_measurements_round_trip_and_ignore_broken_files(tmp_path, monkey
     path = next((tmp_path / measurements.FOLDER).iterdir())
     path.write_text('{"rows": [')  # a broken file is no measurement
     assert measurements.load("attention", settings) is None
+
+
+def test_estimates_are_scaled_by_how_far_off_they_were_here(tmp_path, monkeypatch):
+    from gpt2viz.analysis import measurements
+    from gpt2viz.dashboard import bench_runs
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    assert measurements.estimate_factor("attention") is None
+    assert bench_runs.expected_seconds("attention", 7.0) == 7.0
+    assert "not yet timed here" in bench_runs.about("attention", 7.0)
+    for n, (took, estimated) in enumerate([(13.8, 7.0), (4.0, 2.0), (30.0, 10.0)]):
+        measurements.save("attention", {"n": n}, [], seconds=took, estimated_seconds=estimated)
+    measurements.save("attention", {"n": 9}, [])  # no timing: not counted
+    measurements.save("forward", {"n": 0}, [], seconds=1.0, estimated_seconds=10.0)  # another kind
+    ratios = sorted([13.8 / 7.0, 4.0 / 2.0, 30.0 / 10.0])
+    assert measurements.estimate_factor("attention") == (ratios[1], 3)
+    assert bench_runs.expected_seconds("attention", 7.0) == 7.0 * ratios[1]
+    assert bench_runs.about("attention", 7.0).startswith("about 14 s (the work's count, 7 s, times 2:")
+    monkeypatch.setattr(measurements, "machine", lambda: "another machine")
+    assert measurements.estimate_factor("attention") is None  # only this machine's runs count

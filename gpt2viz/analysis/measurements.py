@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import tempfile
 from datetime import datetime, timezone
 
@@ -34,10 +35,13 @@ def _path(kind: str, settings: dict):
     return cache_dir() / FOLDER / f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}.json"
 
 
-def save(kind: str, settings: dict, rows: list[dict], repeats: int | None = None) -> dict:
-    """Written to a temporary file and renamed: a reader sees a whole run or none."""
+def save(kind: str, settings: dict, rows: list[dict], repeats: int | None = None,
+         seconds: float | None = None, estimated_seconds: float | None = None) -> dict:
+    """Written to a temporary file and renamed: a reader sees a whole run or none. seconds and
+    the estimate made before the run feed estimate_factor."""
     record = {"kind": kind, "settings": settings, "rows": rows, "repeats": repeats, "machine": machine(),
-              "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+              "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "seconds": seconds, "estimated_seconds": estimated_seconds}
     path = _path(kind, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json")
@@ -58,6 +62,21 @@ def load(kind: str, settings: dict) -> dict | None:
         return record if isinstance(record.get("rows"), list) else None
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def estimate_factor(kind: str) -> tuple[float, int] | None:
+    """(median of took / estimated, runs) over this kind's runs stored from this machine, or None
+    before any: the up-front estimates are FLOP counts at fixed rates, and this says how far
+    off they are here."""
+    ratios = []
+    for path in (cache_dir() / FOLDER).glob(f"{kind}-*.json"):
+        try:
+            record = json.loads(path.read_text())
+            if record["machine"] == machine() and record["seconds"] and record["estimated_seconds"]:
+                ratios.append(record["seconds"] / record["estimated_seconds"])
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+            continue
+    return (statistics.median(ratios), len(ratios)) if ratios else None
 
 
 def label(record: dict, just_now: bool = False) -> str:

@@ -29,19 +29,35 @@ def measured(kind: str, settings: dict, estimate_s: Callable[[int], float],
         stored = measurements.load(kind, settings)
         if stored is not None:
             shown[key] = stored | {"just_now": False}
-        elif estimate_s(quick_repeats) <= QUICK_SECONDS:
+        elif expected_seconds(kind, estimate_s(quick_repeats)) <= QUICK_SECONDS:
             shown[key] = _run(kind, settings, run, quick_repeats, estimate_s(quick_repeats))
     return shown.get(key)
 
 
+def expected_seconds(kind: str, estimate: float) -> float:
+    """The up-front estimate, scaled by how far off it was in the runs of this kind measured
+    on this machine (measurements.estimate_factor); as it is before any."""
+    factor = measurements.estimate_factor(kind)
+    return estimate * (factor[0] if factor else 1.0)
+
+
+def about(kind: str, estimate: float) -> str:
+    """'about 14 s (…)': the expected time and where it comes from, for the page's note."""
+    factor = measurements.estimate_factor(kind)
+    if factor is None:
+        return f"about {estimate:.0f} s (counted from the work at fixed rates; not yet timed here)"
+    ratio, runs = factor
+    return (f"about {estimate * ratio:.0f} s (the work's count, {estimate:.0f} s, times {ratio:.2g}: "
+            f"the median of took / estimated over {runs} run{'s' if runs > 1 else ''} of this kind here)")
+
+
 def _run(kind, settings, run, repeats, estimate) -> dict:
-    bar = st.progress(0.0, text=f"Measuring, about {estimate:.0f} s")
+    bar = st.progress(0.0, text=f"Measuring, {about(kind, estimate)}")
     start = time.perf_counter()
     rows = run(repeats, lambda i, total, what: bar.progress(i / total, text=what))
     bar.empty()
-    record = measurements.save(kind, settings, rows, repeats) | {"just_now": True}
-    record["seconds"] = time.perf_counter() - start
-    return record
+    return measurements.save(kind, settings, rows, repeats, seconds=time.perf_counter() - start,
+                             estimated_seconds=estimate) | {"just_now": True}
 
 
 def caption(record: dict, repeats_word: str = "repeats") -> str:
