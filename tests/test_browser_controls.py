@@ -267,7 +267,7 @@ def test_a_heatmap_downloads_as_html_that_opens_offline(dashboard, chromium, tmp
     offline = chromium.new_page()
     offline.route("http*://**", lambda route: route.abort())  # nothing may come from a server
     offline.goto(saved.as_uri())
-    offline.wait_for_selector(".main-svg .heatmaplayer", timeout=30_000)
+    offline.wait_for_selector(".main-svg .heatmaplayer", timeout=120_000)
     assert offline.locator(".gtitle").first.text_content().startswith("swa · layer 0")
     offline.close()
     # its data: one row per cell, row-major (query, key), and each is what attention allows

@@ -19,7 +19,7 @@ def test_page_renders_charts_without_exceptions(dashboard, name):
         page.get_by_role("button", name="Train 2 task models").click()
         wait_idle(page)
         wait_trained(page)
-    page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)
     if name == "performance":  # a first visit measures by itself (or shows a stored run)
         wait_idle(page)
         assert page.get_by_text(re.compile(r"^Measured (just now|on .* UTC) on this machine")).count() == 1
@@ -46,7 +46,7 @@ def test_moving_the_layer_slider_redraws_the_heatmaps(dashboard):
     wait_idle(page)
     page.wait_for_function(
         "() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart'] .gtitle\")]"
-        ".some(e => e.textContent.includes('layer 1'))", timeout=30_000)
+        ".some(e => e.textContent.includes('layer 1'))", timeout=120_000)
     after = chart_titles(page)
     assert after != before and all("layer 1" in t for t in after)
     assert page.locator("[data-testid='stException']").count() == 0
@@ -57,7 +57,7 @@ def test_a_shared_deep_link_works_on_a_fresh_server(dashboard, tmp_path):
     _, page = dashboard
     with serve_app({"GPT2VIZ_CACHE": str(tmp_path)}) as url:
         open_page(page, url, "compare", "weights=random&variants=swa&variants=gqa")
-        page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=60_000)
+        page.wait_for_selector("[data-testid='stPlotlyChart'] .main-svg", timeout=120_000)
         assert page.locator("[data-testid='stException']").count() == 0
         assert page.get_by_role("heading", name="Compare & generate").count() == 1
         assert page.locator("[data-testid='stSidebarNav']").inner_text().count("Attention") == 1
@@ -73,7 +73,7 @@ def test_generation_view_follows_its_controls(dashboard):
     main = page.locator("[data-testid='stMain']")
     main.locator("[data-testid='stRadio']").get_by_text("Generation vs context length").click()
     wait_idle(page)
-    page.get_by_text(re.compile(r"^KV cache bytes = slots")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"^KV cache bytes = slots")).wait_for(timeout=120_000)
 
     def legend():
         return main.locator("[data-testid='stPlotlyChart'] .legendtext").all_text_contents()

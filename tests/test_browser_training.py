@@ -43,7 +43,7 @@ def test_settings_are_edited_freely_and_applied_once(tmp_path, chromium):
             assert main.get_by_label("Steps", exact=True).is_visible()  # still open
             assert banner(page) == "Training in the background: gqa"  # one run
             page.get_by_role("button", name="Cancel training").click()
-            page.get_by_text("gqa: training cancelled").wait_for(timeout=60_000)
+            page.get_by_text("gqa: training cancelled").wait_for(timeout=120_000)
             wait_idle(page)
             assert table(page)[0]["weights"] == "random init (not trained yet)"
             assert set(tmp_path.iterdir()) == before  # nothing half-written
@@ -57,7 +57,7 @@ def test_two_sessions_see_their_own_jobs_and_the_line_ahead(tmp_path, chromium):
             first.get_by_text(re.compile(r"rope: step \d+/2000")).wait_for(timeout=120_000)
             open_page(second, url, "build", "variants=gqa&steps=5", trained=False)
             ahead = re.compile(r"1 job\(s\) of other sessions ahead of yours")
-            second.get_by_text(ahead).wait_for(timeout=30_000)
+            second.get_by_text(ahead).wait_for(timeout=120_000)
             text = banner(second)
             assert text == "Training in the background: gqa" and "rope" not in text
             assert "rope: step" not in page_text(second)  # not its job's progress
@@ -67,12 +67,12 @@ def test_two_sessions_see_their_own_jobs_and_the_line_ahead(tmp_path, chromium):
             second.get_by_role("button", name="Apply settings").click()
             wait_idle(second)
             # the link follows the applied settings (written by the rerun: wait, do not race it)
-            second.wait_for_function("() => location.search.includes('steps=6')", timeout=30_000)
-            second.get_by_text(ahead).wait_for(timeout=30_000)
+            second.wait_for_function("() => location.search.includes('steps=6')", timeout=120_000)
+            second.get_by_text(ahead).wait_for(timeout=120_000)
             assert banner(second) == "Training in the background: gqa"
             assert second.get_by_role("button", name="Cancel gqa").count() == 0  # one job, not two
             first.get_by_role("button", name="Cancel training").click()
-            first.get_by_text("rope: training cancelled").wait_for(timeout=60_000)
+            first.get_by_text("rope: training cancelled").wait_for(timeout=120_000)
             wait_idle(second)
             second.get_by_text("Training in the background").first.wait_for(state="detached",
                                                                            timeout=120_000)
