@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from itertools import count
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitDuplicateElementId, StreamlitDuplicateElementKey
 
 from gpt2viz.viz.table import figure_table
+
+from .routing import widget_keys_this_run
 
 # plotly's own toolbar: the camera button writes this format, named for the chart
 CHART_CONFIG = {"toImageButtonOptions": {"format": "svg", "filename": "gpt2viz-chart"},
@@ -30,15 +32,10 @@ def chart(fig: go.Figure, container=st, **options):
     what it draws as CSV (viz.table.figure_table, built only when clicked). options go to
     st.plotly_chart (key, on_select, ...); returns what it returns."""
     shown = container.plotly_chart(fig, width="stretch", config=CHART_CONFIG, **options)
-    name = file_name(fig)
-    for copy in range(100):  # two charts of one title on a page: the second's button is name-1
-        try:
-            container.download_button("Data (CSV)", partial(_csv, fig), f"{name}.csv", "text/csv",
-                                      key=f"csv-{name}-{copy}", type="tertiary",
-                                      icon=":material/download:", on_click="ignore")
-            break
-        except (StreamlitDuplicateElementId, StreamlitDuplicateElementKey):
-            continue
+    name, taken = file_name(fig), widget_keys_this_run()
+    key = next(k for k in (f"csv-{name}-{i}" for i in count()) if k not in taken)  # titles repeat
+    container.download_button("Data (CSV)", partial(_csv, fig), f"{name}.csv", "text/csv", key=key,
+                              type="tertiary", icon=":material/download:", on_click="ignore")
     return shown
 
 
