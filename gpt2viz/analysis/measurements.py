@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import statistics
-import tempfile
 from datetime import datetime, timezone
 
 import torch
 
+from gpt2viz.core.staging import write_json
 from gpt2viz.weights.checkpoint_cache import cache_dir
 
 FOLDER = "measurements"
@@ -37,21 +36,12 @@ def _path(kind: str, settings: dict):
 
 def save(kind: str, settings: dict, rows: list[dict], repeats: int | None = None,
          seconds: float | None = None, estimated_seconds: float | None = None) -> dict:
-    """Written to a temporary file and renamed: a reader sees a whole run or none. seconds and
+    """Written whole (staging.write_json): a reader sees a whole run or none. seconds and
     the estimate made before the run feed estimate_factor."""
     record = {"kind": kind, "settings": settings, "rows": rows, "repeats": repeats, "machine": machine(),
               "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "seconds": seconds, "estimated_seconds": estimated_seconds}
-    path = _path(kind, settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(record, out)
-        os.replace(staging, path)
-    except BaseException:
-        os.unlink(staging)
-        raise
+    write_json(_path(kind, settings), record)
     return record
 
 

@@ -1,4 +1,5 @@
-"""Folders that appear whole or not at all, even with several processes and a kill -9.
+"""Folders (and small JSON files) that appear whole or not at all, even with several processes
+and a kill -9.
 
 A writer fills a hidden staging folder named for its process id (".staging.<pid>.<name>.<random>")
 and renames it into place only if the target is absent: folders here are content-keyed (the
@@ -9,6 +10,7 @@ can still be filling them.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -47,6 +49,22 @@ def write_whole(folder: Path, write: Callable[[Path], None], is_whole: Callable[
         raise FileExistsError(f"{folder} could not be renamed into place; save again.")
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename happened
+
+
+def write_json(path: Path, value) -> None:
+    """value as JSON in `path`, replacing it whole: written to a hidden file beside it and
+    renamed over it, so a reader sees the old file or the new one; a failure leaves neither a
+    half-written file nor the hidden one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(value, out)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
 
 
 def _writer_alive(name: str) -> bool:

@@ -16,7 +16,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +26,7 @@ import torch
 
 from gpt2viz.core.config import ModelConfig
 from gpt2viz.core.model import GPT2
+from gpt2viz.core.staging import write_json
 from gpt2viz.text.hf_tokenizer import HFTokenizer
 from gpt2viz.weights.checkpoint_cache import (
     cache_dir,
@@ -144,19 +144,13 @@ def _load_times() -> dict:
 
 def _record_load(folder: Path, source: str, seconds: float) -> None:
     """Best effort: an unwritable cache loses the figure, never the load. Written whole
-    (a temporary file renamed over the old), so a reader never sees half of it."""
+    (staging.write_json), so a reader never sees half of it."""
     times = _load_times()
     times.setdefault(folder.name, {})[source] = round(seconds, 2)
     try:
-        descriptor, staging = tempfile.mkstemp(dir=cache_dir(), prefix=".load-times-")
+        write_json(cache_dir() / LOAD_TIMES, times)
     except OSError:
-        return
-    try:
-        with os.fdopen(descriptor, "w") as out:
-            json.dump(times, out)
-        os.replace(staging, cache_dir() / LOAD_TIMES)
-    except OSError:
-        Path(staging).unlink(missing_ok=True)
+        pass
 
 
 def _load_cached(folder: Path, name: str):
