@@ -342,16 +342,13 @@ def ablation_losses(model: GPT2, text_ids: torch.Tensor, seed: int = 0,
                     prompt_ids: torch.Tensor | None = None, ablate: dict | None = None) -> dict:
     """Losses on the text, on repeated random tokens (their second copy) and the prompt;
     ablate: {layer: query heads} switched off (GPT2.trace)."""
-    t = min(ABLATE_TEXT_TOKENS + 1, len(text_ids))
-    if t < 2 or (prompt_ids is not None and len(prompt_ids) < 2):
+    if len(text_ids) < 2 or (prompt_ids is not None and len(prompt_ids) < 2):
         raise ValueError("the text (and the prompt) need at least 2 tokens.")
     device = model.wte.weight.device
-    text = text_ids[:t].to(device)
     repeats = induction_ids(model, seed).to(device)  # (N, 2L)
     length = repeats.shape[1] // 2
     second = slice(length, 2 * length - 1)
-    losses = {"text_loss": float(token_losses(model, text[None, :-1], text[None, 1:],
-                                              ablate=ablate).mean()),
+    losses = {"text_loss": text_loss(text_ids, ablate)(model),
               "induction_loss": float(token_losses(model, repeats[:, :-1], repeats[:, 1:],
                                                    ablate=ablate)[:, second].mean())}
     if prompt_ids is not None:
@@ -381,13 +378,14 @@ def pooled_kv_losses(model: GPT2, loss, uptrain=None) -> dict:
             "kv_bytes_per_token": model.config.kv_cache_bytes_per_token(), "rows": rows}
 
 
-def text_loss(text_ids: torch.Tensor):
+def text_loss(text_ids: torch.Tensor, ablate: dict | None = None):
     """loss(model) -> the mean next-token loss on the first ABLATE_TEXT_TOKENS tokens of the
-    text, one sequence: how a real model's pooled KV heads are scored."""
+    text, one sequence (ablate: heads switched off, as token_losses): how a real model's
+    pooled KV heads and its ablations are scored."""
     text = text_ids[:ABLATE_TEXT_TOKENS + 1][None]
 
     def loss(model: GPT2) -> float:
         on_device = text.to(model.wte.weight.device)
-        return float(token_losses(model, on_device[:, :-1], on_device[:, 1:]).mean())
+        return float(token_losses(model, on_device[:, :-1], on_device[:, 1:], ablate=ablate).mean())
 
     return loss
