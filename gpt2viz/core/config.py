@@ -13,14 +13,14 @@ POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu", "none")
 DEFAULT_ROPE_BASE = 10000.0
+# RoPE scaling (context extension) at inference time; positions.rope_parameters computes each.
+ROPE_SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
 
 
 def kv_head_choices(n_head: int) -> list[int]:
     """The n_kv_head values n_head query heads allow, most first (MHA ... MQA): query heads
     share key/value heads in equal groups, so n_kv_head must divide n_head."""
     return [k for k in range(n_head, 0, -1) if n_head % k == 0]
-# RoPE scaling (context extension) at inference time; positions.rope_parameters computes each.
-ROPE_SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
 
 
 @dataclass(frozen=True)

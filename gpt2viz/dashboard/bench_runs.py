@@ -29,8 +29,8 @@ def measured(kind: str, settings: dict, estimate_s: Callable[[int], float],
         stored = measurements.load(kind, settings)
         if stored is not None:
             shown[key] = stored | {"just_now": False}
-        elif expected_seconds(kind, estimate_s(quick_repeats)) <= QUICK_SECONDS:
-            shown[key] = _run(kind, settings, run, quick_repeats, estimate_s(quick_repeats))
+        elif expected_seconds(kind, quick := estimate_s(quick_repeats)) <= QUICK_SECONDS:
+            shown[key] = _run(kind, settings, run, quick_repeats, quick)
     return shown.get(key)
 
 

@@ -45,9 +45,6 @@ def _panel_titles(fig: go.Figure) -> dict[str, str]:
     panel one (its titles are annotations in the order of the axes); else no titles."""
     axes = sorted({getattr(t, "xaxis", None) or "x" for t in fig.data},
                   key=lambda a: int(a[1:] or 1))
-    grid = getattr(fig, "_grid_ref", None)
     titles = [re.sub(r"<[^>]+>", " ", a.text or "").strip() for a in fig.layout.annotations
               if a.xref == "paper" and a.yref == "paper"]
-    if len(axes) < 2 or grid is None or len(titles) != sum(len(row) for row in grid):
-        return {}
-    return {axis: titles[int(axis[1:] or 1) - 1] for axis in axes if int(axis[1:] or 1) <= len(titles)}
+    return dict(zip(axes, titles)) if len(axes) > 1 and len(titles) == len(axes) else {}
