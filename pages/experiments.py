@@ -6,21 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from gpt2viz import PRESETS
-from gpt2viz.analysis.experiments import (
-    HEAD_CHUNK,
-    gqa_frontier,
-    length_curve,
-    logit_lens,
-    loss_between,
-    reach,
-    receptive_field,
-    reconfigured,
-    scratch_loss,
-    theory_reach,
-    window_losses,
-)
 from gpt2viz.analysis.bench import estimate_pass_seconds
-from gpt2viz.analysis.extension import extension_losses
+from gpt2viz.analysis.experiments import HEAD_CHUNK, logit_lens
+from gpt2viz.analysis.specs import LENGTH_FACTOR, SPECS, Scored, uptrain_steps
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, validation_joins
 from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, kv_head_choices, preset
 from gpt2viz.core.resources import format_number, memory_shortfall, plural
@@ -33,7 +21,6 @@ from gpt2viz.viz.experiments import (
     logit_lens_figure,
     receptive_figure,
     streaming_figure,
-    streaming_label,
     window_figure,
 )
 
@@ -42,27 +29,14 @@ data, settings = corpora.selected(selection), selection.settings
 train_len = settings.block_size
 
 
-def _length(model, max_len, rope_base):
-    model = reconfigured(model, rope_base=rope_base) if rope_base else model
-    return length_curve(model, data.val, train_len, max_len)
-
-
-MEASURES = {
-    "length": _length,
-    "window": lambda model, windows, sinks: window_losses(model, data.val, train_len, list(windows), list(sinks)),
-    "receptive": lambda model, position: receptive_field(model, data.val, position),
-    "pooled": lambda model: gqa_frontier(model, data, settings, 0, 0.0),
-    "extend": lambda model, methods, factor: extension_losses(
-        model, data.val, train_len, list(methods), factor, int(factor * train_len)),
-}
+scored = Scored(data.val, train_len, data, settings, selection.seed)
 
 
 @st.cache_resource(max_entries=64, show_spinner="Measuring...")
-def measure(what: str, _model, model_id: int, text: str, length: int, *args):
-    """One measurement per (experiment, model, text, training length, arguments): moving
-    another control never recomputes it, and another text or length always does (the
-    measures read `data` and `train_len`)."""
-    return MEASURES[what](_model, *args)
+def measure(what: str, _model, model_id: int, _scored: Scored, text: str, length: int, seed: int, *args):
+    """One measurement per (experiment, model, text, training length, seed, arguments):
+    moving another control never recomputes it, and another text or length always does."""
+    return SPECS[what].run(_model, _scored, *args)
 
 
 @st.cache_resource(show_spinner=False)
@@ -74,7 +48,8 @@ def uptrained() -> dict:
 def run_or_explain(what, variant, *args):
     """The measurement, or its problem shown as one line (None)."""
     try:
-        return measure(what, variant.model, id(variant.model), data.sha256, train_len, *args)
+        return measure(what, variant.model, id(variant.model), scored, data.sha256, train_len,
+                       selection.seed, *args)
     except (ValueError, MemoryError) as err:
         st.error(f"{variant.name}: {err}")
         return None
@@ -89,8 +64,8 @@ def show_length_generalization(built):
                f"difficulty at a position is in both, so their difference (bottom) is what "
                f"positions past the training length cost.")
     c1, c2, c3 = st.columns(3)
-    max_len = c1.select_slider("Evaluate up to", [2 * train_len, 4 * train_len, 8 * train_len],
-                               value=8 * train_len, format_func=lambda n: f"{n} ({n // train_len}×)")
+    max_len = c1.select_slider("Evaluate up to", [2 * train_len, 4 * train_len, LENGTH_FACTOR * train_len],
+                               value=LENGTH_FACTOR * train_len, format_func=lambda n: f"{n} ({n // train_len}×)")
     schemes = c2.multiselect("Also the gpt2 body with each position scheme", POSITIONS,
                              help="Trained here with the presets' settings (then cached on disk).")
     rope_base = c3.number_input("RoPE base at inference (0 = as trained)", 0.0, 1e8, 0.0, format="%g",
@@ -107,16 +82,9 @@ def show_length_generalization(built):
             curves[name + (f" (base {format_number(base)})" if base else "")] = curve
     if curves:
         chart(length_figure(curves, train_len, train_len // 4))
-        rows = []
-        for name, c in curves.items():
-            row = {"variant": name, "position table ends at": str(c.limit or "—")}
-            for lo, hi, label in ((0, train_len, "1×"), (train_len, 2 * train_len, "2×"),
-                                  (max_len // 2, max_len, f"{max_len // train_len}×")):
-                full, cut = loss_between(c, lo, hi), loss_between(c, lo, hi, "sliding_loss")
-                row[f"{label}: whole block"] = None if full is None else round(full, 3)
-                row[f"{label}: context ≤ {train_len}"] = round(cut, 3)
-            rows.append(row)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame([{"variant": name, **row} for name, c in curves.items()
+                                   for row in SPECS["length"].rows(c, scored, max_len)]),
+                     hide_index=True, width="stretch")
         st.caption(f"1× = positions 0–{train_len - 1}, 2× = {train_len}–{2 * train_len - 1}, "
                    f"{max_len // train_len}× = {max_len // 2}–{max_len - 1}; loss in nats per token.")
         for name, c in curves.items():
@@ -132,23 +100,25 @@ def show_window_and_sinks(built):
                f"that every query may always attend (StreamingLLM, Xiao et al. 2023). Query i "
                f"attends key j iff j ≤ i and (i − w < j or j < s).")
     c1, c2 = st.columns(2)
+    defaults = SPECS["window"].defaults
     windows = c1.multiselect("Windows at inference", [1, 2, 4, 8, 16, 32, 64, 128, 256],
-                             default=[4, 8, 16, 32, 64, 128])
-    sinks = c2.number_input("Sink tokens (compared with none)", 0, 4 * train_len, 4)
+                             default=list(defaults["windows"]))
+    sinks = c2.number_input("Sink tokens (compared with none)", 0, 4 * train_len, max(defaults["sinks"]))
     if not windows:
         st.info("Pick at least one window.")
     else:
         results = {}
         for name, v in built.items():
-            r = run_or_explain("window", v, tuple(sorted(windows)), tuple(sorted({0, int(sinks)})))
-            if r is not None:
-                results[name] = r
+            # one measurement per sink count: typing another count keeps the rows without sinks
+            parts = [run_or_explain("window", v, tuple(sorted(windows)), (s,))
+                     for s in sorted({0, int(sinks)})]
+            if all(p is not None for p in parts):
+                results[name] = {**parts[0], "rows": [row for p in parts for row in p["rows"]]}
         if results:
             chart(window_figure(results))
-            table = [{"variant": n, "window": row["window"], "sinks": row["sinks"],
-                      "loss": round(row["loss"], 3), "vs full attention": round(row["loss"] - r["full_loss"], 3)}
-                     for n, r in results.items() for row in r["rows"]]
-            st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame([{"variant": n, **row} for n, r in results.items()
+                                       for row in SPECS["window"].rows(r, scored, windows, sinks)]),
+                         hide_index=True, width="stretch")
 
 
 def show_receptive_field(built):
@@ -162,16 +132,14 @@ def show_receptive_field(built):
         name = c1.selectbox("Model", list(built))
         v = built[name]
         limit = v.config.max_seq_len if v.config.position == "learned" else 4 * train_len
-        position = c2.slider("Position P", 1, limit - 1, min(100, limit - 1))
-        influence = run_or_explain("receptive", v, position)
-        if influence is not None:
-            measured = reach(influence)
-            theory = theory_reach(v.config.n_layer, v.config.window, position, v.config.sinks)
-            chart(receptive_figure(influence.numpy(), v.config.window, theory,
+        position = c2.slider("Position P", 1, limit - 1, min(SPECS["receptive"].defaults["position"], limit - 1))
+        result = run_or_explain("receptive", v, position)
+        if result is not None:
+            measured, theory = result["reach"], result["theory"]
+            chart(receptive_figure(result["influence"].numpy(), v.config.window, theory,
                                    f"{name} ({v.source}): what reaches position {position}",
                                    v.config.sinks))
-            st.dataframe(pd.DataFrame({"layer": range(1, len(measured) + 1), "measured reach": measured,
-                                       "theory": theory}), hide_index=True)
+            st.dataframe(pd.DataFrame(SPECS["receptive"].rows(result, scored, position)), hide_index=True)
             if v.config.window is None:
                 st.info(f"{name} has no window: from the first layer on, every one of the {position} "
                         f"earlier positions reaches P (reach = everything).")
@@ -199,10 +167,10 @@ def show_gqa_frontier(built):
         c1, c2 = st.columns(2)
         name = c1.selectbox("MHA model", list(mha))
         v = mha[name]
-        steps = c2.number_input("Uptraining steps", 1, 10 * settings.steps, max(1, settings.steps // 20),
-                                help=f"The models were trained for {plural(settings.steps, 'step')}.")
-        key = (id(v.model), int(steps), selection.seed)
-        if st.button(f"Uptrain every pooled model for {plural(int(steps), 'step')}"):
+        steps = int(c2.number_input("Uptraining steps", 1, 10 * settings.steps, uptrain_steps(settings),
+                                    help=f"The models were trained for {plural(settings.steps, 'step')}."))
+        key = (id(v.model), steps, selection.seed)
+        if st.button(f"Uptrain every pooled model for {plural(steps, 'step')}"):
             bar = st.progress(0.0, text="Uptraining...")
             kv_counts = kv_head_choices(v.config.n_kv_head)
 
@@ -212,29 +180,18 @@ def show_gqa_frontier(built):
 
             per_step = v.history.seconds / max(1, len(v.history.steps)) if v.history else 1.0
             try:
-                uptrained()[key] = gqa_frontier(v.model, data, settings, int(steps), per_step,
-                                                selection.seed, report)
+                uptrained()[key] = SPECS["gqa"].run(v.model, scored, steps, per_step, report)
             except (ValueError, MemoryError) as err:
                 st.error(str(err))
             bar.empty()
-        result = uptrained().get(key) or run_or_explain("pooled", v)
+        result = uptrained().get(key) or run_or_explain("gqa", v)
         if result is not None:
-            scratch = {}  # n_kv_head -> loss of that many kv heads trained from scratch, if cached
-            for row in result["rows"]:
-                loss = scratch_loss(v.config.replace(n_kv_head=row["n_kv_head"]), data, settings,
-                                    selection.seed)
-                if loss is not None:
-                    scratch[row["n_kv_head"]] = loss
             points = {f"n_kv_head {r['n_kv_head']} from scratch": {"kv_bytes_per_token": r["kv_bytes_per_token"],
-                                                                  "loss": scratch[r["n_kv_head"]]}
-                      for r in result["rows"] if r["n_kv_head"] in scratch}
+                                                                  "loss": r["scratch_loss"]}
+                      for r in result["rows"] if r["scratch_loss"] is not None}
             chart(frontier_figure(result["rows"], result["base_loss"], points))
-            st.dataframe(pd.DataFrame([{"n_kv_head": r["n_kv_head"], "KV bytes / token": r["kv_bytes_per_token"],
-                                        "pooled": round(r["pooled_loss"], 3),
-                                        f"uptrained ({steps} steps)": None if r["uptrained_loss"] is None
-                                        else round(r["uptrained_loss"], 3),
-                                        "from scratch": round(scratch[r["n_kv_head"]], 3) if r["n_kv_head"] in scratch else None}
-                                       for r in result["rows"]]), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(SPECS["gqa"].rows(result, scored, steps)), hide_index=True,
+                         width="stretch")
             if key not in uptrained():
                 st.caption("Press the button to uptrain (one model per n_kv_head, a progress bar "
                            "shows it); pooled losses need no training.")
@@ -283,12 +240,14 @@ def show_streaming(built):
                  f"{stream_bytes(cfg, 256) / 2**20:.0f} MiB); close other work and reload.")
         return
     c1, c2, c3, c4 = st.columns(4)
-    tokens = c1.select_slider("Tokens of text", fits, value=2048 if 2048 in fits else fits[-1],
+    defaults = SPECS["streaming"].defaults
+    tokens = c1.select_slider("Tokens of text", fits,
+                              value=defaults["tokens"] if defaults["tokens"] in fits else fits[-1],
                               format_func=lambda n: f"{n:,}",
                               help=f"Up to the text's {len(ids) - 1:,} scored tokens where this machine's "
                                    f"memory allows; past {cfg.max_seq_len:,} is past the model's own context.")
-    window = c2.select_slider("Window w", [64, 128, 256, 512, 1024], value=256)
-    sinks = int(c3.number_input("Sinks s", 1, 64, 4))
+    window = c2.select_slider("Window w", [64, 128, 256, 512, 1024], value=defaults["windows"][0])
+    sinks = int(c3.number_input("Sinks s", 1, 64, max(defaults["sinks"])))
     smooth = c4.select_slider("Smoothing (view only)", [1, 16, 64, 256], value=64,
                               help="The line is the running mean of the last n positions.")
     windows, sink_counts = (window,), (0, sinks)
@@ -309,12 +268,7 @@ def show_streaming(built):
     joins = validation_joins(variant)
     chart(streaming_figure(result, smooth, cfg.max_seq_len if tokens > cfg.max_seq_len else None,
                            joins))
-    st.dataframe(pd.DataFrame([{"setting": streaming_label(r), "loss": round(r["loss"], 3),
-                                "perplexity": round(r["ppl"], 1),
-                                f"minus full, positions ≥ {window}": (
-                                    None if r.get("cost_past_window") is None else round(r["cost_past_window"], 3)),
-                                **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()
-                                   if v is not None}} for r in rows]),  # buckets past the text: left out
+    st.dataframe(pd.DataFrame(SPECS["streaming"].rows(rows, None, tokens, windows, sink_counts)),
                  hide_index=True, width="stretch")
     st.caption(f"Loss in nats per token. Positions 0–{window - 1} see every earlier token under a window "
                f"of {window} too, so they score the same in every setting and the whole-text loss dilutes "
@@ -342,9 +296,10 @@ def show_context_extension(built):
         return
     c1, c2, c3 = st.columns([1, 1, 2])
     name = c1.selectbox("RoPE model", list(rope), key="extend_model")
-    factor = c2.select_slider("Factor s", [2, 4, 8], value=8, format_func=lambda f: f"{f}×",
+    defaults = SPECS["extend"].defaults
+    factor = c2.select_slider("Factor s", [2, 4, 8], value=defaults["factor"], format_func=lambda f: f"{f}×",
                               key="extend_factor")
-    methods = c3.multiselect("Methods", ROPE_SCALINGS, default=list(ROPE_SCALINGS), key="extend_methods")
+    methods = c3.multiselect("Methods", ROPE_SCALINGS, default=list(defaults["methods"]), key="extend_methods")
     if not methods:
         st.info("Pick at least one method.")
         return
@@ -359,10 +314,7 @@ def show_context_extension(built):
     if result["note"]:
         st.caption(result["note"])
     chart(extension_figure(result, train_len))
-    st.dataframe(pd.DataFrame([{"method": r["method"], "loss": round(r["loss"], 3),
-                                "attention factor": round(r["attention_factor"], 4),
-                                **{f"positions {k}": round(v, 3) for k, v in r["buckets"].items()}}
-                               for r in result["rows"]]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(SPECS["extend"].rows(result, scored)), hide_index=True, width="stretch")
 
 
 EXPERIMENTS = {"Length generalization": show_length_generalization,

@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: the variants every property test runs on, tiny float64 models,
 attention from its definition, private caches, the quick page budget, one Chromium per module."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -115,12 +116,39 @@ def chromium():
         yield browser
 
 
+DASHBOARD_STEPS = "10"  # the browser tests' training budget (GPT2VIZ_TRAIN_STEPS)
+
+
+@pytest.fixture(scope="session")
+def trained_defaults(tmp_path_factory):
+    """A checkpoint cache holding the sidebar's default models trained as the dashboard trains
+    them (its settings at DASHBOARD_STEPS, seed 0), trained once per test worker: modules that
+    do not test training start from a copy instead of training the same two models again."""
+    from gpt2viz.core.config import PRESETS
+    from gpt2viz.dashboard import controls
+    from gpt2viz.text.corpus import Corpus
+    from gpt2viz.training.train import train
+
+    cache = tmp_path_factory.mktemp("trained-defaults")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GPT2VIZ_TRAIN_STEPS", DASHBOARD_STEPS)
+        env.setenv("GPT2VIZ_CACHE", str(cache))
+        values = controls.defaults()
+        for name in values["variants"]:
+            train(PRESETS[name], Corpus.default(), controls.training_settings(values), seed=values["seed"])
+    return cache
+
+
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory, chromium):
-    """The real dashboard on a quick training budget and a cache of its own, and one page."""
+def dashboard(request, tmp_path_factory, chromium):
+    """The real dashboard on a quick training budget and a cache of its own, and one page. A
+    module marked `trained_defaults` starts with the default models already in that cache."""
     from browser import serve_app
 
-    env = {"GPT2VIZ_TRAIN_STEPS": "10", "GPT2VIZ_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    cache = tmp_path_factory.mktemp("cache")
+    if request.node.get_closest_marker("trained_defaults"):
+        shutil.copytree(request.getfixturevalue("trained_defaults"), cache, dirs_exist_ok=True)
+    env = {"GPT2VIZ_TRAIN_STEPS": DASHBOARD_STEPS, "GPT2VIZ_CACHE": str(cache)}
     with serve_app(env) as url:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         yield url, page

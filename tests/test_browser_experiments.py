@@ -13,7 +13,7 @@ from browser import (
     wait_idle,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.trained_defaults]
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -4,7 +4,7 @@ new tab shows the same view (issue 24, item 7)."""
 import pytest
 from browser import choose, no_exception, open_page, wait_idle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.trained_defaults]
 
 
 def attention_controls(page):

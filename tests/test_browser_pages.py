@@ -5,7 +5,7 @@ import re
 import pytest
 from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle, wait_trained
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.trained_defaults]
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -16,7 +16,7 @@ from browser import (
 
 from gpt2viz.weights import pretrained
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.trained_defaults]
 
 NAME = "smollm2-135m"
 LOADING = "(pretrained) in the background"

@@ -15,9 +15,11 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+import pandas as pd
 import torch
 
 from gpt2viz.analysis.heads import head_stats, induction_ids, text_tokens
+from gpt2viz.analysis.specs import LENGTH_FACTOR, SPECS, Scored, uptrain_steps
 from gpt2viz.cli.progress import ProgressBar, say
 from gpt2viz.core.config import PRESETS, TrainSettings, variant_config
 from gpt2viz.core.model import GPT2
@@ -29,7 +31,6 @@ from gpt2viz.weights.pretrained import PRETRAINED
 from gpt2viz.weights.serving import checkpoint_path
 
 PATH_PREFIX = "path:"  # --variant path:DIR, a local folder
-DEFAULT_WINDOWS = [4, 8, 16, 32, 64, 128]
 
 
 def add_experiment_arguments(parser) -> None:
@@ -40,16 +41,18 @@ def add_experiment_arguments(parser) -> None:
                     "(GPT-2, Llama, Mistral, Qwen2) or gpt2viz checkpoint")
     length = kinds.add_parser("length", help="loss by position up to max-len (past the training length)")
     length.add_argument("--variant", action="append", required=True, help=variant_help + "; repeat to compare")
-    length.add_argument("--max-len", type=int, default=1024, help="block length evaluated (default 1024)")
-    length.add_argument("--rope-base", type=float, help="RoPE base at inference (RoPE variants only)")
+    length.add_argument("--max-len", type=int, help=f"block length evaluated (default {LENGTH_FACTOR} x "
+                        f"the training length: {LENGTH_FACTOR * TrainSettings().block_size} for the presets)")
+    length.add_argument("--rope-base", type=float, default=SPECS["length"].defaults["rope_base"],
+                        help="RoPE base at inference (RoPE variants only; 0: as trained)")
     window = kinds.add_parser("window", help="loss with another window and attention sinks at inference")
     window.add_argument("--variant", action="append", required=True, help=variant_help + "; repeat to compare")
-    window.add_argument("--windows", type=int, nargs="+", default=DEFAULT_WINDOWS)
-    window.add_argument("--sinks", type=int, nargs="+", default=[0, 4])
+    window.add_argument("--windows", type=int, nargs="+", default=list(SPECS["window"].defaults["windows"]))
+    window.add_argument("--sinks", type=int, nargs="+", default=list(SPECS["window"].defaults["sinks"]))
     receptive = kinds.add_parser("receptive", help="which inputs reach position P after each layer")
     receptive.add_argument("--variant", required=True, help=variant_help)
     receptive.add_argument("--weights", choices=["random", "trained"], default="trained")
-    receptive.add_argument("--position", type=int, default=100)
+    receptive.add_argument("--position", type=int, default=SPECS["receptive"].defaults["position"])
     gqa = kinds.add_parser("gqa", help="mean-pool K/V heads, then uptrain: loss against KV bytes")
     gqa.add_argument("--variant", default="gpt2", help=variant_help + " (an MHA model)")
     gqa.add_argument("--uptrain-steps", type=int,
@@ -58,9 +61,9 @@ def add_experiment_arguments(parser) -> None:
     streaming = kinds.add_parser("streaming", help="StreamingLLM: loss over N tokens, full vs "
                                  "window vs window + sinks")
     streaming.add_argument("--variant", required=True, help=variant_help)
-    streaming.add_argument("--tokens", type=int, default=2048)
-    streaming.add_argument("--windows", type=int, nargs="+", default=[256])
-    streaming.add_argument("--sinks", type=int, nargs="+", default=[0, 1, 4])
+    streaming.add_argument("--tokens", type=int, default=SPECS["streaming"].defaults["tokens"])
+    streaming.add_argument("--windows", type=int, nargs="+", default=list(SPECS["streaming"].defaults["windows"]))
+    streaming.add_argument("--sinks", type=int, nargs="+", default=list(SPECS["streaming"].defaults["sinks"]))
     heads = kinds.add_parser("heads", help="per head: first-token mass, previous-token, "
                              "induction, entropy, mean distance")
     heads.add_argument("--variant", required=True, help=variant_help)
@@ -85,9 +88,11 @@ def add_experiment_arguments(parser) -> None:
     extend = kinds.add_parser("extend", help="RoPE scaling past the trained length: loss by "
                               "position bucket per method, pass-key retrieval (real model)")
     extend.add_argument("--variant", required=True, help=variant_help + " (a RoPE model)")
-    extend.add_argument("--method", nargs="+", default=["none", "linear", "ntk", "dynamic", "yarn"],
-                        help="none | linear | ntk | dynamic | yarn | llama3 (default: all but llama3)")
-    extend.add_argument("--factor", type=float, default=4.0, help="s: new context / trained (default 4)")
+    extend.add_argument("--method", nargs="+", default=list(SPECS["extend"].defaults["methods"]),
+                        help="none | linear | ntk | dynamic | yarn | llama3 (default: all)")
+    extend.add_argument("--factor", type=float, default=float(SPECS["extend"].defaults["factor"]),
+                        help=f"s: new context / trained (default {SPECS['extend'].defaults['factor']}; "
+                             f"the real model at 2: 16,384 tokens)")
     extend.add_argument("--tokens", type=int, help="tokens per scored block (default s x the trained length)")
     extend.add_argument("--blocks", type=int, help="score at most this many blocks of the text "
                         "(default: every whole block; one 16k block of the real model is ~2 min a "
@@ -185,103 +190,89 @@ def run_experiment(args) -> int:
         from gpt2viz.cli.tasks import run_tasks
         return run_tasks(args)
     corpus, settings = Corpus.default(), TrainSettings()
+    tables = {}  # title -> the spec's rows: the table the Experiments page shows
     if args.experiment == "length":
         curves = {}
         for spec in args.variant:
             loaded = load_variant(spec, corpus, settings, args.seed)
-            model, ids = loaded.model, scored_text(args, loaded, corpus)[0]
-            if args.rope_base is not None:
-                model = ex.reconfigured(model, rope_base=args.rope_base)
-            curves[spec] = ex.length_curve(model, ids, train_len(model, settings), args.max_len)
-        result = {"train_len": settings.block_size, "max_len": args.max_len,
+            scored = scored_for(args, loaded, corpus, settings)
+            curves[spec] = SPECS["length"].run(loaded.model, scored, args.max_len, args.rope_base)
+            tables[spec] = SPECS["length"].rows(curves[spec], scored, args.max_len)
+        result = {"train_len": settings.block_size,
+                  "max_len": args.max_len or LENGTH_FACTOR * settings.block_size,
                   "variants": {v: c.to_dict() for v, c in curves.items()}}
-        summary = [f"{v}: " + ", ".join(f"{lo}-{hi - 1}: {_nats(ex.loss_between(c, lo, hi))}"
-                                        for lo, hi in _spans(settings.block_size, args.max_len))
-                   for v, c in curves.items()]
     elif args.experiment == "window":
         ex.check_window_sinks(args.windows, args.sinks, settings.block_size)  # before any training
         result = {"variants": {}}
         for spec in args.variant:
             loaded = load_variant(spec, corpus, settings, args.seed)
-            result["variants"][spec] = ex.window_losses(loaded.model, scored_text(args, loaded, corpus)[0],
-                                                        settings.block_size, args.windows, args.sinks)
-        summary = [f"{v}: full {r['full_loss']:.3f}; " + ", ".join(
-            f"w={row['window']} s={row['sinks']}: {row['loss']:.3f}" for row in r["rows"])
-            for v, r in result["variants"].items()]
+            scored = scored_for(args, loaded, corpus, settings)
+            measured = SPECS["window"].run(loaded.model, scored, args.windows, args.sinks)
+            result["variants"][spec] = measured
+            tables[f"{spec}: full attention {measured['full_loss']:.3f}"] = SPECS["window"].rows(
+                measured, scored, args.windows, args.sinks)
     elif args.experiment == "receptive":
         if fixed_weights(args.variant):
             if args.weights == "random":
                 raise ValueError(f"{args.variant} has fixed weights: use --weights trained.")
             loaded = load_variant(args.variant, corpus, settings, args.seed)
-            model, config = loaded.model, loaded.model.config
-            ids = scored_text(args, loaded, corpus)[0]
-            ex.check_position(config, args.position, len(ids))
+            scored = scored_for(args, loaded, corpus, settings)
+            ex.check_position(loaded.model.config, args.position, len(scored.ids))
         else:
             config = variant_config(args.variant).replace(vocab_size=corpus.vocab.size)
             ex.check_position(config, args.position, len(corpus.val))  # before any training
             if args.weights == "trained":
                 loaded = load_variant(args.variant, corpus, settings, args.seed)
-                model = loaded.model
             else:
                 torch.manual_seed(args.seed)
-                model = GPT2(config).eval()
-                loaded = preset_loaded(model, corpus)
-            ids = scored_text(args, loaded, corpus)[0]
-        influence = ex.receptive_field(model, ids, args.position)
-        result = {"position": args.position, "window": config.window, "reach": ex.reach(influence),
-                  "theory": ex.theory_reach(config.n_layer, config.window, args.position, config.sinks)}
-        summary = [f"reach by layer {result['reach']}, theory l*(w-1): {result['theory']}"]
-        if config.window is None:
-            summary.append(f"{args.variant} has no window: every layer sees all {args.position} "
-                           f"earlier positions.")
-    elif args.experiment == "gqa" and fixed_weights(args.variant):
-        if args.uptrain_steps:
-            raise ValueError(uptrain_refusal(args.variant))
-        loaded = load_variant(args.variant, corpus, settings, args.seed)
-        result = {"variant": args.variant,
-                  **ex.pooled_kv_losses(loaded.model, ex.text_loss(scored_text(args, loaded, corpus)[0])),
-                  "uptraining": uptrain_refusal(args.variant)}
-        summary = [f"{args.variant}: {result['n_kv_head']} KV heads {result['base_loss']:.3f}"] + [
-            f"pooled to {r['n_kv_head']}: {r['kv_bytes_per_token']} B/token, {r['pooled_loss']:.3f}"
-            for r in result["rows"][1:]] + [result["uptraining"]]
+                loaded = preset_loaded(GPT2(config).eval(), corpus)
+            scored = scored_for(args, loaded, corpus, settings)
+        measured = SPECS["receptive"].run(loaded.model, scored, args.position)
+        result = {k: v for k, v in measured.items() if k != "influence"}
+        title = f"{args.variant}: what reaches position {args.position}, theory l*(w-1)"
+        if result["window"] is None:
+            title += f" (no window: every layer sees all {args.position} earlier positions)"
+        tables[title] = SPECS["receptive"].rows(measured, scored, args.position)
     elif args.experiment == "gqa":
-        trained = trained_model(args.variant, corpus, settings, args.seed)
-        if trained.model.config.n_kv_head != trained.model.config.n_head:
-            say(f"note: {args.variant} already shares K/V heads; pooling starts from its "
-                     f"{trained.model.config.n_kv_head} kv heads.")
-        if args.text:
+        if fixed_weights(args.variant) and args.uptrain_steps:
+            raise ValueError(uptrain_refusal(args.variant))
+        if args.text and not fixed_weights(args.variant):
             raise ValueError("experiment gqa uptrains on the default corpus: --text applies to "
                              "a pretrained variant only.")
-        steps = args.uptrain_steps if args.uptrain_steps is not None else max(1, settings.steps // 20)
-        seconds_per_step = trained.history.seconds / max(1, len(trained.history.steps))
+        if fixed_weights(args.variant):
+            loaded = load_variant(args.variant, corpus, settings, args.seed)
+            scored, steps, per_step = scored_for(args, loaded, corpus, settings), 0, 0.0
+            model = loaded.model
+        else:
+            trained = trained_model(args.variant, corpus, settings, args.seed)
+            model = trained.model
+            if model.config.n_kv_head != model.config.n_head:
+                say(f"note: {args.variant} already shares K/V heads; pooling starts from its "
+                    f"{model.config.n_kv_head} kv heads.")
+            scored = Scored(corpus.val, settings.block_size, corpus, settings, args.seed)
+            steps = args.uptrain_steps if args.uptrain_steps is not None else uptrain_steps(settings)
+            per_step = trained.history.seconds / max(1, len(trained.history.steps))
 
         def report(kv, p):
             if p.step % 5 == 0 or p.step == p.steps:
                 say(f"uptraining n_kv_head={kv}: step {p.step}/{p.steps} loss {p.loss:.3f}")
 
-        result = ex.gqa_frontier(trained.model, corpus, settings, steps, seconds_per_step,
-                                 args.seed, report)
-        for row in result["rows"]:
-            row["scratch_loss"] = ex.scratch_loss(trained.model.config.replace(n_kv_head=row["n_kv_head"]),
-                                                  corpus, settings, args.seed)
-        result["uptrain_steps"] = steps
-        summary = [f"MHA {result['base_loss']:.3f}"] + [
-            f"n_kv_head {r['n_kv_head']}: {r['kv_bytes_per_token']} B/token, pooled {r['pooled_loss']:.3f}, "
-            f"uptrained {_nats(r['uptrained_loss'])}"
-            for r in result["rows"]]
+        result = SPECS["gqa"].run(model, scored, steps, per_step, report)
+        title = f"{args.variant}: {result['n_kv_head']} KV heads, loss {result['base_loss']:.3f}"
+        if fixed_weights(args.variant):
+            result = {"variant": args.variant, **result, "uptraining": uptrain_refusal(args.variant)}
+            title += f"; {result['uptraining']}"
+        tables[title] = SPECS["gqa"].rows(result, scored, steps)
     elif args.experiment == "streaming":
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         ids, sha = scored_text(args, loaded, corpus)
-        rows = [{k: v for k, v in row.items() if k != "per_token"}  # the JSON keeps its size
-                for row in ex.streaming_losses(loaded.model, ids, args.tokens, args.windows, args.sinks)]
-        result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha, "rows": rows}
-        summary = [f"{'full' if r['window'] is None else 'window ' + str(r['window'])}"
-                   f"{' + ' + str(r['sinks']) + ' sinks' if r['window'] and r['sinks'] else ''}: "
-                   f"loss {r['loss']:.3f} (ppl {r['ppl']:.1f})"
-                   + (f", minus full at positions >= {r['window']}: {_nats(r['cost_past_window'])}"
-                      if r["window"] else "") + "; by position "
-                   + ", ".join(f"{k}: {_nats(v)}" for k, v in r["buckets"].items() if v is not None)
-                   for r in rows]
+        scored = Scored(ids, train_len(loaded.model, settings))
+        rows = SPECS["streaming"].run(loaded.model, scored, args.tokens, args.windows, args.sinks)
+        tables[f"{args.variant}: {args.tokens:,} tokens"] = SPECS["streaming"].rows(
+            rows, scored, args.tokens, args.windows, args.sinks)
+        result = {"variant": args.variant, "tokens": args.tokens, "text_sha256": sha,
+                  "rows": [{k: v for k, v in row.items() if k != "per_token"}  # the JSON keeps its size
+                           for row in rows]}
     elif args.experiment == "heads":
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         cfg = loaded.model.config
@@ -289,12 +280,12 @@ def run_experiment(args) -> int:
         heads = head_stats(loaded.model, ids[:text_tokens(loaded.model.config)], induction_ids(loaded.model, args.seed))
         result = {"variant": args.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
                   "n_kv_head": cfg.n_kv_head, "heads": heads}
-        summary = [f"top {key}: " + ", ".join(f"L{h['layer']}H{h['head']} {h[key]:.2f}" for h in
-                                              sorted(heads, key=lambda h: -h[key])[:5])
-                   for key in ("induction", "prev_token", "first_token_mass")]
+        for key in ("induction", "prev_token", "first_token_mass"):
+            tables[f"top {key}"] = [{"head": f"L{h['layer']}H{h['head']}", key: round(h[key], 2)}
+                                    for h in sorted(heads, key=lambda h: -h[key])[:5]]
     elif args.experiment == "costs":
         result = pretrained_costs(args.variant, corpus, settings, args)
-        summary = [f"{k}: {v}" for k, v in result.items()]
+        tables["costs"] = [{"what": k, "value": v} for k, v in result.items()]
     elif args.experiment == "extend":
         from gpt2viz.analysis.extension import check_methods, extension_experiment
 
@@ -311,31 +302,39 @@ def run_experiment(args) -> int:
         ids = scored_text(args, loaded, corpus)[0]
         if args.blocks is not None:  # blocks of `tokens` inputs, each with its next token
             ids = ids[:args.blocks * tokens + 1]
-        result = extension_experiment(
+        result = extension_experiment(  # the spec's losses, and pass-key retrieval beside them
             loaded.model, ids, trained, args.method, args.factor, tokens,
             encode=(lambda text: loaded.encode(text).tolist()) if reads_words else None,
             decode=loaded.decode if reads_words else None, variant=args.variant,
             passkey={"lengths": args.passkey_lengths, "trials": args.passkey_trials, "seed": args.seed},
             progress=ProgressBar(f"extend {args.variant}"))
-        summary = [line for line in (result["note"], result["passkey_note"]) if line] + [
-            f"{r['method']}: loss {r['loss']:.3f}; " + ", ".join(
-                f"{k}: {v:.3f}" for k, v in r["buckets"].items())
-            + ("" if r["passkey"] is None else "; pass key " + ", ".join(
-                f"{n}: {sum(d.values()) / len(d):.2f}" for n, d in r["passkey"].items()))
-            for r in result["rows"]]
+        rows = SPECS["extend"].rows(result, Scored(ids, trained))
+        for row, measured in zip(rows, result["rows"]):
+            if measured["passkey"] is not None:
+                row |= {f"pass key {n}": round(sum(d.values()) / len(d), 2)
+                        for n, d in measured["passkey"].items()}
+        title = "; ".join(line for line in (result["note"], result["passkey_note"]) if line)
+        tables[title or f"{args.variant}: {tokens:,} tokens, factor {args.factor:g}"] = rows
     else:  # ablate
         loaded = load_variant(args.variant, corpus, settings, args.seed)
         out = ex.ablation(loaded.model, scored_text(args, loaded, corpus)[0], args.layer,
                           args.head, args.kv_group, args.seed)
         result = {"variant": args.variant, **out}
         what = f"head {args.head}" if args.head is not None else f"KV group {args.kv_group}"
-        summary = [f"layer {args.layer} {what}: text loss {out['base']['text_loss']:.3f} -> "
-                   f"{out['ablated']['text_loss']:.3f}, induction loss "
-                   f"{out['base']['induction_loss']:.3f} -> {out['ablated']['induction_loss']:.3f}"]
-    print("\n".join(summary))
+        tables[f"layer {args.layer} {what} switched off"] = [
+            {"loss": key, "before": round(out["base"][key], 3), "after": round(out["ablated"][key], 3)}
+            for key in ("text_loss", "induction_loss")]
+    for title, rows in tables.items():
+        print(title)
+        print(pd.DataFrame(rows).fillna("—").to_string(index=False))
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def scored_for(args, loaded: Loaded, corpus: Corpus, settings: TrainSettings) -> Scored:
+    """What a spec scores: the text (scored_text) and the length the model was trained on."""
+    return Scored(scored_text(args, loaded, corpus)[0], train_len(loaded.model, settings))
 
 
 LOAD_SCRIPT = """
@@ -403,16 +402,3 @@ def uptrain_refusal(variant: str) -> str:
              if torch.cuda.is_available() else
              "uptraining a 135M-parameter model is not interactive on a CPU; it needs a GPU")
     return f"{variant}: pooled without uptraining ({where})."
-
-
-def _spans(train_len: int, max_len: int) -> list[tuple[int, int]]:
-    """[0, L), [L, 2L), [2L, 4L), ... up to max_len: where the summary averages."""
-    spans, lo, hi = [], 0, train_len
-    while lo < max_len:
-        spans.append((lo, min(hi, max_len)))
-        lo, hi = hi, hi * 2
-    return spans
-
-
-def _nats(loss: float | None) -> str:
-    return "n/a" if loss is None else f"{loss:.3f}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.analysis.experiments import pooled_kv_losses, streaming_losses, text_loss
+from gpt2viz.analysis.specs import SPECS, Scored
 from gpt2viz.analysis.workbench import Variant, trace_ids
 from gpt2viz.core.model import Trace
 
@@ -27,11 +27,11 @@ def qk_trace(variant: Variant, tokens: int) -> Trace:
 @st.cache_resource(max_entries=4, show_spinner="Mean-pooling the KV heads and scoring 1,024 tokens "
                                                "(a forward pass per head count)...")
 def _pooled(_variant: Variant, model_id: int) -> dict:
-    return pooled_kv_losses(_variant.model, text_loss(text_ids(_variant)))
+    return SPECS["gqa"].run(_variant.model, Scored(text_ids(_variant), _variant.config.max_seq_len))
 
 
 def pooled(variant: Variant) -> dict:
-    """experiments.pooled_kv_losses on the text: the loss with its KV heads, then pooled."""
+    """The GQA experiment on the text (pooled only): the loss with its KV heads, then pooled."""
     return _pooled(variant, id(variant.model))
 
 
@@ -42,10 +42,11 @@ def _streaming_results() -> dict:
 
 
 def streaming(variant: Variant, tokens: int, windows: tuple, sinks: tuple, run: bool) -> list[dict] | None:
-    """experiments.streaming_losses over the first `tokens` tokens of the text, once per
+    """The StreamingLLM experiment over the first `tokens` tokens of the text, once per
     settings: None until measured; run=True measures (a pass per setting: minutes)."""
     key = (id(variant.model), tokens, tuple(windows), tuple(sinks))
     results = _streaming_results()
     if key not in results and run:
-        results[key] = streaming_losses(variant.model, text_ids(variant), tokens, list(windows), list(sinks))
+        scored = Scored(text_ids(variant), variant.config.max_seq_len)
+        results[key] = SPECS["streaming"].run(variant.model, scored, tokens, windows, sinks)
     return results.get(key)

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from gpt2viz.analysis.specs import streaming_label
 from gpt2viz.core.resources import plural
 
 from . import LOG_AXIS, integer_ticks, signed
@@ -174,14 +175,6 @@ def logit_lens_figure(lenses: dict) -> go.Figure:
                       height=200 + 40 * max(len(lens[0]) for lens in lenses.values()),
                       margin=dict(t=70, l=10, r=10, b=10))
     return fig
-
-
-def streaming_label(row: dict) -> str:
-    """'full attention', 'window 256' or 'window 256 + 4 sinks' for an `experiment streaming` row."""
-    if row["window"] is None:
-        return "full attention"
-    sinks = row.get("sinks") or 0
-    return f"window {row['window']}" + (f" + {sinks} sink{'s' if sinks != 1 else ''}" if sinks else "")
 
 
 def _running_mean(values, span: int) -> np.ndarray:
