@@ -7,6 +7,7 @@ import torch
 
 from gpt2viz.analysis.bench import (
     DECODE_BODY,
+    HEAD_DIM,
     attention_flops,
     attention_plan,
     bench_attention,
@@ -73,19 +74,19 @@ if mode in (ATTENTION_N, ATTENTION_W):
                     n_head=n_head, device=device)
     try:
         plan = attention_plan(seq_lens, windows, kv_heads, impls, n_head, device=device)
-        st.info(f"{len(plan)} measurements, {bench_runs.about('attention', estimate_seconds(plan, n_head, repeats=repeats))}"
+        st.info(f"{len(plan)} measurements, {bench_runs.about('attention', estimate_seconds(plan, n_head, repeats=repeats, device=device), device)}"
                 f" with {repeats} repeats (more with flex). Each fits in memory (checked before the run).")
     except (ValueError, MemoryError) as err:
         plan = None
         st.error(f"{err} Choose a shorter sequence or drop the eager kernel.")
     cold = sorted({n for n, w, kv, impl in plan or [] if impl == "flex" and w and w < n
-                   and not flex_is_compiled((1, n_head, n, 64), kv, torch.float32, device)})
+                   and not flex_is_compiled((1, n_head, n, HEAD_DIM), kv, torch.float32, device)})
     if cold:
         st.caption(f"Compiling the window kernel (flex) for n = {', '.join(map(str, cold))}, "
                    "once per shape in this server process.")
     pressed = st.button("Run", type="primary", disabled=not plan)
     record = plan and bench_runs.measured(
-        "attention", settings, lambda r: estimate_seconds(plan, n_head, repeats=r),
+        "attention", settings, lambda r: estimate_seconds(plan, n_head, repeats=r, device=device),
         lambda r, progress: bench_attention(seq_lens, windows, kv_heads, impls, n_head, repeats=r,
                                             device=device, progress=progress), repeats, pressed)
     series = ["impl", "n_kv_head"] + (["window"] if x_key == "n" else [])
@@ -98,7 +99,7 @@ if mode in (ATTENTION_N, ATTENTION_W):
         for n, w, kv, impl in plan:
             if x_key == "n" or w is not None:
                 analytic.setdefault(f"{impl} · {kv} kv heads · {w or 'full'}", []).append(
-                    (n if x_key == "n" else w, attention_flops(n, w, n_head, 64)))
+                    (n if x_key == "n" else w, attention_flops(n, w, n_head, HEAD_DIM)))
         chart(analytic_figure(analytic, x_key, "FLOPs (analytic)",
                               "Analytic cost, not measured yet: press Run"))
 
@@ -112,11 +113,11 @@ elif mode == MODELS:
                     device=device)
     st.info(f"{len(configs) * len(seq_lens)} forward passes of the selected variants with random "
             f"weights (GPT-2's full 50,257-token vocabulary), "
-            f"{bench_runs.about('forward', estimate_forward_seconds(configs, seq_lens, repeats))} with "
+            f"{bench_runs.about('forward', estimate_forward_seconds(configs, seq_lens, repeats, device), device)} with "
             f"{repeats} repeats.")
     pressed = st.button("Run", type="primary", disabled=not configs)
     record = configs and bench_runs.measured(
-        "forward", settings, lambda r: estimate_forward_seconds(configs, seq_lens, r),
+        "forward", settings, lambda r: estimate_forward_seconds(configs, seq_lens, r, device),
         lambda r, progress: bench_forward(configs, seq_lens, repeats=r, device=device,
                                           progress=progress), repeats, pressed)
     if record:
@@ -168,8 +169,8 @@ else:
                f"Random weights: a token's cost does not depend on them. Each point: the cache is "
                f"brought to that many tokens (random K/V), then new tokens are decoded one at a time.")
     try:
-        estimate = estimate_decode_seconds(configs, contexts, repeats)
-        st.info(f"{len(configs) * len(contexts)} measurements, {bench_runs.about('decode', estimate)} "
+        estimate = estimate_decode_seconds(configs, contexts, repeats, device)
+        st.info(f"{len(configs) * len(contexts)} measurements, {bench_runs.about('decode', estimate, device)} "
                 f"with {plural(repeats, 'step')} each. Each fits in memory (checked before the run).")
         planned = decode_plan(configs, contexts, repeats)
     except (ValueError, MemoryError) as err:
@@ -177,7 +178,7 @@ else:
         st.error(f"{err} Choose a shorter context or fewer variants.")
     pressed = st.button("Run", type="primary", disabled=not planned)
     record = planned and bench_runs.measured(
-        "decode", settings, lambda r: estimate_decode_seconds(configs, contexts, r),
+        "decode", settings, lambda r: estimate_decode_seconds(configs, contexts, r, device),
         lambda r, progress: bench_decode(configs, contexts, r, device=device, progress=progress,
                                          models=weights),
         repeats, pressed, quick_repeats=4)

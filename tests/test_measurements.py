@@ -1,4 +1,5 @@
 """gpt2viz.analysis.measurements: stored bench runs, labelled with when and where they were measured."""
+import pytest
 
 
 
@@ -37,3 +38,25 @@ def test_estimates_are_scaled_by_how_far_off_they_were_here(tmp_path, monkeypatc
     assert bench_runs.about("attention", 7.0).startswith("about 14 s (the work's count, 7 s, times 2:")
     monkeypatch.setattr(measurements, "machine", lambda: "another machine")
     assert measurements.estimate_factor("attention") is None  # only this machine's runs count
+
+
+def test_estimates_are_per_device(tmp_path, monkeypatch):
+    """A GPU's runs say nothing about the CPU's pace (and the other way round), and the
+    up-front count charges each device kind its own rates."""
+    from gpt2viz.analysis import bench, measurements
+
+    monkeypatch.setenv("GPT2VIZ_CACHE", str(tmp_path))
+    measurements.save("attention", {"n": 1, "device": "cuda"}, [], seconds=1.0, estimated_seconds=4.0)
+    assert measurements.estimate_factor("attention", "cpu") is None
+    assert measurements.estimate_factor("attention", "cuda") == (0.25, 1)
+    measurements.save("attention", {"n": 1, "device": "cpu"}, [], seconds=6.0, estimated_seconds=2.0)
+    assert measurements.estimate_factor("attention", "cpu") == (3.0, 1)
+    assert measurements.machine("cuda") != measurements.machine("cpu")
+    plan = bench.attention_plan([1024, 4096], [None, 256], [12], ["banded", "sdpa", "eager"])
+    cpu, gpu = bench.estimate_seconds(plan, device="cpu"), bench.estimate_seconds(plan, device="cuda")
+    assert gpu < cpu / 10
+    one = [(4096, None, 12, "eager")]  # 4 n^2 h d FLOPs at the eager rate, plus the call, 7 times
+    expected = (4 * 12 * 4096**2 * bench.HEAD_DIM / bench.ESTIMATE_RATES["cpu"].flops["eager"]
+                + bench.ESTIMATE_RATES["cpu"].call_s) * 7
+    assert bench.estimate_seconds(one, device="cpu") == pytest.approx(expected)
+    assert bench.estimate_rates("mps") is bench.ESTIMATE_RATES["cpu"]

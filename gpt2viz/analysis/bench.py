@@ -142,28 +142,54 @@ def fit_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float)), 1)[0])
 
 
-# Rates for the up-front estimate, a little below what 2 CPU cores measured (README), in
-# useful FLOPs: masked SDPA and eager compute every query-key pair, so they are charged n^2.
-ESTIMATE_RATE = {"eager": 4e9, "sdpa": 120e9, "sdpa masked": 30e9, "banded": 50e9, "flex": 50e9}
-CALL_OVERHEAD_S = 1e-3
+HEAD_DIM = 64  # GPT-2's head size: the attention bench's default, and the Latency page's
 
 
-def estimate_seconds(plan, n_head=12, head_dim=64, repeats=5) -> float:
+@dataclass(frozen=True)
+class EstimateRates:
+    """What the up-front estimates charge on one kind of device, a little below what it
+    measured: useful FLOP/s per kernel (masked SDPA and eager compute every query-key pair,
+    so they are charged n^2), a fixed cost per call, and for generation the bytes/s a step
+    reads and a fixed cost per step. The stored runs' took / estimated on this machine and
+    device (measurements.estimate_factor) correct them wherever they are off."""
+    flops: dict
+    call_s: float
+    read_bytes_s: float
+    step_s: float
+
+
+ESTIMATE_RATES = {
+    # 2 CPU cores of this project's machines (README's tables)
+    "cpu": EstimateRates({"eager": 4e9, "sdpa": 120e9, "sdpa masked": 30e9, "banded": 50e9,
+                          "flex": 50e9}, call_s=1e-3, read_bytes_s=1e10, step_s=1.5e-3),
+    # a datacenter GPU in fp32 (no tensor cores); a decode step is bound by kernel launches
+    "cuda": EstimateRates({"eager": 2e12, "sdpa": 20e12, "sdpa masked": 5e12, "banded": 5e12,
+                           "flex": 10e12}, call_s=1e-4, read_bytes_s=1e12, step_s=3e-3),
+}
+
+
+def estimate_rates(device="cpu") -> EstimateRates:
+    """The rates of this device's kind (an unknown kind is charged as a CPU)."""
+    return ESTIMATE_RATES.get(torch.device(device).type, ESTIMATE_RATES["cpu"])
+
+
+def estimate_seconds(plan, n_head=12, head_dim=HEAD_DIM, repeats=5, device="cpu") -> float:
     """Before a run: warm-up + repeats + one tensor-memory pass per row."""
-    total = 0.0
+    rates, total = estimate_rates(device), 0.0
     for n, w, _, impl in plan:
         kind = impl.split()[0]
         if kind == "eager" or (kind == "sdpa" and w is not None and w < n):
-            work, rate = 4 * n_head * n * n * head_dim, ESTIMATE_RATE[
+            work, rate = 4 * n_head * n * n * head_dim, rates.flops[
                 "eager" if kind == "eager" else "sdpa masked"]
         else:
-            work, rate = attention_flops(n, w, n_head, head_dim), ESTIMATE_RATE[kind]
-        total += (work / rate + CALL_OVERHEAD_S) * (repeats + 2)
+            work, rate = attention_flops(n, w, n_head, head_dim), rates.flops[kind]
+        total += (work / rate + rates.call_s) * (repeats + 2)
     return total
 
 
-def estimate_forward_seconds(configs: dict, seq_lens, repeats=3) -> float:
-    return sum((forward_flops(cfg, n) / ESTIMATE_RATE["sdpa masked"] + CALL_OVERHEAD_S) * (repeats + 2)
+def estimate_forward_seconds(configs: dict, seq_lens, repeats=3, device="cpu") -> float:
+    rates = estimate_rates(device)
+    return sum((forward_flops(cfg, n) / rates.flops["sdpa masked"] + rates.call_s) * (repeats + 2)
                for cfg in configs.values() for n in seq_lens)
 
 
@@ -243,14 +269,14 @@ def attention_memory_estimate(impl, n, window, n_head, n_kv_head, head_dim, batc
 
 
 # ------------------------------------------------------------------ attention kernels
-def attention_plan(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
+def attention_plan(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=HEAD_DIM, batch=1,
                    device="cpu"):
     """The rows a run will measure, dense causal SDPA first at each n: those that fit in
     `device`'s memory (the others are skipped, see `plan_with_skips`)."""
     return plan_with_skips(seq_lens, windows, kv_heads, impls, n_head, head_dim, batch, device)[0]
 
 
-def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
+def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=HEAD_DIM, batch=1,
                     device="cpu"):
     """(rows that fit, [(n, window, kv heads, impl, why not)] for those that do not). A plan
     where nothing fits is refused (MemoryError) before anything runs."""
@@ -272,7 +298,7 @@ def plan_with_skips(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, 
     return plan, skipped
 
 
-def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=64, batch=1,
+def bench_attention(seq_lens, windows, kv_heads, impls, n_head=12, head_dim=HEAD_DIM, batch=1,
                     repeats=5, device="cpu", progress=None, dtype=torch.float32) -> list[dict]:
     """One row per (n, window, kv heads, impl), plus dense causal SDPA at each n. A row that
     would not fit in the device's memory is not run: it stays in the table with a note."""
@@ -393,17 +419,18 @@ def decode_plan(configs: dict[str, ModelConfig], contexts, steps: int = 8,
     return planned
 
 
-def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: int = 8) -> float:
-    """A model to build per variant, then per context: fill the cache, and `steps` tokens
-    that each read the weights and the cache plus a fixed overhead (rates a little below
-    what this project's 2-core machines measured)."""
-    total = 0.0
+def estimate_decode_seconds(configs: dict[str, ModelConfig], contexts, steps: int = 8,
+                            device="cpu") -> float:
+    """A model to build per variant (on the CPU, then moved), then per context: fill the
+    cache, and `steps` tokens that each read the weights and the cache plus a fixed cost."""
+    rates, total = estimate_rates(device), 0.0
     for cfg in decode_plan(configs, contexts, steps).values():
         weights = 4 * param_count(cfg)  # fp32
         total += 0.05 + weights / 1e9
         for n in contexts:
             cache = cfg.kv_cache_bytes(n + steps)
-            total += 0.005 + cache / 1e9 + steps * (1.5e-3 + (weights + cache) / 1e10)
+            total += 5 * rates.call_s + cache / rates.read_bytes_s * 10 + steps * (
+                rates.step_s + (weights + cache) / rates.read_bytes_s)
     return total
 
 

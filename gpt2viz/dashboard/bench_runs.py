@@ -29,21 +29,21 @@ def measured(kind: str, settings: dict, estimate_s: Callable[[int], float],
         stored = measurements.load(kind, settings)
         if stored is not None:
             shown[key] = stored | {"just_now": False}
-        elif expected_seconds(kind, quick := estimate_s(quick_repeats)) <= QUICK_SECONDS:
+        elif expected_seconds(kind, quick := estimate_s(quick_repeats), settings.get("device", "cpu")) <= QUICK_SECONDS:
             shown[key] = _run(kind, settings, run, quick_repeats, quick)
     return shown.get(key)
 
 
-def expected_seconds(kind: str, estimate: float) -> float:
+def expected_seconds(kind: str, estimate: float, device: str = "cpu") -> float:
     """The up-front estimate, scaled by how far off it was in the runs of this kind measured
-    on this machine (measurements.estimate_factor); as it is before any."""
-    factor = measurements.estimate_factor(kind)
+    on this machine and device (measurements.estimate_factor); as it is before any."""
+    factor = measurements.estimate_factor(kind, device)
     return estimate * (factor[0] if factor else 1.0)
 
 
-def about(kind: str, estimate: float) -> str:
+def about(kind: str, estimate: float, device: str = "cpu") -> str:
     """'about 14 s (…)': the expected time and where it comes from, for the page's note."""
-    factor = measurements.estimate_factor(kind)
+    factor = measurements.estimate_factor(kind, device)
     if factor is None:
         return f"about {estimate:.0f} s (counted from the work at fixed rates; not yet timed here)"
     ratio, runs = factor
@@ -52,7 +52,7 @@ def about(kind: str, estimate: float) -> str:
 
 
 def _run(kind, settings, run, repeats, estimate) -> dict:
-    bar = st.progress(0.0, text=f"Measuring, {about(kind, estimate)}")
+    bar = st.progress(0.0, text=f"Measuring, {about(kind, estimate, settings.get('device', 'cpu'))}")
     start = time.perf_counter()
     rows = run(repeats, lambda i, total, what: bar.progress(i / total, text=what))
     bar.empty()
