@@ -12,7 +12,7 @@ from gpt2viz.analysis.specs import LENGTH_FACTOR, SPECS, Scored, uptrain_steps
 from gpt2viz.analysis.workbench import prompt_ids, prompt_labels, token_labels, validation_joins
 from gpt2viz.core.config import POSITIONS, ROPE_SCALINGS, kv_head_choices, preset
 from gpt2viz.core.resources import format_number, memory_shortfall, plural
-from gpt2viz.dashboard import corpora, link, models, prompts, real_model, routing
+from gpt2viz.dashboard import background, corpora, link, models, prompts, real_model, routing
 from gpt2viz.dashboard.export import chart
 from gpt2viz.viz.experiments import (
     extension_figure,
@@ -37,12 +37,6 @@ def measure(what: str, _model, model_id: int, _scored: Scored, text: str, length
     """One measurement per (experiment, model, text, training length, seed, arguments):
     moving another control never recomputes it, and another text or length always does."""
     return SPECS[what].run(_model, _scored, *args)
-
-
-@st.cache_resource(show_spinner=False)
-def uptrained() -> dict:
-    """Finished uptraining runs, (model id, steps, seed) -> frontier, for every session."""
-    return {}
 
 
 def run_or_explain(what, variant, *args):
@@ -169,22 +163,23 @@ def show_gqa_frontier(built):
         v = mha[name]
         steps = int(c2.number_input("Uptraining steps", 1, 10 * settings.steps, uptrain_steps(settings),
                                     help=f"The models were trained for {plural(settings.steps, 'step')}."))
-        key = (id(v.model), steps, selection.seed)
-        if st.button(f"Uptrain every pooled model for {plural(steps, 'step')}"):
-            bar = st.progress(0.0, text="Uptraining...")
+        key = ("uptrain", id(v.model), steps, selection.seed)
+        running = background.show(key)
+        if not running and background.finished(key) is None and st.button(
+                f"Uptrain every pooled model for {plural(steps, 'step')}"):
             kv_counts = kv_head_choices(v.config.n_kv_head)
-
-            def report(kv, p):
-                done = kv_counts.index(kv) + p.step / p.steps
-                bar.progress(done / len(kv_counts), text=f"n_kv_head {kv}: step {p.step}/{p.steps}, loss {p.loss:.3f}")
-
             per_step = v.history.seconds / max(1, len(v.history.steps)) if v.history else 1.0
-            try:
-                uptrained()[key] = SPECS["gqa"].run(v.model, scored, steps, per_step, report)
-            except (ValueError, MemoryError) as err:
-                st.error(str(err))
-            bar.empty()
-        result = uptrained().get(key) or run_or_explain("gqa", v)
+
+            def uptrain(report):
+                def on_step(kv, p):
+                    report(kv_counts.index(kv) + p.step / p.steps, len(kv_counts),
+                           f"n_kv_head {kv}: step {p.step}/{p.steps}, loss {p.loss:.3f}")
+                return SPECS["gqa"].run(v.model, scored, steps, per_step, on_step)
+
+            background.start(key, f"Uptraining {len(kv_counts)} pooled models of {name} for "
+                                  f"{plural(steps, 'step')}", uptrain)
+            st.rerun()  # its progress and Cancel, then the frontier with it
+        result = background.finished(key) or run_or_explain("gqa", v)
         if result is not None:
             points = {f"n_kv_head {r['n_kv_head']} from scratch": {"kv_bytes_per_token": r["kv_bytes_per_token"],
                                                                   "loss": r["scratch_loss"]}
@@ -192,7 +187,7 @@ def show_gqa_frontier(built):
             chart(frontier_figure(result["rows"], result["base_loss"], points))
             st.dataframe(pd.DataFrame(SPECS["gqa"].rows(result, scored, steps)), hide_index=True,
                          width="stretch")
-            if key not in uptrained():
+            if background.finished(key) is None and not running:
                 st.caption("Press the button to uptrain (one model per n_kv_head, a progress bar "
                            "shows it); pooled losses need no training.")
 
@@ -253,16 +248,16 @@ def show_streaming(built):
     windows, sink_counts = (window,), (0, sinks)
     rows = real_model.streaming(variant, tokens, windows, sink_counts, run=False)
     if rows is None:
+        if real_model.streaming_running(variant, tokens, windows, sink_counts):
+            return
         seconds = 3 * estimate_pass_seconds(variant.model, tokens)
         st.info(f"Three passes over {tokens:,} tokens (full, window {window}, window {window} + "
                 f"{plural(sinks, 'sink')}): about {seconds:.0f} s here (a 256-token pass of {name}, "
-                f"timed on this machine and scaled by the work), then kept for every session on "
-                f"this server.")
+                f"timed on this machine and scaled by the work), in the background, then kept for "
+                f"every session on this server.")
         if st.button("Run", type="primary"):
-            with st.spinner(f"Scoring {tokens:,} tokens three times..."):
-                real_model.streaming(variant, tokens, windows, sink_counts, run=True)
-            st.rerun()  # drawn from the stored result, without this note and button
-    if rows is None:
+            real_model.streaming(variant, tokens, windows, sink_counts, run=True)
+            st.rerun()  # the run's progress and Cancel, then its result
         return
     result = {"variant": name, "tokens": tokens, "rows": rows}
     joins = validation_joins(variant)

@@ -28,10 +28,10 @@ def app(page=None, **params) -> AppTest:
 
 
 def wait_for_training(at, timeout=240):
-    """Training and pretrained loads run in the background: rerun, as the page's own timer
-    does, until they are done."""
+    """Training, pretrained loads and a page's long work run in the background: rerun, as the
+    page's own timer does, until they are done."""
     deadline = time.time() + timeout
-    while any("Training in the background" in m.value or "(pretrained) in the background" in m.value
+    while any("Training in the background" in m.value or " in the background**" in m.value
               for m in at.markdown):
         assert time.time() < deadline, "training did not finish"
         time.sleep(0.5)

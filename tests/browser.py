@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -127,6 +128,13 @@ def open_page(page, base_url, name, query="", timeout_ms=180_000, trained=True):
 
 def wait_trained(page, timeout_ms=180_000):
     page.get_by_text("Training in the background").first.wait_for(state="detached", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+
+
+def wait_background(page, timeout_ms=180_000):
+    """Until a page's background work (dashboard/background.py: its box's title ends "in the
+    background") is done and the page has redrawn with its result."""
+    page.get_by_text(re.compile(r" in the background$")).first.wait_for(state="detached", timeout=timeout_ms)
     wait_idle(page, timeout_ms)
 
 

@@ -10,6 +10,7 @@ from browser import (
     open_page,
     table,
     type_number,
+    wait_background,
     wait_idle,
 )
 
@@ -68,8 +69,8 @@ def test_uptraining_fills_the_frontier(dashboard):
     assert all(row[column] in ("", "None") for row in before)
     type_number(main(page), "Uptraining steps", 3)
     page.get_by_role("button", name="Uptrain every pooled model for 3 steps").click()
-    page.wait_for_timeout(500)
-    wait_idle(page)
+    page.get_by_text("Uptraining 4 pooled models of gpt2 for 3 steps in the background").wait_for()
+    wait_background(page)
     rows = table(page)
     assert [row["n_kv_head"] for row in rows] == ["8", "4", "2", "1"]
     assert all(float(row["uptrained (3 steps)"]) > 0 for row in rows)

@@ -2,7 +2,7 @@
 sidebar's default models (gpt2 and rope+gqa+swa, trained for a few steps)."""
 import numpy as np
 import pytest
-from apptest import app, array, figures
+from apptest import app, array, figures, wait_for_training
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -62,10 +62,25 @@ def test_gqa_frontier_pools_then_uptrains_on_demand():
     assert list(table["n_kv_head"]) == [8, 4, 2, 1] and table.filter(like="uptrained").isna().all().all()
     at.main.number_input[-1].set_value(2).run()
     at.button[0].click().run()
+    wait_for_training(at)  # uptraining runs in the background, then the page draws it
     assert not at.exception
     table = at.dataframe[0].value
     assert table["uptrained (2 steps)"].notna().all()
     assert list(table["KV bytes / token"]) == [2 * 4 * kv * 16 * 4 for kv in (8, 4, 2, 1)]
+
+
+def test_uptraining_can_be_cancelled_and_keeps_nothing():
+    at = choose(app("experiments"), "GQA frontier")
+    at.main.number_input[-1].set_value(40).run()
+    at.button[0].click().run()
+    cancel = next(b for b in at.button if b.label == "Cancel")
+    assert any("Uptraining 4 pooled models of gpt2 for 40 steps in the background" in m.value
+               for m in at.markdown)
+    cancel.click().run()
+    wait_for_training(at)
+    assert any("cancelled; nothing was kept" in i.value for i in at.info)
+    assert at.dataframe[0].value.filter(like="uptrained").isna().all().all()
+    assert [b.label for b in at.button] == ["Uptrain every pooled model for 40 steps"]  # offered again
 
 
 def test_logit_lens_one_heatmap_per_variant():

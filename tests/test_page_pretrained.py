@@ -27,7 +27,7 @@ def real():
 
     load = store().load_pretrained(NAME)
     assert load.done.wait(300) and load.error is None, load.error
-    return load.variant.model, load.variant.tokenizer
+    return load.result.model, load.result.tokenizer
 
 
 def with_prompt(at, text=PROMPT):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from apptest import app, array, figures
+from apptest import app, array, figures, wait_for_training
 
 from gpt2viz.core.model import GPT2
 from gpt2viz.text.corpus import default_text, validation_text
@@ -102,6 +102,7 @@ def test_latency_page_decodes_the_real_model_full_window_and_sinks(real):
     at.select_slider[0].set_value(1024).run()  # longest context
     at.slider[0].set_value(2).run()  # steps per point
     at.button[0].click().run()
+    wait_for_training(at)  # the three passes run in the background, then the page draws them
     assert not at.exception
     (fig,) = figures(at)
     measured = {t["legendgroup"]: (array(t["x"]), array(t["y"])) for t in fig["data"] if t["mode"] == "markers"}
@@ -128,6 +129,7 @@ def test_streaming_experiment_scores_the_real_model_along_the_text(real):
     at.number_input[0].set_value(1).run()  # sinks
     assert not figures(at) and any("Three passes over 256 tokens" in i.value for i in at.info)
     at.button[0].click().run()
+    wait_for_training(at)  # the three passes run in the background, then the page draws them
     assert not at.exception
     (fig,) = figures(at)
     lines = [t for t in fig["data"] if t["mode"] == "lines" and t.get("yaxis") == "y"]  # the top panel

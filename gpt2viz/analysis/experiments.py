@@ -276,7 +276,7 @@ STREAM_BUCKETS = ((0, 256), (256, 1024), (1024, 2048), (2048, 4096))
 
 
 def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[int],
-                     sinks: list[int]) -> list[dict]:
+                     sinks: list[int], progress=None) -> list[dict]:
     """Xiao et al. 2023's headline: the next-token loss of tokens 0 .. tokens-1 of one text
     (ids (>= tokens + 1,)) under full causal attention, then under each window w with each
     number of sinks s (query i sees keys j <= i with i - w < j or j < s), at true positions,
@@ -287,7 +287,8 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
     the tokens at those positions or None, "256-1023", "1024-2047", "2048-4095"}, "per_token":
     the loss at every position, for viz.experiments.streaming_figure}; a windowed row also has
     "cost_past_window": its mean loss minus full attention's over positions w .. tokens-1, the
-    only ones a window of w keys changes (None when the text is no longer than w)."""
+    only ones a window of w keys changes (None when the text is no longer than w).
+    progress(done, total, what) after each pass."""
     if tokens < 2 or len(ids) < tokens + 1:
         raise ValueError(f"the text has {len(ids)} tokens; streaming over {tokens} needs "
                          f"{tokens + 1} (give a longer --text or fewer --tokens).")
@@ -309,6 +310,8 @@ def streaming_losses(model: GPT2, ids: torch.Tensor, tokens: int, windows: list[
         if window is not None:
             row["cost_past_window"] = float((losses - full)[window:].mean()) if window < tokens else None
         rows.append(row)
+        if progress is not None:
+            progress(len(rows), len(settings), f"{len(rows)} of {len(settings)} passes over {tokens:,} tokens")
     return rows
 
 

@@ -138,8 +138,8 @@ def streaming_label(row: dict) -> str:
     return f"window {row['window']}" + (f" + {sinks} sink{'s' if sinks != 1 else ''}" if sinks else "")
 
 
-def _streaming_run(model: GPT2, scored: Scored, tokens: int, windows, sinks) -> list[dict]:
-    return ex.streaming_losses(model, scored.ids, tokens, list(windows), list(sinks))
+def _streaming_run(model: GPT2, scored: Scored, tokens: int, windows, sinks, progress=None) -> list[dict]:
+    return ex.streaming_losses(model, scored.ids, tokens, list(windows), list(sinks), progress)
 
 
 def _streaming_rows(rows: list[dict], scored: Scored, tokens: int, windows, sinks) -> list[dict]:

@@ -6,15 +6,14 @@ every session (st.cache_resource); they are in eval mode and never trained furth
 session can read them. A trained model lands in the store when its job finishes, even if the
 page that asked for it has gone (training.py queues it, shows progress and stand-ins).
 
-A pretrained model (gpt2viz.weights.pretrained) loads once per server process on a thread of its own
-(not behind the training queue: a load takes seconds, a training run minutes), one copy of its
-weights for every session; until it is in, pages say it is loading and show no stand-in.
+A pretrained model (gpt2viz.weights.pretrained) loads once per server process as background work
+(background.py; not behind the training queue: a load takes seconds, a training run minutes),
+one copy of its weights for every session; until it is in, pages say it is loading and show no
+stand-in.
 """
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Hashable
@@ -39,19 +38,8 @@ from gpt2viz.weights.checkpoints import (
 )
 from gpt2viz.weights.serving import UPLOAD_CAPS, Refused, check_upload
 
-from . import corpora, serving_mode, training
+from . import background, corpora, serving_mode, training
 from .controls import Selection
-
-
-@dataclass(eq=False)
-class PretrainedLoad:
-    """One pretrained model loading in the background: done is set with variant or error."""
-    name: str
-    expected: tuple[str, float | None]  # pretrained.expected_load: where it reads, seconds last time
-    started: float = field(default_factory=time.monotonic)
-    variant: Variant | None = None
-    error: Exception | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class ModelStore:
@@ -61,8 +49,6 @@ class ModelStore:
     def __init__(self):
         self.variants: dict[Hashable, Variant] = {}
         self.training = TrainingQueue()
-        self.loads: dict[str, PretrainedLoad] = {}
-        self._lock = threading.Lock()
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.variants
@@ -81,26 +67,24 @@ class ModelStore:
     def _finish(self, key, work, callback) -> Variant:  # on the training thread
         return self.put(key, work(callback))
 
-    def load_pretrained(self, name: str) -> PretrainedLoad:
-        """The load of `name`, started on the first request (later ones share it). A missing
-        package raises pretrained.MissingPackageError here, before any thread starts."""
-        with self._lock:
-            load = self.loads.get(name)
-            if load is None:
-                pretrained.gguf_path(name)  # instant; says which pip command is missing
-                load = self.loads[name] = PretrainedLoad(name, pretrained.expected_load(name))
-                threading.Thread(target=self._load, args=(load,), name=f"gpt2viz-load-{name}",
-                                 daemon=True).start()
-            return load
+    def load_pretrained(self, name: str) -> background.Work:
+        """The load of `name` (background work: once per server process, later requests
+        share it). A missing package raises pretrained.MissingPackageError here, before any
+        thread starts."""
+        pretrained.gguf_path(name)  # instant; says which pip command is missing
+        source, seconds = pretrained.expected_load(name)
+        reads = "the checkpoint cache" if source == "cache" else "the GGUF file (dequantized once, then cached)"
+        timed = (f"{seconds:.1f} s the last time here" if seconds is not None else
+                 f"not timed on this machine yet, about {FIRST_LOAD_SECONDS[source]:.0f} s on 2 CPU cores")
+        return background.start(
+            ("pretrained", name), f"Loading {name} (pretrained)", partial(self._load, name),
+            expected_s=seconds or FIRST_LOAD_SECONDS[source], cancellable=False,
+            detail=f"Once per server process, then shared by every session; it is left out of the "
+                   f"pages until it is in (no stand-in for a real model). It reads {reads}: {timed}.")
 
-    def _load(self, load: PretrainedLoad) -> None:  # on its own thread
-        try:
-            model, tokenizer = pretrained.load(load.name)
-            load.variant = self.put(("pretrained", load.name),
-                                    Variant(load.name, model, None, "pretrained", tokenizer=tokenizer))
-        except Exception as err:  # shown on the pages that asked (CheckpointError, OSError, ...)
-            load.error = err
-        load.done.set()
+    def _load(self, name: str, report) -> Variant:  # on the work's own thread
+        model, tokenizer = pretrained.load(name)
+        return self.put(("pretrained", name), Variant(name, model, None, "pretrained", tokenizer=tokenizer))
 
 
 @st.cache_resource(show_spinner=False)
@@ -145,9 +129,9 @@ def variants(selection: Selection, show_training: bool = False, purpose: str = "
 
 
 def pretrained_variants(names, show_loading: bool = True) -> dict[str, Variant]:
-    """The pretrained models asked for that are loaded; the others start loading (the banner
-    says so when show_loading) and are left out until they are in. Problems: one line each."""
-    models, loading, built = store(), [], {}
+    """The pretrained models asked for that are loaded; the others start loading (their
+    progress shows when show_loading) and are left out until they are in. Problems: one line each."""
+    models, built = store(), {}
     for name in names:
         try:
             load = models.load_pretrained(name)
@@ -155,42 +139,17 @@ def pretrained_variants(names, show_loading: bool = True) -> dict[str, Variant]:
             st.error(str(err))
             continue
         if not load.done.is_set():
-            loading.append(load)
+            if show_loading:
+                background.show(load.key)
         elif load.error is not None:
             st.error(f"{name} could not be loaded: {load.error}")
         else:
-            built[name] = load.variant
-    if loading and show_loading:
-        _loading_banner(loading)
+            built[name] = load.result
     return built
-
-
-@st.fragment(run_every=1.0)
-def _loading_banner(loads: list[PretrainedLoad]) -> None:
-    """Like the training banner: refreshed every second, the page reruns when all are in."""
-    if all(load.done.is_set() for load in loads):
-        st.rerun()
-    waited = max(time.monotonic() - load.started for load in loads)
-    with st.container(border=True):
-        st.markdown(f"**Loading {', '.join(load.name for load in loads)} (pretrained) in the "
-                    f"background** — once per server process, then shared by every session. It is "
-                    f"left out of the pages until it is in (no stand-in for a real model).")
-        expected = max(load.expected[1] or FIRST_LOAD_SECONDS[load.expected[0]] for load in loads)
-        st.progress(min(waited / expected, 0.95),
-                    text=f"{waited:.0f} s so far; " + " ".join(map(_expected_load_text, loads)))
 
 
 # Before any load was timed on this machine: SmolLM2-135M on 2 CPU cores (README's costs).
 FIRST_LOAD_SECONDS = {"cache": 3.0, "gguf": 8.0}
-
-
-def _expected_load_text(load: PretrainedLoad) -> str:
-    source, seconds = load.expected
-    reads = "the checkpoint cache" if source == "cache" else "the GGUF file (dequantized once, then cached)"
-    if seconds is None:
-        return (f"{load.name} reads {reads}: not timed on this machine yet, about "
-                f"{FIRST_LOAD_SECONDS[source]:.0f} s on 2 CPU cores.")
-    return f"{load.name} reads {reads}: {seconds:.1f} s the last time here."
 
 
 def trained_already(selection: Selection, configs: dict) -> bool:

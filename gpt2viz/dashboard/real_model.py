@@ -11,6 +11,7 @@ from gpt2viz.analysis.specs import SPECS, Scored
 from gpt2viz.analysis.workbench import Variant, trace_ids
 from gpt2viz.core.model import Trace
 
+from . import background
 from .heads import text_ids  # the default corpus's validation text in the model's own tokens
 
 
@@ -35,18 +36,19 @@ def pooled(variant: Variant) -> dict:
     return _pooled(variant, id(variant.model))
 
 
-@st.cache_resource(show_spinner=False)
-def _streaming_results() -> dict:
-    """(model id, tokens, windows, sinks) -> streaming rows, for every session."""
-    return {}
-
-
 def streaming(variant: Variant, tokens: int, windows: tuple, sinks: tuple, run: bool) -> list[dict] | None:
     """The StreamingLLM experiment over the first `tokens` tokens of the text, once per
-    settings: None until measured; run=True measures (a pass per setting: minutes)."""
-    key = (id(variant.model), tokens, tuple(windows), tuple(sinks))
-    results = _streaming_results()
-    if key not in results and run:
+    settings for every session: the rows when measured, else None; run=True starts it in the
+    background (a pass per setting: minutes) and background.show draws how far it is."""
+    key = ("streaming", id(variant.model), tokens, tuple(windows), tuple(sinks))
+    if run:
         scored = Scored(text_ids(variant), variant.config.max_seq_len)
-        results[key] = SPECS["streaming"].run(variant.model, scored, tokens, windows, sinks)
-    return results.get(key)
+        background.start(key, f"StreamingLLM over {tokens:,} tokens of {variant.name}",
+                         lambda report: SPECS["streaming"].run(variant.model, scored, tokens, windows,
+                                                               sinks, report))
+    return background.finished(key)
+
+
+def streaming_running(variant: Variant, tokens: int, windows: tuple, sinks: tuple) -> bool:
+    """Draw the run of these settings if one is going (progress, Cancel); True while it is."""
+    return background.show(("streaming", id(variant.model), tokens, tuple(windows), tuple(sinks)))
