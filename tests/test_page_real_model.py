@@ -102,7 +102,7 @@ def test_latency_page_decodes_the_real_model_full_window_and_sinks(real):
     at.select_slider[0].set_value(1024).run()  # longest context
     at.slider[0].set_value(2).run()  # steps per point
     at.button[0].click().run()
-    wait_for_training(at)  # the three passes run in the background, then the page draws them
+    wait_for_training(at)  # the run measures in the background, then the page draws it
     assert not at.exception
     (fig,) = figures(at)
     measured = {t["legendgroup"]: (array(t["x"]), array(t["y"])) for t in fig["data"] if t["mode"] == "markers"}

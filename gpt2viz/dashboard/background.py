@@ -1,5 +1,5 @@
 """Long work a page starts, the one way: a pretrained model's load, a StreamingLLM run, an
-uptraining run. Each runs once per key on a thread of its own, for every session on this
+uptraining run, a Latency & memory run. Each runs once per key on a thread of its own, for every session on this
 server; the page shows its progress (refreshed every second, without rerunning the page) with a
 Cancel button, and keeps the result for every session. A session that leaves the page does
 not stop it. Training goes through the training queue instead (training.py): it runs one job at
@@ -65,11 +65,13 @@ class WorkShelf:
         return self._works.get(key)
 
     def start(self, key: Hashable, title: str, run: Callable[[Callable], Any], waiter: Hashable = None,
-              **options) -> Work:
-        """options: Work's expected_s, cancellable, detail."""
+              fresh: bool = False, **options) -> Work:
+        """options: Work's expected_s, cancellable, detail. fresh: run again even if a result
+        is kept (a measurement asked for again); a running one is joined all the same."""
         with self._lock:
             work = self._works.get(key)
-            if work is None or work.cancelled.is_set() or (work.done.is_set() and work.error is not None):
+            if (work is None or work.cancelled.is_set()
+                    or (work.done.is_set() and (fresh or work.error is not None))):
                 work = self._works[key] = Work(key, title, **options)
                 threading.Thread(target=self._run, args=(work, run), daemon=True,
                                  name=f"gpt2viz-work-{title}").start()
@@ -97,9 +99,10 @@ def shelf() -> WorkShelf:
     return WorkShelf()
 
 
-def start(key: Hashable, title: str, run: Callable[[Callable], Any], **options) -> Work:
-    """Start (or join) the work under `key` for this session; options as WorkShelf.start."""
-    return shelf().start(key, title, run, session_id(), **options)
+def start(key: Hashable, title: str, run: Callable[[Callable], Any], fresh: bool = False,
+          **options) -> Work:
+    """Start (or join) the work under `key` for this session; as WorkShelf.start."""
+    return shelf().start(key, title, run, session_id(), fresh, **options)
 
 
 def finished(key: Hashable) -> Any | None:

@@ -1,15 +1,19 @@
 """Latency & memory's measurements as the page sees them: a stored run of the same
-settings at once, a quick one on arrival when it takes a few seconds, a full one on Run;
-every run is labelled with when and where it was measured."""
+settings at once, a quick one on arrival when it takes a few seconds, a full one on Run (in
+the background: background.py); every run is labelled with when and where it was measured."""
 from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Callable
 
 import streamlit as st
 
 from gpt2viz.analysis import measurements
+from gpt2viz.core.resources import plural
+
+from . import background
 
 QUICK_SECONDS = 5.0  # a run estimated at most this long starts by itself on arrival
 
@@ -23,14 +27,24 @@ def measured(kind: str, settings: dict, estimate_s: Callable[[int], float],
     (repeats apart: a stored run says how many it took)."""
     key = json.dumps([kind, settings], sort_keys=True, default=str)
     shown = st.session_state.setdefault("bench_runs", {})
-    if pressed:
-        shown[key] = _run(kind, settings, run, repeats, estimate_s(repeats))
-    elif key not in shown:
+    device = settings.get("device", "cpu")
+    if pressed:  # a full run: background work (progress, Cancel), stored for every session
+        estimate = estimate_s(repeats)
+        background.start(("bench", key), f"Measuring {plural(repeats, 'repeat')} per point "
+                                         f"({about(kind, estimate, device)})",
+                         partial(_measure, kind, settings, run, repeats, estimate), fresh=True)
+    finished = background.finished(("bench", key))
+    if finished is not None:
+        shown[key] = finished
+    elif not background.show(("bench", key)) and key not in shown:
         stored = measurements.load(kind, settings)
         if stored is not None:
             shown[key] = stored | {"just_now": False}
-        elif expected_seconds(kind, quick := estimate_s(quick_repeats), settings.get("device", "cpu")) <= QUICK_SECONDS:
-            shown[key] = _run(kind, settings, run, quick_repeats, quick)
+        elif expected_seconds(kind, quick := estimate_s(quick_repeats), device) <= QUICK_SECONDS:
+            bar = st.progress(0.0, text=f"Measuring, {about(kind, quick, device)}")
+            shown[key] = _measure(kind, settings, run, quick_repeats, quick,
+                                  lambda i, total, what: bar.progress(i / total, text=what))
+            bar.empty()
     return shown.get(key)
 
 
@@ -51,11 +65,10 @@ def about(kind: str, estimate: float, device: str = "cpu") -> str:
             f"the median of took / estimated over {runs} run{'s' if runs > 1 else ''} of this kind here)")
 
 
-def _run(kind, settings, run, repeats, estimate) -> dict:
-    bar = st.progress(0.0, text=f"Measuring, {about(kind, estimate, settings.get('device', 'cpu'))}")
+def _measure(kind, settings, run, repeats, estimate, report) -> dict:
+    """run(repeats, report), timed and stored with the estimate made before it."""
     start = time.perf_counter()
-    rows = run(repeats, lambda i, total, what: bar.progress(i / total, text=what))
-    bar.empty()
+    rows = run(repeats, report)
     return measurements.save(kind, settings, rows, repeats, seconds=time.perf_counter() - start,
                              estimated_seconds=estimate) | {"just_now": True}
 
