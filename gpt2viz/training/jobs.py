@@ -33,7 +33,6 @@ from gpt2viz.weights.checkpoint_cache import cache_entries
 from gpt2viz.weights.serving import Refused
 
 MAX_WAITING = 4                      # jobs waiting behind the running one, server-wide (shared mode)
-MAX_JOB_TOKENS = 4 * 240 * 16 * 128  # four times the default budget (240 steps of 16 x 128)
 WATCH_SECONDS = 5.0  # a job counts as watched this long after a page last showed it
 
 
@@ -135,6 +134,9 @@ def _cached_paces():
 
 def job_tokens(settings: TrainSettings) -> int:
     return settings.steps * settings.batch_size * settings.block_size
+
+
+MAX_JOB_TOKENS = 4 * job_tokens(TrainSettings())  # four times the default budget (shared mode)
 
 
 def check_budget(settings: TrainSettings) -> None:
