@@ -200,6 +200,11 @@ def choose(scope, label, option, tries=3):
     wait_idle(scope.page)
 
 
+def variants_shown(page) -> list[str]:
+    """The variant column of Build & train's table."""
+    return [row["variant"] for row in table(page)]
+
+
 def table(page, index=0) -> list[dict]:
     """The rows of the index-th st.dataframe as a user reads them (its accessible grid)."""
     grid = page.locator("[data-testid='stDataFrame']").nth(index)
