@@ -68,10 +68,11 @@ def pytest_configure(config):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the group marks
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (pyproject's -n, --dist loadgroup) a browser module stays on one
     worker, so its dashboard and Chromium start once; every other test goes wherever a worker
-    is free."""
+    is free. (pytest 9.2 broke this grouping: requirements-dev.txt.)"""
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -22,7 +22,8 @@ def tiny(**overrides):
 def test_a_round_trip_gives_the_same_logits_and_meta(overrides):
     model = tiny(**overrides)
     data = checkpoint_zip(model, {"vocab": list(range(100)), "seed": 3})
-    loaded, meta = load_checkpoint_zip(data, LIMIT)
+    loaded, meta, tokenizer = load_checkpoint_zip(data, LIMIT)
+    assert tokenizer is None  # ours: read with GPT-2's BPE and its vocabulary
     idx = torch.randint(0, 101, (2, 20))
     assert loaded.config == model.config and meta["seed"] == 3 and meta["vocab"] == list(range(100))
     assert torch.equal(loaded(idx), model(idx))
@@ -37,7 +38,8 @@ def test_a_hugging_face_folder_zipped_loads_exactly(tmp_path):
     with zipfile.ZipFile(buffer, "w") as archive:  # zipped with its folder, as people do
         for f in (tmp_path / "gpt2-small-test").iterdir():
             archive.write(f, f"gpt2-small-test/{f.name}")
-    model, meta = load_checkpoint_zip(buffer.getvalue(), LIMIT)
+    model, meta, tokenizer = load_checkpoint_zip(buffer.getvalue(), LIMIT)
+    assert tokenizer is None  # a GPT-2 folder: GPT-2's BPE reads it
     idx = torch.randint(0, 101, (1, 16))
     assert meta is None
     assert (model(idx) - hf(idx).logits).abs().max() < 1e-5

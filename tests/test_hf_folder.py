@@ -127,6 +127,35 @@ def test_sharded_safetensors_load_the_same(tmp_path, folders):
         load_hf_folder(folder)
 
 
+def zipped(folder, top="model/") -> bytes:
+    """The folder as a person zips it: its files inside one top-level folder."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.write(path, top + path.name)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2-sharded"])
+def test_a_zipped_folder_uploads_as_the_folder_loads(tmp_path, folders, family):
+    """Issue 31: the sidebar's upload takes a zipped Llama-family folder too, with its tokenizer."""
+    from gpt2viz.weights.checkpoints import load_checkpoint_zip
+
+    folder = (save_folder(tmp_path, "qwen2", max_shard_size="40KB") if family == "qwen2-sharded"
+              else folders[family])
+    model, meta, tokenizer = load_checkpoint_zip(zipped(folder), 160 * 2**20)
+    expected, expected_tokenizer = load_hf_folder(folder)
+    with torch.no_grad():
+        assert torch.equal(model(ids()), expected(ids()))
+    assert meta is None and model.pretrained == "uploaded " + family.split("-")[0]
+    assert tokenizer.encode(TEXT) == expected_tokenizer.encode(TEXT) == tiny_tokenizer().encode(TEXT).ids
+    with pytest.raises(CheckpointError, match="more than 0 MiB"):
+        load_checkpoint_zip(zipped(folder), 1000)
+
+
 def test_rope_scaling_maps_onto_our_fields(tmp_path):
     """transformers 4's rope_scaling dict and 5's rope_parameters give the same config."""
     from gpt2viz.weights.checkpoints import hf_llama_config_to_ours

@@ -4,7 +4,7 @@ import pytest
 from apptest import app, figures
 
 from gpt2viz import ModelConfig
-from gpt2viz.dashboard.controls import DEFAULTS, custom_name
+from gpt2viz.dashboard.controls import CUSTOM_DEFAULTS, DEFAULTS, custom_name
 from gpt2viz.dashboard.link import read_link
 
 pytestmark = pytest.mark.usefixtures("quick_training")
@@ -83,6 +83,22 @@ def test_a_custom_slot_not_in_compare_says_why_it_cannot_be_built():
     side = [e.value for e in at.sidebar.error]
     assert any(m.startswith("custom 1 cannot be built") and "n_head=3" in m for m in side), side
     assert not any("custom 1" in e.value for e in at.main.error)  # not selected: not in the main area
+
+
+@pytest.mark.slow
+def test_a_typed_value_out_of_range_is_the_one_named():
+    """Issue 31.7a: with widget bounds Streamlit kept the old value, so the message named that
+    one (n_kv_head=3) instead of what was typed; each typed value is now checked and named."""
+    at = app(variants=["custom"], weights="random")
+    for key, typed, said in (("sb_n_layer", 999, "Layers 999 is outside 1–12"),
+                             ("sb_n_kv_head", 0, "Key/value heads 0 is outside 1–32"),
+                             ("sb_window", -5, "Window (0 = full attention) -5 is outside 0–256")):
+        at.number_input(key=key).set_value(typed).run()
+        errors = [e.value for e in at.sidebar.error]
+        assert any(said in e for e in errors), (typed, errors)
+        assert any(said in e.value for e in at.main.error)  # in Compare: named there too
+        at.number_input(key=key).set_value(CUSTOM_DEFAULTS["custom"][key[3:]]).run()  # back
+        assert not at.sidebar.error and not at.exception
 
 
 @pytest.mark.slow

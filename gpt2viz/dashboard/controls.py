@@ -89,10 +89,17 @@ def training_settings(values: dict) -> TrainSettings:
 
 
 def custom_config(values: dict, slot: str) -> ModelConfig:
-    """The custom slot's ModelConfig; ValueError (with the fix) when it cannot be built."""
+    """The custom slot's ModelConfig; ValueError (with the fix) when it cannot be built. Its
+    number fields take any typed value (a widget bound would silently keep the old one), so
+    their ranges are checked here."""
     prefix = SLOTS[slot][1]
     v = {f: values[prefix + f] for f in CUSTOM_DEFAULTS[slot]}
     v |= {f: CUSTOM_DEFAULTS[slot][f] for f, applies in APPLIES.items() if not applies(v)}
+    for f in CUSTOM_NUMBERS:
+        label, lowest, highest, _ = NUMBER_FIELDS[f]
+        if not lowest <= v[f] <= highest:
+            raise ValueError(f"{label} {format_number(v[f])} is outside {format_number(lowest)}–"
+                             f"{format_number(highest)}: type a value in that range.")
     return ModelConfig(n_layer=int(v["n_layer"]), n_head=int(v["n_head"]), n_kv_head=int(v["n_kv_head"]),
                        d_model=int(v["d_model"]), position=v["position"],
                        rope_base=float(v["rope_base"]), window=int(v["window"]) or None,

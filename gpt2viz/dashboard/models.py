@@ -218,7 +218,7 @@ def _uploaded_variant() -> dict[str, Variant]:
     if st.session_state.get("uploaded", (None,))[0] != upload.file_id:
         try:
             check_upload("checkpoint", upload.size)
-            model, meta = load_checkpoint_zip(upload.getvalue(), UPLOAD_CAPS["checkpoint"])
+            model, meta, tokenizer = load_checkpoint_zip(upload.getvalue(), UPLOAD_CAPS["checkpoint"])
         except (CheckpointError, Refused) as err:
             serving_mode.show_error(f"{upload.name} does not load", err)
             return {}
@@ -226,7 +226,8 @@ def _uploaded_variant() -> dict[str, Variant]:
         history = History(**meta["history"]) if meta and "history" in meta else None
         name = Path(upload.name).stem
         st.session_state["uploaded"] = (upload.file_id, Variant(name, model.to(device()).eval(), vocab,
-                                                                f"uploaded {upload.name}", history))
+                                                                f"uploaded {upload.name}", history,
+                                                                tokenizer=tokenizer))
     variant = st.session_state["uploaded"][1]
     return {variant.name: variant}
 

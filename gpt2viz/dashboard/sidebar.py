@@ -54,9 +54,13 @@ def _restore_dropped_widgets() -> None:
             st.session_state[f"sb_{key}"] = value
 
 
-def _number(container, key: str, spec: str):
+def _number(container, key: str, spec: str, bounded: bool = True):
+    """bounded=False: any typed value is taken and checked by its reader (custom_config), which
+    names it; with bounds Streamlit keeps the old value, and the message would name that one."""
     label, lowest, highest, step = NUMBER_FIELDS[spec]
     style = {"format": "%g"} if isinstance(lowest, float) else {}
+    if not bounded:
+        return container.number_input(label, step=step, key=f"sb_{key}", **style)
     return container.number_input(label, lowest, highest, step=step, key=f"sb_{key}", **style)
 
 
@@ -87,7 +91,7 @@ def draw() -> Selection:
             st.selectbox("Position encoding", POSITIONS, key=f"sb_{prefix}position")
             for f in CUSTOM_NUMBERS:
                 if f not in APPLIES or APPLIES[f]({g: current[prefix + g] for g in CUSTOM_DEFAULTS[slot]}):
-                    _number(st, prefix + f, f)
+                    _number(st, prefix + f, f, bounded=False)
             if problem:  # beside the fields, whether or not the slot is in Compare
                 st.error(f"{title} cannot be built. {problem}")
         if slot in names and problem:
@@ -107,8 +111,9 @@ def draw() -> Selection:
     if weights == "checkpoint":
         checkpoint = sb.text_input(serving_mode.checkpoint_prompt(), key="sb_checkpoint").strip()
     elif weights == "upload":
-        sb.file_uploader("A gpt2viz checkpoint (.zip from Build & train), or a Hugging Face GPT-2 "
-                         "folder zipped (config.json + model.safetensors)", type=["zip"],
+        sb.file_uploader("A gpt2viz checkpoint (.zip from Build & train), or a Hugging Face folder "
+                         "zipped (config.json + model.safetensors; GPT-2, or Llama, Mistral or Qwen2 "
+                         "with its tokenizer.json)", type=["zip"],
                          key="checkpoint_upload", max_upload_size=serving_mode.upload_megabytes("checkpoint"))
     seed = int(_number(sb, "seed", "seed"))
     sb.caption(f"Device: **{device()}** · torch {torch.__version__}")

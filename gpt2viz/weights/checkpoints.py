@@ -11,6 +11,7 @@ import io
 import json
 import math
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -415,7 +416,11 @@ def load_checkpoint(folder) -> tuple[GPT2, dict]:
 
 
 # ---------------------------------------------------------------- one .zip, in and out
-ZIP_FILES = {"model.safetensors", "meta.json", "config.json"}  # nothing else is read
+# nothing else is read: our checkpoint, or a Hugging Face folder (GPT-2 or the Llama family,
+# its weights whole or in shards, and its tokenizer)
+ZIP_FILES = {"model.safetensors", "meta.json", "config.json", "model.safetensors.index.json",
+             "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}
+SHARD = re.compile(r"model-\d+-of-\d+\.safetensors")
 
 
 def checkpoint_zip(model: GPT2, meta: dict) -> bytes:
@@ -430,10 +435,12 @@ def checkpoint_zip(model: GPT2, meta: dict) -> bytes:
         return buffer.getvalue()
 
 
-def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dict | None]:
-    """A .zip of our checkpoint, or of a Hugging Face GPT-2 folder (config.json +
-    model.safetensors; pickled .bin weights are refused: nothing is unpickled). The files may
-    sit in one top-level folder. Returns the model and our meta (None for Hugging Face)."""
+def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dict | None, HFTokenizer | None]:
+    """A .zip of our checkpoint, or of a Hugging Face folder of GPT-2 or the Llama family
+    (config.json + model.safetensors or its shards, tokenizer.json; pickled .bin weights are
+    refused: nothing is unpickled), read as load_hf_folder reads the folder. The files may sit
+    in one top-level folder. Returns the model, our meta (None for Hugging Face) and the
+    folder's own tokenizer (None for ours and for GPT-2, which GPT-2's BPE reads)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -450,9 +457,9 @@ def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dic
             names.append(parts[-1])
             if parts[-1].endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")):
                 pickled.append(parts[-1])
-            if parts[-1] in ZIP_FILES:
+            if parts[-1] in ZIP_FILES or SHARD.fullmatch(parts[-1]):
                 wanted[parts[-1]] = info
-        if "model.safetensors" not in wanted:
+        if "model.safetensors" not in wanted and "model.safetensors.index.json" not in wanted:
             if pickled and "config.json" in wanted:  # a Hugging Face folder saved the old way
                 raise CheckpointError(f"The archive holds {pickled[0]!r}, pickled weights: they can "
                                       f"run code when loaded, so they are refused. Save the "
@@ -460,8 +467,8 @@ def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dic
             shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
             raise CheckpointError(f"Not a gpt2viz checkpoint: the archive has no model.safetensors "
                                   f"(it holds {shown or 'nothing'}). Download one from Build & "
-                                  f"train, or zip a Hugging Face GPT-2 folder (config.json + "
-                                  f"model.safetensors).")
+                                  f"train, or zip a Hugging Face folder (config.json + "
+                                  f"model.safetensors; GPT-2, Llama, Mistral or Qwen2).")
         if sum(info.file_size for info in wanted.values()) > max_unpacked_bytes:
             raise CheckpointError(f"The archive unpacks to more than {max_unpacked_bytes / 1024**2:.0f} "
                                   f"MiB, the checkpoint limit.")
@@ -469,8 +476,11 @@ def load_checkpoint_zip(data: bytes, max_unpacked_bytes: int) -> tuple[GPT2, dic
         for name, info in wanted.items():
             (folder / name).write_bytes(archive.read(info))
         if (folder / "meta.json").is_file():
-            return load_checkpoint(folder)
+            return *load_checkpoint(folder), None
         if (folder / "config.json").is_file():
-            return load_hf_gpt2(folder), None
+            model, tokenizer = load_hf_folder(folder)
+            if model.pretrained:  # named by the temporary folder: say what was uploaded instead
+                model.pretrained = "uploaded " + _read_json(folder / "config.json").get("model_type", "model")
+            return model, None, tokenizer
         raise CheckpointError("The archive has neither meta.json (a gpt2viz checkpoint) nor "
-                              "config.json (a Hugging Face GPT-2 folder).")
+                              "config.json (a Hugging Face folder).")
