@@ -67,6 +67,10 @@ def test_every_sidebar_control_sticks_and_changes_the_page(dashboard):
     assert variants_shown(page)[-1] == "custom 1: rope · GQA-2 · w=16 · L=5" and "n_layer=5" in page.url
     type_number(panel, "Window (0 = full attention)", 4)
     type_number(panel, "Key/value heads", 1)
+    type_number(panel, "Layers", 999)  # issue 31.7a: the message names what was typed
+    said = page.get_by_text(re.compile(r"custom 1 cannot be built.*Layers 999 is outside 1–12"))
+    assert said.count() == 2  # beside the fields and in the main area
+    type_number(panel, "Layers", 5)
     assert variants_shown(page)[-1] == "custom 1: rope · MQA · w=4 · L=5" and "window=4" in page.url
     assert table(page)[-1]["attention"] == "MQA" and table(page)[-1]["window"] == "4"
     choose(panel, "Position encoding", "learned")
