@@ -20,6 +20,7 @@ def test_work_runs_once_per_key_and_keeps_its_result():
     release.set()
     assert first.done.wait(10) and first.result == 42 and first.error is None
     assert calls == [1] and shelf.start("k", "sum", run, waiter="c").result == 42  # kept, not rerun
+    assert first.asked == {"a", "b", "c"}
 
 
 def test_cancel_stops_at_the_next_report_only_when_nobody_waits():

@@ -36,7 +36,8 @@ class Work:
     text: str = ""
     result: Any = None
     error: Exception | None = None
-    waiters: set = field(default_factory=set)
+    waiters: set = field(default_factory=set)  # sessions waiting on it now
+    asked: set = field(default_factory=set)  # every session that started or joined it
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -76,6 +77,7 @@ class WorkShelf:
                 threading.Thread(target=self._run, args=(work, run), daemon=True,
                                  name=f"gpt2viz-work-{title}").start()
             work.waiters.add(waiter)
+            work.asked.add(waiter)
             return work
 
     def cancel(self, work: Work, waiter: Hashable = None) -> None:
@@ -113,11 +115,14 @@ def finished(key: Hashable) -> Any | None:
 
 def show(key: Hashable) -> bool:
     """Draw what the work under `key` is doing: its progress and Cancel while it runs (the
-    page reruns when it ends), one line if it failed or was cancelled. True while it runs."""
+    page reruns when it ends), one line if it failed or was cancelled (to the sessions that
+    asked for it). True while it runs."""
     work = shelf().get(key)
     if work is None:
         return False
     if work.done.is_set():
+        if session_id() not in work.asked:
+            return False
         if isinstance(work.error, Cancelled):
             st.info(f"{work.title}: cancelled; nothing was kept.")
         elif work.error is not None:
