@@ -68,12 +68,11 @@ def estimate_factor(kind: str, device: str = "cpu") -> tuple[float, int] | None:
     """(median of took / estimated, runs) over this kind's runs stored from this machine and
     device, or None before any: the up-front estimates are FLOP counts at a device kind's
     fixed rates (bench.estimate_rates), and this says how far off they are here."""
-    ratios = []
+    ratios, here = [], machine(device)
     for path in (cache_dir() / FOLDER).glob(f"{kind}-*.json"):
         try:
             record = json.loads(path.read_text())
-            if (record["machine"] == machine(device) and record["seconds"]
-                    and record["estimated_seconds"]):
+            if record["machine"] == here and record["seconds"] and record["estimated_seconds"]:
                 ratios.append(record["seconds"] / record["estimated_seconds"])
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
             continue

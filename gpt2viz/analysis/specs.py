@@ -34,7 +34,6 @@ class Scored:
 
 @dataclass(frozen=True)
 class Experiment:
-    title: str
     defaults: dict
     run: Callable[..., object]
     rows: Callable[..., list[dict]]
@@ -65,7 +64,7 @@ def _length_rows(curve: ex.LengthCurve, scored: Scored, max_len: int | None = No
     return [row]
 
 
-LENGTH = Experiment("Length generalization", {"max_len": None, "rope_base": 0.0}, _length_run, _length_rows)
+LENGTH = Experiment({"max_len": None, "rope_base": 0.0}, _length_run, _length_rows)
 
 
 # ------------------------------------------------------------------ window and sinks
@@ -78,7 +77,7 @@ def _window_rows(result: dict, scored: Scored, windows, sinks) -> list[dict]:
              "vs full attention": round(row["loss"] - result["full_loss"], 3)} for row in result["rows"]]
 
 
-WINDOW = Experiment("Window & sinks", {"windows": (4, 8, 16, 32, 64, 128), "sinks": (0, 4)},
+WINDOW = Experiment({"windows": (4, 8, 16, 32, 64, 128), "sinks": (0, 4)},
                     _window_run, _window_rows)
 
 
@@ -96,7 +95,7 @@ def _receptive_rows(result: dict, scored: Scored, position: int) -> list[dict]:
             for layer, (measured, theory) in enumerate(zip(result["reach"], result["theory"]), 1)]
 
 
-RECEPTIVE = Experiment("Receptive field", {"position": 100}, _receptive_run, _receptive_rows)
+RECEPTIVE = Experiment({"position": 100}, _receptive_run, _receptive_rows)
 
 
 # ------------------------------------------------------------------ GQA frontier
@@ -126,7 +125,7 @@ def _gqa_rows(result: dict, scored: Scored, uptrain_steps: int = 0, **_) -> list
              "from scratch": _rounded(r.get("scratch_loss"))} for r in result["rows"]]
 
 
-GQA = Experiment("GQA frontier", {"uptrain_steps": 0}, _gqa_run, _gqa_rows)
+GQA = Experiment({}, _gqa_run, _gqa_rows)  # its steps default: uptrain_steps(settings)
 
 
 # ------------------------------------------------------------------ StreamingLLM
@@ -150,7 +149,7 @@ def _streaming_rows(rows: list[dict], scored: Scored, tokens: int, windows, sink
                 if v is not None}} for r in rows]  # buckets past the text: left out
 
 
-STREAMING = Experiment("StreamingLLM", {"tokens": 2048, "windows": (256,), "sinks": (0, 4)},
+STREAMING = Experiment({"tokens": 2048, "windows": (256,), "sinks": (0, 4)},
                        _streaming_run, _streaming_rows)
 
 
@@ -167,7 +166,7 @@ def _extend_rows(result: dict, scored: Scored, **_) -> list[dict]:
             for r in result["rows"]]
 
 
-EXTEND = Experiment("Context extension", {"methods": ROPE_SCALINGS, "factor": 8}, _extend_run, _extend_rows)
+EXTEND = Experiment({"methods": ROPE_SCALINGS, "factor": 8}, _extend_run, _extend_rows)
 
 SPECS = {"length": LENGTH, "window": WINDOW, "receptive": RECEPTIVE, "gqa": GQA,
          "streaming": STREAMING, "extend": EXTEND}

@@ -71,6 +71,9 @@ class ModelStore:
         """The load of `name` (background work: once per server process, later requests
         share it). A missing package raises pretrained.MissingPackageError here, before any
         thread starts."""
+        started = background.shelf().get(("pretrained", name))
+        if started is not None and started.error is None:  # loading or in: nothing to look up
+            return started
         pretrained.gguf_path(name)  # instant; says which pip command is missing
         source, seconds = pretrained.expected_load(name)
         reads = "the checkpoint cache" if source == "cache" else "the GGUF file (dequantized once, then cached)"

@@ -40,7 +40,7 @@ def streaming(variant: Variant, tokens: int, windows: tuple, sinks: tuple, run: 
     """The StreamingLLM experiment over the first `tokens` tokens of the text, once per
     settings for every session: the rows when measured, else None; run=True starts it in the
     background (a pass per setting: minutes) and background.show draws how far it is."""
-    key = ("streaming", id(variant.model), tokens, tuple(windows), tuple(sinks))
+    key = _streaming_key(variant, tokens, windows, sinks)
     if run:
         scored = Scored(text_ids(variant), variant.config.max_seq_len)
         background.start(key, f"StreamingLLM over {tokens:,} tokens of {variant.name}",
@@ -51,4 +51,8 @@ def streaming(variant: Variant, tokens: int, windows: tuple, sinks: tuple, run: 
 
 def streaming_running(variant: Variant, tokens: int, windows: tuple, sinks: tuple) -> bool:
     """Draw the run of these settings if one is going (progress, Cancel); True while it is."""
-    return background.show(("streaming", id(variant.model), tokens, tuple(windows), tuple(sinks)))
+    return background.show(_streaming_key(variant, tokens, windows, sinks))
+
+
+def _streaming_key(variant: Variant, tokens: int, windows: tuple, sinks: tuple) -> tuple:
+    return ("streaming", id(variant.model), tokens, tuple(windows), tuple(sinks))
